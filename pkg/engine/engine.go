@@ -1,0 +1,122 @@
+// Package engine turns tokenised sentences into sentence embeddings.
+//
+// Every inference backend (ONNX Runtime on CPU, the CUDA engine) sits behind
+// the small Engine interface so that serve, bench and the CLI never know which
+// one runs. Batches are flat and padding-free, as in text-embeddings-inference:
+// the token ids of all rows end to end plus cumulative offsets. Padded backends
+// pad at the edge; packed backends use the layout as is.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Batch is a padding-free batch of tokenised rows. Row i is
+// IDs[Offsets[i]:Offsets[i+1]]; every row already carries [CLS] … [SEP].
+// Token type ids are all zero for single-sentence embedding and so are not
+// stored.
+type Batch struct {
+	IDs     []int32
+	Offsets []int32 // len(Offsets) == Rows()+1, Offsets[0] == 0
+}
+
+// NewBatch packs rows into a Batch, copying their ids.
+func NewBatch(rows [][]int32) *Batch {
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	b := &Batch{IDs: make([]int32, 0, n), Offsets: make([]int32, 1, len(rows)+1)}
+	for _, r := range rows {
+		b.Append(r)
+	}
+	return b
+}
+
+// Append adds one row to the batch.
+func (b *Batch) Append(ids []int32) {
+	if len(b.Offsets) == 0 {
+		b.Offsets = append(b.Offsets, 0)
+	}
+	b.IDs = append(b.IDs, ids...)
+	b.Offsets = append(b.Offsets, int32(len(b.IDs)))
+}
+
+// Reset empties the batch, keeping its storage.
+func (b *Batch) Reset() {
+	b.IDs = b.IDs[:0]
+	b.Offsets = append(b.Offsets[:0], 0)
+}
+
+// Rows is the number of sentences in the batch.
+func (b *Batch) Rows() int {
+	if len(b.Offsets) == 0 {
+		return 0
+	}
+	return len(b.Offsets) - 1
+}
+
+// Row returns the token ids of row i (not a copy).
+func (b *Batch) Row(i int) []int32 { return b.IDs[b.Offsets[i]:b.Offsets[i+1]] }
+
+// Tokens is the total number of tokens, the work a padding-free engine does.
+func (b *Batch) Tokens() int { return len(b.IDs) }
+
+// MaxLen is the longest row, the width a padded engine pads to.
+func (b *Batch) MaxLen() int {
+	m := 0
+	for i := 0; i < b.Rows(); i++ {
+		if l := int(b.Offsets[i+1] - b.Offsets[i]); l > m {
+			m = l
+		}
+	}
+	return m
+}
+
+// Validate checks the batch's structure against an engine's limits.
+func (b *Batch) Validate(maxSeqLen, vocabSize int) error {
+	if len(b.Offsets) == 0 || b.Offsets[0] != 0 || int(b.Offsets[len(b.Offsets)-1]) != len(b.IDs) {
+		return errors.New("batch offsets do not cover the ids")
+	}
+	for i := 0; i < b.Rows(); i++ {
+		l := int(b.Offsets[i+1] - b.Offsets[i])
+		if l <= 0 {
+			return fmt.Errorf("batch row %d is empty", i)
+		}
+		if maxSeqLen > 0 && l > maxSeqLen {
+			return fmt.Errorf("batch row %d has %d tokens, more than the model's %d", i, l, maxSeqLen)
+		}
+	}
+	if vocabSize > 0 {
+		for _, id := range b.IDs {
+			if id < 0 || int(id) >= vocabSize {
+				return fmt.Errorf("token id %d outside the vocabulary of %d", id, vocabSize)
+			}
+		}
+	}
+	return nil
+}
+
+// Info describes a loaded engine to its callers.
+type Info struct {
+	Backend   string  // "onnxruntime", "cuda", ...
+	Dim       int     // embedding width (768 for m3e-base)
+	MaxSeqLen int     // longest row the model takes (its position table)
+	VocabSize int     // rows of the word-embedding table; 0 when unknown
+	Pooling   Pooling // how token states become one vector
+}
+
+// Engine is "token batches in, sentence embeddings out". Implementations are
+// safe for use by one goroutine at a time; serve runs one Engine per model
+// instance and never shares it across goroutines concurrently.
+type Engine interface {
+	// Info reports the engine's shape and pooling.
+	Info() Info
+	// Embed returns b.Rows()*Info().Dim float32s, row-major, pooled and
+	// (when Pooling.Normalize) L2-normalised. The slice is owned by the caller.
+	Embed(ctx context.Context, b *Batch) ([]float32, error)
+	// Close frees the engine's native resources.
+	Close() error
+}
