@@ -13,7 +13,7 @@ import (
 type Options struct {
 	Threads        int    // intra-op threads (CPU); 0: the runtime's default
 	InterOpThreads int    // inter-op threads (CPU); 0: the runtime's default
-	GraphOptLevel  int    // ONNX Runtime graph optimisation 0..3 (disable, basic, extended, all); -1 or 0 with no other setting: default (all)
+	GraphOptLevel  int    // ONNX Runtime graph optimisation: 1 basic, 2 extended, 3 all; 0 or -1: default (all); GraphOptDisabled: none
 	Provider       string // ONNX Runtime execution provider: "cpu" (default), "cuda", "tensorrt"
 	Device         int    // GPU ordinal for cuda/tensorrt
 	Precision      string // "fp32" or "fp16" (cuda backend)
@@ -21,6 +21,10 @@ type Options struct {
 	MaxBatchTokens int    // largest token count per batch; 0: no promise
 	ORTLib         string // path of libonnxruntime.so; "": search (see pkg/engine/onnxrt)
 }
+
+// GraphOptDisabled turns ONNX Runtime's graph optimisations off (for
+// debugging an export). It is not 0 so that zero-valued Options stay fast.
+const GraphOptDisabled = -2
 
 // Opener opens an Engine for a resolved model.
 type Opener func(m *Model, o Options) (Engine, error)
