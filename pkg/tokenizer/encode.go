@@ -1,0 +1,392 @@
+package tokenizer
+
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// encoder is the per-call state of EncodeTo. It lives on the caller's stack:
+// the current word and the marks awaiting canonical ordering sit in fixed
+// arrays, so a sentence is tokenised without touching the heap.
+//
+// Text flows through the same stages as in the tokenizers library, fused into
+// one pass over the runes: clean text → isolate CJK → NFD and drop
+// non-spacing marks → lower-case → split on whitespace and punctuation →
+// WordPiece.
+type encoder struct {
+	t         *Tokenizer
+	out       []int32
+	limit     int  // len(out) may not pass limit before the suffix is added
+	truncated bool // a token did not fit; stop reading
+
+	word    []byte // normalised bytes of the current word (first maxChars runes)
+	wrunes  int    // runes in the current word, counted past maxChars
+	wfirst  rune   // first rune, for the one-rune fast path
+	wordArr [4 * (DefaultMaxInputCharsPerWord + 1)]byte
+
+	// pending holds kept (spacing) non-starters until the next starter, so
+	// that they come out in NFD's canonical order.
+	pending [8]rune
+	pccc    [8]uint8
+	np      int
+}
+
+// ASCII character classes as the normaliser and pre-tokenizer see them.
+const (
+	aWord      = iota // letters, digits: part of a word
+	aSpace            // space, \t, \n, \r: split
+	aCtrlSpace        // \v, \f: dropped as control by clean text, else split
+	aControl          // other C0 controls and DEL: dropped by clean text
+	aPunct            // BERT punctuation: a word of its own
+)
+
+var asciiClass = func() (c [utf8.RuneSelf]uint8) {
+	for i := range c {
+		switch {
+		case i == ' ' || i == '\t' || i == '\n' || i == '\r':
+			c[i] = aSpace
+		case i == '\v' || i == '\f':
+			c[i] = aCtrlSpace
+		case i < 0x20 || i == 0x7f:
+			c[i] = aControl
+		case i >= 33 && i <= 47, i >= 58 && i <= 64, i >= 91 && i <= 96, i >= 123 && i <= 126:
+			c[i] = aPunct
+		default:
+			c[i] = aWord
+		}
+	}
+	return c
+}()
+
+// emit appends one id unless the sentence is full.
+func (e *encoder) emit(id int32) {
+	if len(e.out) >= e.limit {
+		e.truncated = true
+		return
+	}
+	e.out = append(e.out, id)
+}
+
+// run tokenises text, cutting out added tokens (such as "[MASK]") that are
+// matched verbatim before normalisation.
+func (e *encoder) run(text string) {
+	e.word = e.wordArr[:0]
+	t := e.t
+	for !e.truncated {
+		if len(t.added) == 0 {
+			e.segment(text)
+			return
+		}
+		i, n, id := t.findAdded(text)
+		if n == 0 {
+			e.segment(text)
+			return
+		}
+		e.segment(text[:i])
+		e.emit(id)
+		text = text[i+n:]
+	}
+}
+
+// findAdded returns the leftmost, then longest, added token in s: its offset,
+// length (0 when none) and id.
+func (t *Tokenizer) findAdded(s string) (at, n int, id int32) {
+	for i := 0; i < len(s); i++ {
+		if !t.addedFirst[s[i]] {
+			continue
+		}
+		for _, a := range t.added {
+			if len(a.content) > n && len(s)-i >= len(a.content) && s[i:i+len(a.content)] == a.content {
+				n, id = len(a.content), a.id
+			}
+		}
+		if n > 0 {
+			return i, n, id
+		}
+	}
+	return 0, 0, 0
+}
+
+// segment tokenises text that contains no added token.
+func (e *encoder) segment(s string) {
+	clean, lower := e.t.clean, e.t.lower
+	for i := 0; i < len(s) && !e.truncated; {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			i += n
+			e.rune(r)
+			continue
+		}
+		i++
+		switch asciiClass[c] {
+		case aWord:
+			if e.np > 0 {
+				e.flushPending()
+			}
+			if lower && c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			e.appendByte(c)
+		case aSpace:
+			e.split()
+		case aPunct:
+			e.split()
+			e.emit(e.t.vocab.singleRune(rune(c)))
+		case aCtrlSpace:
+			if !clean {
+				e.split()
+			}
+		case aControl:
+			if !clean {
+				if e.np > 0 {
+					e.flushPending()
+				}
+				e.appendByte(c)
+			}
+		}
+	}
+	e.split()
+}
+
+// split ends the current word, as whitespace does.
+func (e *encoder) split() {
+	if e.np > 0 {
+		e.flushPending()
+	}
+	e.flushWord()
+}
+
+// rune handles one non-ASCII rune of the raw text (RuneError for bad bytes).
+func (e *encoder) rune(r rune) {
+	t := e.t
+	// The CJK Unified Ideographs blocks: no decomposition, no case, not
+	// space or punctuation; the bulk of Chinese text takes this path.
+	if r >= 0x3400 && r <= 0x9fff && (r >= 0x4e00 || r <= 0x4dbf) {
+		if t.chinese {
+			e.split()
+			e.emit(t.vocab.singleRune(r))
+			return
+		}
+		if e.np > 0 {
+			e.flushPending()
+		}
+		e.appendRune(r)
+		return
+	}
+	if t.clean {
+		if r == 0 || r == utf8.RuneError || isControl(r) {
+			return
+		}
+		if unicode.IsSpace(r) {
+			e.split()
+			return
+		}
+	}
+	if t.chinese && isChinese(r) {
+		// BERT pads the ideograph with spaces, so it is a word of its own
+		// even after NFD maps a compatibility ideograph to its unified form.
+		e.split()
+		e.decompose(r)
+		e.split()
+		return
+	}
+	e.decompose(r)
+}
+
+// Hangul syllables decompose algorithmically (Unicode §3.12).
+const (
+	hangulBase  = 0xac00
+	hangulLast  = 0xd7a3
+	hangulLBase = 0x1100
+	hangulVBase = 0x1161
+	hangulTBase = 0x11a7
+	hangulTN    = 28
+	hangulNN    = 21 * hangulTN
+)
+
+// decompose applies NFD and drops non-spacing marks when accents are
+// stripped, then passes the runes on in canonical order.
+func (e *encoder) decompose(r rune) {
+	if !e.t.strip {
+		e.post(r)
+		return
+	}
+	if r >= hangulBase && r <= hangulLast {
+		s := r - hangulBase
+		e.nfdRune(hangulLBase+s/hangulNN, 0)
+		e.nfdRune(hangulVBase+(s%hangulNN)/hangulTN, 0)
+		if tr := s % hangulTN; tr != 0 {
+			e.nfdRune(hangulTBase+tr, 0)
+		}
+		return
+	}
+	var b [utf8.UTFMax]byte
+	n := utf8.EncodeRune(b[:], r)
+	p := norm.NFD.Properties(b[:n])
+	d := p.Decomposition()
+	if d == nil {
+		e.nfdRune(r, p.CCC())
+		return
+	}
+	for len(d) > 0 {
+		dr, dn := utf8.DecodeRune(d)
+		e.nfdRune(dr, norm.NFD.Properties(d).CCC())
+		d = d[dn:]
+	}
+}
+
+// nfdRune takes one rune of the NFD form with its canonical combining class.
+// Non-spacing marks are dropped (accent stripping); other non-starters wait
+// in pending so that a run of them is emitted sorted by class, as NFD's
+// canonical ordering would leave them.
+func (e *encoder) nfdRune(r rune, ccc uint8) {
+	mn := r >= 0x300 && unicode.Is(unicode.Mn, r)
+	if ccc == 0 {
+		if e.np > 0 {
+			e.flushPending()
+		}
+		if !mn {
+			e.post(r)
+		}
+		return
+	}
+	if mn {
+		return
+	}
+	if e.np == len(e.pending) {
+		e.flushPending() // pathological run of spacing marks: keep input order
+	}
+	e.pending[e.np], e.pccc[e.np] = r, ccc
+	e.np++
+}
+
+// flushPending emits the waiting non-starters in canonical (stable by
+// class) order.
+func (e *encoder) flushPending() {
+	n := e.np
+	e.np = 0
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && e.pccc[j-1] > e.pccc[j]; j-- {
+			e.pccc[j-1], e.pccc[j] = e.pccc[j], e.pccc[j-1]
+			e.pending[j-1], e.pending[j] = e.pending[j], e.pending[j-1]
+		}
+	}
+	for i := 0; i < n; i++ {
+		e.post(e.pending[i])
+	}
+}
+
+// post lower-cases a normalised rune and hands it to the pre-tokenizer.
+func (e *encoder) post(r rune) {
+	if e.t.lower {
+		if r == 0x130 { // İ: the one rune whose full lower case is two runes
+			e.pretok('i')
+			e.pretok(0x307)
+			return
+		}
+		r = unicode.ToLower(r)
+	}
+	e.pretok(r)
+}
+
+// pretok is the BertPreTokenizer: whitespace ends a word, punctuation is a
+// word of its own, anything else extends the current word.
+func (e *encoder) pretok(r rune) {
+	if r < utf8.RuneSelf {
+		switch asciiClass[r] {
+		case aSpace, aCtrlSpace:
+			e.flushWord()
+		case aPunct:
+			e.flushWord()
+			e.emit(e.t.vocab.singleRune(r))
+		default:
+			e.appendByte(byte(r))
+		}
+		return
+	}
+	switch {
+	case unicode.IsSpace(r):
+		e.flushWord()
+	case unicode.IsPunct(r):
+		e.flushWord()
+		e.emit(e.t.vocab.singleRune(r))
+	default:
+		e.appendRune(r)
+	}
+}
+
+// appendByte adds an ASCII byte to the current word.
+func (e *encoder) appendByte(c byte) {
+	e.wrunes++
+	if e.wrunes == 1 {
+		e.wfirst = rune(c)
+	}
+	if e.wrunes <= e.t.vocab.maxChars {
+		e.word = append(e.word, c)
+	}
+}
+
+// appendRune adds a rune to the current word.
+func (e *encoder) appendRune(r rune) {
+	e.wrunes++
+	if e.wrunes == 1 {
+		e.wfirst = r
+	}
+	if e.wrunes <= e.t.vocab.maxChars {
+		e.word = utf8.AppendRune(e.word, r)
+	}
+}
+
+// flushWord runs WordPiece on the current word and emits its ids.
+func (e *encoder) flushWord() {
+	v := e.t.vocab
+	switch {
+	case e.wrunes == 0:
+		return
+	case e.wrunes > v.maxChars:
+		e.emit(v.unk)
+	case e.wrunes == 1:
+		e.emit(v.singleRune(e.wfirst))
+	default:
+		var buf [DefaultMaxInputCharsPerWord]int32
+		dst := buf[:]
+		if e.wrunes > len(buf) {
+			dst = make([]int32, e.wrunes)
+		}
+		n := v.pieces(dst, e.word)
+		for _, id := range dst[:n] {
+			e.emit(id)
+		}
+	}
+	e.word = e.word[:0]
+	e.wrunes = 0
+}
+
+// isControl is BERT's control class for non-ASCII runes: the C categories
+// (format characters such as U+200B included) apart from unassigned code
+// points, which the tokenizers library's tables leave out.
+func isControl(r rune) bool {
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs)
+}
+
+// isChinese is the CJK ideograph test of the tokenizers library's
+// BertNormalizer. It differs from Google's original in one place: CJK
+// Extension E starts at U+2B920 there, not U+2B820, and the reference ids come
+// from that library, so that is what m3ectl reproduces.
+func isChinese(r rune) bool {
+	switch {
+	case r >= 0x4e00 && r <= 0x9fff,
+		r >= 0x3400 && r <= 0x4dbf,
+		r >= 0x20000 && r <= 0x2a6df,
+		r >= 0x2a700 && r <= 0x2b73f,
+		r >= 0x2b740 && r <= 0x2b81f,
+		r >= 0x2b920 && r <= 0x2ceaf,
+		r >= 0xf900 && r <= 0xfaff,
+		r >= 0x2f800 && r <= 0x2fa1f:
+		return true
+	}
+	return false
+}
