@@ -21,10 +21,16 @@ type encoder struct {
 	limit     int  // len(out) may not pass limit before the suffix is added
 	truncated bool // a token did not fit; stop reading
 
-	word    []byte // normalised bytes of the current word (first maxChars runes)
-	wrunes  int    // runes in the current word, counted past maxChars
-	wfirst  rune   // first rune, for the one-rune fast path
+	// The current word's normalised bytes (its first maxChars runes) are
+	// wordArr[:wlen], or spill when a configured max_input_chars_per_word
+	// does not fit the array. (A slice into wordArr would make the encoder
+	// point at itself and move it to the heap.)
 	wordArr [4 * (DefaultMaxInputCharsPerWord + 1)]byte
+	wlen    int
+	spill   []byte
+	spilled bool
+	wrunes  int  // runes in the current word, counted past maxChars
+	wfirst  rune // first rune, for the one-rune fast path
 
 	// pending holds kept (spacing) non-starters until the next starter, so
 	// that they come out in NFD's canonical order.
@@ -72,7 +78,6 @@ func (e *encoder) emit(id int32) {
 // run tokenises text, cutting out added tokens (such as "[MASK]") that are
 // matched verbatim before normalisation.
 func (e *encoder) run(text string) {
-	e.word = e.wordArr[:0]
 	t := e.t
 	for !e.truncated {
 		if len(t.added) == 0 {
@@ -324,9 +329,33 @@ func (e *encoder) appendByte(c byte) {
 	if e.wrunes == 1 {
 		e.wfirst = rune(c)
 	}
-	if e.wrunes <= e.t.vocab.maxChars {
-		e.word = append(e.word, c)
+	if e.wrunes > e.t.vocab.maxChars {
+		return
 	}
+	if !e.spilled && e.wlen < len(e.wordArr) {
+		e.wordArr[e.wlen] = c
+		e.wlen++
+		return
+	}
+	e.spillTo()
+	e.spill = append(e.spill, c)
+}
+
+// spillTo moves the current word to the heap buffer, for words longer than
+// wordArr holds (only with max_input_chars_per_word above the default).
+func (e *encoder) spillTo() {
+	if !e.spilled {
+		e.spill = append(e.spill[:0], e.wordArr[:e.wlen]...)
+		e.spilled = true
+	}
+}
+
+// wordBytes is the current word.
+func (e *encoder) wordBytes() []byte {
+	if e.spilled {
+		return e.spill
+	}
+	return e.wordArr[:e.wlen]
 }
 
 // appendRune adds a rune to the current word.
@@ -335,9 +364,15 @@ func (e *encoder) appendRune(r rune) {
 	if e.wrunes == 1 {
 		e.wfirst = r
 	}
-	if e.wrunes <= e.t.vocab.maxChars {
-		e.word = utf8.AppendRune(e.word, r)
+	if e.wrunes > e.t.vocab.maxChars {
+		return
 	}
+	if !e.spilled && e.wlen+utf8.UTFMax <= len(e.wordArr) {
+		e.wlen += utf8.EncodeRune(e.wordArr[e.wlen:], r)
+		return
+	}
+	e.spillTo()
+	e.spill = utf8.AppendRune(e.spill, r)
 }
 
 // flushWord runs WordPiece on the current word and emits its ids.
@@ -356,13 +391,14 @@ func (e *encoder) flushWord() {
 		if e.wrunes > len(buf) {
 			dst = make([]int32, e.wrunes)
 		}
-		n := v.pieces(dst, e.word)
+		n := v.pieces(dst, e.wordBytes())
 		for _, id := range dst[:n] {
 			e.emit(id)
 		}
 	}
-	e.word = e.word[:0]
-	e.wrunes = 0
+	e.wlen, e.wrunes = 0, 0
+	e.spilled = false
+	e.spill = e.spill[:0]
 }
 
 // isControl is BERT's control class for non-ASCII runes: the C categories
