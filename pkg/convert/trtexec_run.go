@@ -1,0 +1,219 @@
+package convert
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Progress receives the phase trtexec is in whenever it changes and, for
+// log streaming, every line it prints. Either field may be nil.
+type Progress struct {
+	Phase func(phase string, elapsed time.Duration)
+	Line  func(line string)
+}
+
+// Binding is one engine input or output as trtexec reports it.
+type Binding struct {
+	Name  string `json:"name"`
+	Input bool   `json:"input"`
+	Dims  string `json:"dims"`
+}
+
+// TrtexecRun is what one trtexec invocation produced.
+type TrtexecRun struct {
+	Argv     []string
+	ExitCode int
+	Passed   bool     // "&&&& PASSED" seen
+	Banner   string   // the final "&&&& PASSED/FAILED" line
+	Errors   []string // the [E] lines
+	Warnings []string // the [W] lines
+	Bindings []Binding
+	Version  TRTVersion
+	Elapsed  time.Duration
+	LogPath  string
+}
+
+// TrtexecError is a failed trtexec run: non-zero exit, no PASSED banner, or
+// (for builds) no engine. The CLI prints Lines (the [E] lines and the FAILED
+// banner) to stderr before its one-line error.
+type TrtexecError struct {
+	Op      string // "build", "load engine", "parity run"
+	Reason  string
+	Lines   []string
+	LogPath string
+}
+
+func (e *TrtexecError) Error() string {
+	msg := fmt.Sprintf("trtexec %s failed: %s", e.Op, e.Reason)
+	for i := len(e.Lines) - 1; i >= 0; i-- {
+		if trtLogLevel(e.Lines[i]) == "E" {
+			msg += ": " + cleanLogLine(e.Lines[i])
+			break
+		}
+	}
+	if e.LogPath != "" {
+		msg += " (full log: " + e.LogPath + ")"
+	}
+	return msg
+}
+
+// phases maps substrings of trtexec's log to the phase they start, in the
+// order a build goes through them.
+var phases = []struct{ marker, phase string }{
+	{"=== Model Options ===", "reading options"},
+	{"Start parsing network model", "parsing ONNX"},
+	{"Finished parsing network model", "parsed ONNX"},
+	{"Set shape of input tensor", "setting shape profile"},
+	{"Loading engine", "loading engine"},
+	{"Engine loaded in", "engine loaded"},
+	{"Local timing cache in use", "building: tactic selection"},
+	{"Global timing cache in use", "building: tactic selection"},
+	{"Graph optimization time", "building: layer fusion done"},
+	{"Total Activation Memory", "building: memory planning"},
+	{"Engine built in", "engine built"},
+	{"Engine generation completed", "engine built"},
+	{"Saving engine", "saving engine"},
+	{"Starting inference", "running inference"},
+	{"&&&& PASSED", "passed"},
+	{"&&&& FAILED", "failed"},
+}
+
+var (
+	bindingRE8  = regexp.MustCompile(`Created (input|output) binding for (\S+) with dimensions (\S+)`)
+	bindingRE10 = regexp.MustCompile(`(Input|Output) binding for (\S+) with dimensions (\S+) is created`)
+)
+
+// RunTrtexec runs trtexec with args, writing its whole output to logPath
+// (when not "") and reporting progress. A cancelled ctx sends SIGTERM, then
+// SIGKILL after 10 s. The returned error is only about starting or reading
+// the process; callers judge success from the TrtexecRun.
+func RunTrtexec(ctx context.Context, trtexec string, args []string, logPath string, p Progress) (*TrtexecRun, error) {
+	run := &TrtexecRun{Argv: append([]string{trtexec}, args...), LogPath: logPath}
+	var log io.Writer = io.Discard
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return nil, fmt.Errorf("create trtexec log: %w", err)
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "# %s\n", ShellQuote(run.Argv))
+		log = f
+	}
+	cmd := exec.CommandContext(ctx, trtexec, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", trtexec, err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { err := cmd.Wait(); pw.Close(); waitErr <- err }()
+
+	phase := ""
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(log, line)
+		if p.Line != nil {
+			p.Line(line)
+		}
+		run.observe(line)
+		for _, ph := range phases {
+			if strings.Contains(line, ph.marker) && ph.phase != phase {
+				phase = ph.phase
+				if p.Phase != nil {
+					p.Phase(phase, time.Since(start))
+				}
+				break
+			}
+		}
+	}
+	scanErr := sc.Err()
+	if scanErr != nil {
+		_, _ = io.Copy(io.Discard, pr) // let trtexec finish writing
+	}
+	err := <-waitErr
+	run.Elapsed = time.Since(start)
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		run.ExitCode = exitErr.ExitCode()
+		if run.ExitCode < 0 { // killed by a signal
+			run.ExitCode = 128 + int(exitErr.Sys().(syscall.WaitStatus).Signal())
+		}
+	default:
+		return run, fmt.Errorf("wait for trtexec: %w", err)
+	}
+	if scanErr != nil {
+		return run, fmt.Errorf("read trtexec output: %w", scanErr)
+	}
+	if ctx.Err() != nil {
+		return run, fmt.Errorf("trtexec interrupted: %w", ctx.Err())
+	}
+	return run, nil
+}
+
+func (r *TrtexecRun) observe(line string) {
+	switch {
+	case strings.HasPrefix(line, "&&&& PASSED"):
+		r.Passed, r.Banner = true, line
+	case strings.HasPrefix(line, "&&&& FAILED"):
+		r.Banner = line
+	}
+	if r.Version.IsZero() {
+		if v, ok := ParseBanner(line); ok {
+			r.Version = v
+		}
+	}
+	switch trtLogLevel(line) {
+	case "E":
+		r.Errors = append(r.Errors, line)
+	case "W":
+		r.Warnings = append(r.Warnings, line)
+	}
+	for _, re := range []*regexp.Regexp{bindingRE8, bindingRE10} {
+		if m := re.FindStringSubmatch(line); m != nil {
+			r.Bindings = append(r.Bindings, Binding{Name: m[2], Input: strings.EqualFold(m[1], "input"), Dims: m[3]})
+		}
+	}
+}
+
+// Failure returns a *TrtexecError when the run did not succeed (non-zero
+// exit or no PASSED banner), else nil.
+func (r *TrtexecRun) Failure(op string) error {
+	reason := ""
+	switch {
+	case r.ExitCode != 0:
+		reason = fmt.Sprintf("exit status %d", r.ExitCode)
+	case !r.Passed:
+		reason = "no &&&& PASSED line in its output"
+	default:
+		return nil
+	}
+	lines := append([]string(nil), r.Errors...)
+	if r.Banner != "" && !r.Passed {
+		lines = append(lines, r.Banner)
+	}
+	return &TrtexecError{Op: op, Reason: reason, Lines: lines, LogPath: r.LogPath}
+}
+
+// cleanLogLine drops trtexec's "[date-time] [E] " prefix.
+func cleanLogLine(line string) string {
+	if i := strings.Index(line, "] [E] "); i >= 0 {
+		return strings.TrimSpace(line[i+6:])
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "[E] "))
+}
