@@ -103,6 +103,11 @@ func Init(explicit string) error {
 		}
 		return initErr
 	}
+	if ort.IsInitialized() {
+		// Another package of this binary (pkg/convert's parity check) loaded it.
+		initPath = "(loaded by another package)"
+		return nil
+	}
 	path, err := FindLibrary(explicit)
 	if err != nil {
 		// A missing library may be installed later (tests, set-up); do not cache.
