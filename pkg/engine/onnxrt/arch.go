@@ -2,15 +2,31 @@ package onnxrt
 
 import (
 	"fmt"
+	"log/slog"
 
+	"github.com/m3ectl/m3ectl/pkg/convert"
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
 // readArchitecture fills the vocabulary size and the longest sequence the
-// model takes, which Embed checks batches against (an id past the embedding
-// table makes ONNX Runtime fail with a cryptic Gather error; a row past the
-// position table does too).
+// model takes, which NewEmbedder and Embed check against: an id past the
+// word-embedding table, or a row past the position table, would otherwise
+// fail deep inside ONNX Runtime with a Gather error, or (a vocabulary that is
+// merely smaller) silently embed the wrong tokens.
+//
+// The sizes come from the graph itself (pkg/convert reads the embedding
+// initializers; ONNX Runtime's API does not expose initializer shapes), else
+// from the folder's config.json.
 func (e *Engine) readArchitecture(m *engine.Model) error {
+	r, err := convert.Inspect(m.ONNX)
+	if err == nil && r.Architecture != nil && r.Architecture.VocabSize > 0 {
+		e.info.VocabSize = r.Architecture.VocabSize
+		e.info.MaxSeqLen = r.Architecture.MaxPositions
+		return nil
+	}
+	if err != nil {
+		slog.Debug("inspect for vocabulary size failed", "model", m.ONNX, "err", err)
+	}
 	if m.HFConfig == "" {
 		return nil
 	}

@@ -146,3 +146,31 @@ func TestPicksLastHiddenStateAmongOutputs(t *testing.T) {
 		t.Errorf("inputs = %v", names)
 	}
 }
+
+func TestInt32InputsAndTokenTypes(t *testing.T) {
+	cases := loadReference(t)
+	needORT(t)
+	e := openFixture(t, int32Variant(t), engine.Options{Threads: 1})
+	if len(e.inputs) != 3 {
+		t.Fatalf("inputs = %+v, want ids, mask and token types", e.inputs)
+	}
+	for _, in := range e.inputs {
+		if !in.int32 {
+			t.Errorf("input %s not detected as int32", in.name)
+		}
+	}
+	rows := make([][]int32, len(cases))
+	for i, c := range cases {
+		rows[i] = c.InputIDs
+	}
+	got, err := e.Embed(context.Background(), engine.NewBatch(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dim := e.Info().Dim
+	for i, c := range cases {
+		if d := maxDiff(got[i*dim:(i+1)*dim], c.Embedding); d > tolerance {
+			t.Errorf("case %d: max |Δ| = %g", i, d)
+		}
+	}
+}
