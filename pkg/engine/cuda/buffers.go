@@ -1,0 +1,129 @@
+package cuda
+
+import (
+	"math/bits"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+)
+
+// bucket is a padded batch shape: T tokens and N rows. Every batch runs as
+// the bucket just above it, so a few CUDA graphs cover all shapes; the extra
+// tokens (id 0, belonging to no row) cost at most 1/8 more GEMM work and are
+// never read by attention or pooling.
+type bucket struct{ T, N int }
+
+// roundBucket rounds x up to a multiple of 1/8 of its power of two (at most
+// 12.5% waste), and to at least min.
+func roundBucket(x, min int) int {
+	if x <= min {
+		return min
+	}
+	step := 1 << max(0, bits.Len(uint(x))-1-3)
+	return (x + step - 1) / step * step
+}
+
+func bucketFor(tokens, rows int) bucket {
+	return bucket{T: roundBucket(tokens, 16), N: roundBucket(rows, 1)}
+}
+
+// tiles bounds the attention tiles (64 queries of one row) of any batch in
+// the bucket: sum(ceil(len/64)) <= (T + 63N)/64.
+func (b bucket) tiles() int { return (b.T + 63*b.N + 63) / 64 }
+
+// inputInts is the size of the packed int32 input block: ids, positions,
+// row offsets, attention tiles and the two counts (rows, tiles).
+func (b bucket) inputInts() int { return 2*b.T + b.N + 1 + 2*b.tiles() + 2 }
+
+// buffers are the engine's device and pinned host memory, allocated once and
+// grown (never shrunk) when a larger bucket arrives.
+type buffers struct {
+	capT, capN, capIn                    int
+	dIn, hidden, qkv, ctx, tmp, ffn, out devPtr
+	hostIn, hostOut                      pinned
+}
+
+func (b *buffers) free() {
+	for _, p := range []devPtr{b.dIn, b.hidden, b.qkv, b.ctx, b.tmp, b.ffn, b.out} {
+		memFree(p)
+	}
+	b.hostIn.free()
+	b.hostOut.free()
+	*b = buffers{}
+}
+
+func (b *buffers) ensure(e *Engine, bk bucket) error {
+	if bk.T <= b.capT && bk.N <= b.capN && bk.inputInts() <= b.capIn {
+		return nil
+	}
+	call(drv.streamSynchronize, e.l.stream)
+	e.dropGraphs()
+	capT, capN := max(bk.T, b.capT), max(bk.N, b.capN)
+	b.free()
+	b.capT, b.capN = capT, capN
+	b.capIn = max(bucket{capT, capN}.inputInts(), bk.inputInts())
+	H, I, el := e.cfg.Hidden, e.cfg.Intermediate, e.elem
+	var err error
+	alloc := func(dst *devPtr, n int) {
+		if err == nil {
+			*dst, err = memAlloc(n)
+		}
+	}
+	alloc(&b.dIn, 4*b.capIn)
+	alloc(&b.hidden, capT*H*el)
+	alloc(&b.qkv, capT*3*H*el)
+	alloc(&b.ctx, capT*H*el)
+	alloc(&b.tmp, capT*H*el)
+	alloc(&b.ffn, capT*I*el)
+	alloc(&b.out, capN*H*4)
+	if err == nil {
+		b.hostIn, err = allocPinned(4 * b.capIn)
+	}
+	if err == nil {
+		b.hostOut, err = allocPinned(4 * capN * H)
+	}
+	if err != nil {
+		b.free()
+	}
+	return err
+}
+
+// layout gives the byte offsets of the input block's parts for bucket bk.
+func layout(bk bucket) (pos, offs, tiles, counts int) {
+	pos = 4 * bk.T
+	offs = pos + 4*bk.T
+	tiles = offs + 4*(bk.N+1)
+	counts = tiles + 8*bk.tiles()
+	return
+}
+
+// fill writes batch b into the pinned input block, padded to bucket bk.
+func (b *buffers) fill(batch *engine.Batch, bk bucket) {
+	in := b.hostIn.int32s()
+	pos, offs, tiles, counts := layout(bk)
+	ids := in[:bk.T]
+	n := copy(ids, batch.IDs)
+	clear(ids[n:])
+	p := in[pos/4 : pos/4+bk.T]
+	o := in[offs/4 : offs/4+bk.N+1]
+	tl := in[tiles/4 : tiles/4+2*bk.tiles()]
+	nt := 0
+	rows := batch.Rows()
+	for r := 0; r < rows; r++ {
+		s, e := batch.Offsets[r], batch.Offsets[r+1]
+		for i := s; i < e; i++ {
+			p[i] = i - s
+		}
+		for q := int32(0); q < e-s; q += 64 {
+			tl[2*nt], tl[2*nt+1] = int32(r), q
+			nt++
+		}
+	}
+	clear(p[n:])
+	copy(o, batch.Offsets)
+	for r := rows + 1; r <= bk.N; r++ {
+		o[r] = batch.Offsets[rows]
+	}
+	in[counts/4], in[counts/4+1] = int32(rows), int32(nt)
+}
+
+func (b *buffers) inputBytes(bk bucket) int { return 4 * bk.inputInts() }

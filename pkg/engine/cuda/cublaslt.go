@@ -1,0 +1,178 @@
+package cuda
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// cuBLASLt entry points: the engine's GEMMs, with the bias (and optionally
+// GELU) fused into the epilogue.
+var lt struct {
+	create, destroy, descCreate, descDestroy, descSetAttr uintptr
+	layoutCreate, layoutDestroy, prefCreate, prefDestroy  uintptr
+	prefSetAttr, heuristic, matmul                        uintptr
+}
+
+func bindLt(h uintptr) error {
+	for _, b := range []struct {
+		dst  *uintptr
+		name string
+	}{
+		{&lt.create, "cublasLtCreate"}, {&lt.destroy, "cublasLtDestroy"},
+		{&lt.descCreate, "cublasLtMatmulDescCreate"}, {&lt.descDestroy, "cublasLtMatmulDescDestroy"},
+		{&lt.descSetAttr, "cublasLtMatmulDescSetAttribute"},
+		{&lt.layoutCreate, "cublasLtMatrixLayoutCreate"}, {&lt.layoutDestroy, "cublasLtMatrixLayoutDestroy"},
+		{&lt.prefCreate, "cublasLtMatmulPreferenceCreate"}, {&lt.prefDestroy, "cublasLtMatmulPreferenceDestroy"},
+		{&lt.prefSetAttr, "cublasLtMatmulPreferenceSetAttribute"},
+		{&lt.heuristic, "cublasLtMatmulAlgoGetHeuristic"}, {&lt.matmul, "cublasLtMatmul"},
+	} {
+		p, err := sym(h, b.name)
+		if err != nil {
+			return err
+		}
+		*b.dst = p
+	}
+	return nil
+}
+
+// cuBLASLt and CUDA enum values (cublasLt.h, library_types.h).
+const (
+	cudaR32F          = 0
+	cudaR16F          = 2
+	computeF32        = 68 // CUBLAS_COMPUTE_32F
+	descComputeType   = 0
+	descTransA        = 3
+	descTransB        = 4
+	descEpilogue      = 7
+	descBiasPointer   = 8
+	opT               = 1
+	prefMaxWorkspace  = 1
+	epilogueDefault   = 1
+	epilogueBias      = 4
+	epilogueGELUBias  = 36
+	gemmWorkspaceSize = 32 << 20
+)
+
+// heuristicResult mirrors cublasLtMatmulHeuristicResult_t.
+type heuristicResult struct {
+	algo      [8]uint64
+	workspace uintptr
+	state     int32
+	waves     float32
+	reserved  [4]int32
+}
+
+func ltCheck(code int, op string) error {
+	if code == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: cuBLAS status %d", op, code)
+}
+
+// gemmKey identifies one GEMM shape; plans are cached per key.
+type gemmKey struct{ m, n, k, epi int }
+
+// gemmPlan is a ready-to-run cuBLASLt matmul: descriptors and chosen algo.
+type gemmPlan struct {
+	desc, a, b, c uintptr
+	algo          heuristicResult
+}
+
+// gemmer runs D[n×m] = X[n×k] · W[m×k]ᵀ + bias (row-major, PyTorch Linear
+// layout) through cuBLASLt, in column-major terms D'(m×n) = Wᵀ'(m×k)·X'(k×n).
+type gemmer struct {
+	handle    uintptr
+	dtype     int
+	workspace devPtr
+	plans     map[gemmKey]*gemmPlan
+	alpha     float32
+	beta      float32
+}
+
+func newGemmer(dtype int) (*gemmer, error) {
+	g := &gemmer{dtype: dtype, plans: map[gemmKey]*gemmPlan{}, alpha: 1}
+	if err := ltCheck(call(lt.create, ptr(&g.handle)), "cublasLtCreate"); err != nil {
+		return nil, err
+	}
+	ws, err := memAlloc(gemmWorkspaceSize)
+	if err != nil {
+		call(lt.destroy, g.handle)
+		return nil, err
+	}
+	g.workspace = ws
+	return g, nil
+}
+
+func (g *gemmer) close() {
+	for _, p := range g.plans {
+		call(lt.descDestroy, p.desc)
+		call(lt.layoutDestroy, p.a)
+		call(lt.layoutDestroy, p.b)
+		call(lt.layoutDestroy, p.c)
+	}
+	g.plans = nil
+	memFree(g.workspace)
+	if g.handle != 0 {
+		call(lt.destroy, g.handle)
+		g.handle = 0
+	}
+}
+
+func (g *gemmer) plan(m, n, k, epi int) (*gemmPlan, error) {
+	key := gemmKey{m, n, k, epi}
+	if p, ok := g.plans[key]; ok {
+		return p, nil
+	}
+	p := &gemmPlan{}
+	if err := ltCheck(call(lt.descCreate, ptr(&p.desc), computeF32, cudaR32F), "cublasLtMatmulDescCreate"); err != nil {
+		return nil, err
+	}
+	tA, e := int32(opT), uint32(epi)
+	call(lt.descSetAttr, p.desc, descTransA, ptr(&tA), 4)
+	if err := ltCheck(call(lt.descSetAttr, p.desc, descEpilogue, ptr(&e), 4), "set epilogue"); err != nil {
+		return nil, err
+	}
+	if err := ltCheck(call(lt.layoutCreate, ptr(&p.a), uintptr(g.dtype), uintptr(k), uintptr(m), uintptr(k)), "layout A"); err != nil {
+		return nil, err
+	}
+	if err := ltCheck(call(lt.layoutCreate, ptr(&p.b), uintptr(g.dtype), uintptr(k), uintptr(n), uintptr(k)), "layout B"); err != nil {
+		return nil, err
+	}
+	if err := ltCheck(call(lt.layoutCreate, ptr(&p.c), uintptr(g.dtype), uintptr(m), uintptr(n), uintptr(m)), "layout C"); err != nil {
+		return nil, err
+	}
+	var pref uintptr
+	if err := ltCheck(call(lt.prefCreate, ptr(&pref)), "preference"); err != nil {
+		return nil, err
+	}
+	defer call(lt.prefDestroy, pref)
+	ws := uint64(gemmWorkspaceSize)
+	call(lt.prefSetAttr, pref, prefMaxWorkspace, ptr(&ws), 8)
+	// The bias pointer must be set for the heuristic to consider bias
+	// epilogues; any aligned device address will do for the query.
+	bias := uint64(g.workspace)
+	call(lt.descSetAttr, p.desc, descBiasPointer, ptr(&bias), 8)
+	var count int32
+	if err := ltCheck(call(lt.heuristic, g.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, ptr(&p.algo), ptr(&count)), "cublasLtMatmulAlgoGetHeuristic"); err != nil {
+		return nil, err
+	}
+	if count == 0 {
+		return nil, fmt.Errorf("cuBLASLt has no algorithm for %dx%dx%d epilogue %d", m, n, k, epi)
+	}
+	g.plans[key] = p
+	return p, nil
+}
+
+// run enqueues D = X·Wᵀ (+bias, GELU per epi) on stream; m is W's rows (out
+// features), n the tokens, k the in features.
+func (g *gemmer) run(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) error {
+	p, err := g.plan(m, n, k, epi)
+	if err != nil {
+		return err
+	}
+	b := uint64(bias)
+	call(lt.descSetAttr, p.desc, descBiasPointer, ptr(&b), 8)
+	code := call(lt.matmul, g.handle, p.desc, uintptr(unsafe.Pointer(&g.alpha)), uintptr(w), p.a, uintptr(x), p.b,
+		uintptr(unsafe.Pointer(&g.beta)), uintptr(d), p.c, uintptr(d), p.c, ptr(&p.algo.algo), uintptr(g.workspace), gemmWorkspaceSize, stream)
+	return ltCheck(code, fmt.Sprintf("cublasLtMatmul %dx%dx%d", m, n, k))
+}

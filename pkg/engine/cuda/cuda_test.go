@@ -1,0 +1,156 @@
+package cuda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+)
+
+const tinyDir = "../../../testdata/m3e-tiny"
+
+// needGPU skips the test on machines without a GPU or the CUDA libraries.
+func needGPU(t *testing.T) {
+	t.Helper()
+	if err := Available(); err != nil {
+		t.Skipf("no GPU: %v", err)
+	}
+}
+
+func TestAvailableSaysWhatIsMissing(t *testing.T) {
+	err := Available()
+	if err == nil {
+		t.Skip("a GPU is present")
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("error %v does not wrap ErrUnavailable", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "--engine cpu") || strings.Contains(msg, "\n") {
+		t.Fatalf("want one line naming --engine cpu, got %q", msg)
+	}
+}
+
+func TestRoundBucket(t *testing.T) {
+	for _, c := range []struct{ in, min, want int }{
+		{1, 16, 16}, {16, 16, 16}, {17, 16, 18}, {100, 16, 104}, {8704, 16, 9216}, {8192, 16, 8192}, {3, 1, 3}, {9, 1, 9}, {33, 1, 36},
+	} {
+		if got := roundBucket(c.in, c.min); got != c.want {
+			t.Errorf("roundBucket(%d,%d) = %d, want %d", c.in, c.min, got, c.want)
+		}
+		if got := roundBucket(c.in, c.min); got < c.in || float64(got) > math.Max(float64(c.min), float64(c.in)*1.125) {
+			t.Errorf("roundBucket(%d) = %d wastes more than 1/8", c.in, got)
+		}
+	}
+}
+
+func TestFillPacksRowsAndTiles(t *testing.T) {
+	b := engine.NewBatch([][]int32{{101, 5, 102}, make([]int32, 130)})
+	bk := bucketFor(b.Tokens(), b.Rows())
+	var buf buffers
+	in := make([]int32, bk.inputInts())
+	buf.hostIn = pinnedFrom(in)
+	buf.fill(b, bk)
+	pos, offs, tiles, counts := layout(bk)
+	if got := in[pos/4+3 : pos/4+6]; got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Errorf("positions of row 1 start %v, want 0 1 2", got)
+	}
+	if in[offs/4+1] != 3 || in[offs/4+2] != 133 {
+		t.Errorf("offsets %v", in[offs/4:offs/4+3])
+	}
+	wantTiles := []int32{0, 0, 1, 0, 1, 64, 1, 128}
+	for i, w := range wantTiles {
+		if in[tiles/4+i] != w {
+			t.Fatalf("tiles %v, want %v", in[tiles/4:tiles/4+8], wantTiles)
+		}
+	}
+	if in[counts/4] != 2 || in[counts/4+1] != 4 {
+		t.Errorf("counts rows=%d tiles=%d, want 2 4", in[counts/4], in[counts/4+1])
+	}
+	if 4 > bk.tiles() {
+		t.Errorf("bucket allows %d tiles, batch needs 4", bk.tiles())
+	}
+}
+
+type fixtureCase struct {
+	InputIDs  []int32   `json:"input_ids"`
+	Embedding []float32 `json:"embedding"`
+}
+
+func loadFixture(t *testing.T) []fixtureCase {
+	t.Helper()
+	b, err := os.ReadFile(tinyDir + "/reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct{ Cases []fixtureCase }
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref.Cases
+}
+
+// TestTinyModelMatchesSentenceTransformers runs on the GPU machine: the
+// fixture model's 30 texts, batched and one at a time, in fp32 and fp16.
+func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
+	needGPU(t)
+	cases := loadFixture(t)
+	m, err := engine.ResolveModel(tinyDir + "/hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		conf   Config
+		maxAbs float64
+		minCos float64
+	}{
+		{"fp32", Config{FP32: true}, 1e-4, 0.99999},
+		{"fp32-nographs", Config{FP32: true, NoGraphs: true}, 1e-4, 0.99999},
+		{"fp16", Config{}, 2e-3, 0.9999},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := OpenConfig(m, engine.Options{}, c.conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			rows := make([][]int32, len(cases))
+			for i, fc := range cases {
+				rows[i] = fc.InputIDs
+			}
+			dim := e.Info().Dim
+			got, err := e.Embed(context.Background(), engine.NewBatch(rows))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, fc := range cases {
+				one, err := e.Embed(context.Background(), engine.NewBatch([][]int32{fc.InputIDs}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var dot, na, nb float64
+				for j, want := range fc.Embedding {
+					g := float64(got[i*dim+j])
+					if d := math.Abs(g - float64(want)); d > c.maxAbs {
+						t.Fatalf("case %d dim %d: batch %v, want %v (|Δ| %.2e)", i, j, g, want, d)
+					}
+					if d := math.Abs(float64(one[j]) - g); d > c.maxAbs {
+						t.Fatalf("case %d dim %d: alone %v, in batch %v", i, j, one[j], g)
+					}
+					dot += g * float64(want)
+					na += g * g
+					nb += float64(want) * float64(want)
+				}
+				if cos := dot / math.Sqrt(na*nb); cos < c.minCos {
+					t.Fatalf("case %d: cosine %.7f < %v", i, cos, c.minCos)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,337 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	_ "embed"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+)
+
+//go:embed kernels.cu
+var kernelSource string
+
+// Config holds the engine's tuning switches beyond engine.Options; the
+// defaults are what serve uses. The benchmark flips them to measure each.
+type Config struct {
+	FP32      bool // compute in fp32 (for checking) instead of fp16
+	TanhGELU  bool // use cuBLASLt's fused GELU_BIAS epilogue (tanh approximation) instead of exact erf GELU
+	NoGraphs  bool // launch kernels one by one instead of replaying CUDA graphs
+	MaxGraphs int  // captured graphs kept per engine; 0: 512
+}
+
+// ConfigFromEnv reads M3ECTL_CUDA_GELU=tanh and M3ECTL_CUDA_GRAPHS=0.
+func ConfigFromEnv(o engine.Options) Config {
+	return Config{
+		FP32:     strings.EqualFold(o.Precision, "fp32"),
+		TanhGELU: os.Getenv("M3ECTL_CUDA_GELU") == "tanh",
+		NoGraphs: os.Getenv("M3ECTL_CUDA_GRAPHS") == "0",
+	}
+}
+
+// Engine runs one BERT encoder on one GPU with its own stream and buffers.
+// Like every engine.Engine it serves one goroutine at a time.
+type Engine struct {
+	mu                                     sync.Mutex
+	cfg                                    bertConfig
+	conf                                   Config
+	pool                                   engine.Pooling
+	dev                                    deviceInfo
+	ctx                                    uintptr
+	devNo                                  int32
+	l                                      launcher
+	mod                                    *module
+	gemm                                   *gemmer
+	w                                      *weights
+	elem                                   int // bytes per activation element
+	fnEmb, fnAddLN, fnGELU, fnPool, fnAttn uintptr
+	attnMMA                                bool
+	buf                                    buffers
+	graphs                                 map[bucket]uintptr
+	closed                                 bool
+}
+
+var kernelNames = []string{"embed_ln", "add_ln", "gelu", "pool", "attn_simple"}
+
+// Open loads the model at m onto GPU o.Device.
+func Open(m *engine.Model, o engine.Options) (engine.Engine, error) {
+	return OpenConfig(m, o, ConfigFromEnv(o))
+}
+
+// OpenConfig is Open with explicit tuning switches.
+func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error) {
+	if err := load(); err != nil {
+		return nil, err
+	}
+	if m.HFConfig == "" || m.Safetensors == "" {
+		return nil, fmt.Errorf("%s: the cuda engine needs config.json and model.safetensors (a Hugging Face / sentence-transformers folder); use --engine cpu for ONNX files", m.Path)
+	}
+	cfg, err := readConfig(m.HFConfig)
+	if err != nil {
+		return nil, err
+	}
+	if conf.MaxGraphs == 0 {
+		conf.MaxGraphs = 512
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[bucket]uintptr{}, elem: 2}
+	if conf.FP32 {
+		e.elem = 4
+	}
+	if err := e.init(m, o); err != nil {
+		e.release()
+		return nil, err
+	}
+	slog.Debug("cuda engine ready", "gpu", e.dev.Name, "sm", fmt.Sprintf("%d.%d", e.dev.Major, e.dev.Minor),
+		"layers", cfg.Layers, "hidden", cfg.Hidden, "fp32", conf.FP32, "weights_mb", e.w.bytes>>20)
+	return e, nil
+}
+
+func (e *Engine) init(m *engine.Model, o engine.Options) error {
+	var err error
+	if e.devNo, e.dev, err = getDevice(o.Device); err != nil {
+		return fmt.Errorf("GPU %d: %w", o.Device, err)
+	}
+	if err := cuCheck(call(drv.primaryCtxRetain, ptr(&e.ctx), uintptr(e.devNo)), "cuDevicePrimaryCtxRetain"); err != nil {
+		return err
+	}
+	if err := e.setCurrent(); err != nil {
+		return err
+	}
+	if err := cuCheck(call(drv.streamCreate, ptr(&e.l.stream), 1), "cuStreamCreate"); err != nil {
+		return err
+	}
+	ln := 256
+	if e.cfg.Hidden <= 256 {
+		ln = (e.cfg.Hidden + 31) / 32 * 32
+	}
+	fp16 := 1
+	if e.conf.FP32 {
+		fp16 = 0
+	}
+	opts := []string{
+		fmt.Sprintf("-DHIDDEN=%d", e.cfg.Hidden), fmt.Sprintf("-DHEAD_DIM=%d", e.cfg.HeadDim),
+		fmt.Sprintf("-DMAXPOS=%d", e.cfg.MaxPos), fmt.Sprintf("-DLN_THREADS=%d", ln), fmt.Sprintf("-DUSE_FP16=%d", fp16),
+	}
+	cubin, err := compileKernels(kernelSource, opts, e.dev.Major, e.dev.Minor)
+	if err != nil {
+		return err
+	}
+	names := kernelNames
+	e.attnMMA = !e.conf.FP32 && e.cfg.HeadDim%16 == 0 && e.cfg.HeadDim <= 128 && e.dev.Major >= 8
+	if e.attnMMA {
+		names = append(append([]string{}, names...), "attn_mma")
+	}
+	if e.mod, err = loadModule(cubin, names); err != nil {
+		return err
+	}
+	f := e.mod.funcs
+	e.fnEmb, e.fnAddLN, e.fnGELU, e.fnPool, e.fnAttn = f["embed_ln"], f["add_ln"], f["gelu"], f["pool"], f["attn_simple"]
+	if e.attnMMA {
+		e.fnAttn = f["attn_mma"]
+	}
+	dt := cudaR16F
+	if e.conf.FP32 {
+		dt = cudaR32F
+	}
+	if e.gemm, err = newGemmer(dt); err != nil {
+		return err
+	}
+	if e.w, err = loadWeights(m.Safetensors, e.cfg, !e.conf.FP32); err != nil {
+		return err
+	}
+	rows, toks := o.MaxBatchRows, o.MaxBatchTokens
+	if toks == 0 && rows > 0 {
+		toks = rows * 32
+	}
+	if toks > 0 {
+		if rows == 0 {
+			rows = toks
+		}
+		if err := e.buf.ensure(e, bucketFor(toks, rows)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) setCurrent() error {
+	return cuCheck(call(drv.ctxSetCurrent, e.ctx), "cuCtxSetCurrent")
+}
+
+// Info reports the model's shape.
+func (e *Engine) Info() engine.Info {
+	return engine.Info{Backend: "cuda", Dim: e.cfg.Hidden, MaxSeqLen: e.cfg.MaxPos, VocabSize: e.cfg.Vocab, Pooling: e.pool}
+}
+
+// Device names the GPU, its compute capability and the driver version.
+func (e *Engine) Device() string {
+	return fmt.Sprintf("%s (sm_%d%d, %d SMs, driver CUDA %d.%d)", e.dev.Name, e.dev.Major, e.dev.Minor, e.dev.SMs, e.dev.Driver/1000, e.dev.Driver%1000/10)
+}
+
+// WeightBytes is the device memory held by the weights.
+func (e *Engine) WeightBytes() int64 { return e.w.bytes }
+
+// Embed runs the encoder on b and returns pooled (and, per the model,
+// normalised) embeddings, b.Rows()*Dim float32s.
+func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if b.Rows() == 0 {
+		return []float32{}, nil
+	}
+	if err := b.Validate(e.cfg.MaxPos, e.cfg.Vocab); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, fmt.Errorf("cuda engine is closed")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := e.setCurrent(); err != nil {
+		return nil, err
+	}
+	bk := bucketFor(b.Tokens(), b.Rows())
+	if err := e.buf.ensure(e, bk); err != nil {
+		return nil, err
+	}
+	e.buf.fill(b, bk)
+	if err := e.run(bk); err != nil {
+		return nil, err
+	}
+	if err := cuCheck(call(drv.streamSynchronize, e.l.stream), "cuStreamSynchronize"); err != nil {
+		return nil, err
+	}
+	out := make([]float32, b.Rows()*e.cfg.Hidden)
+	copy(out, e.buf.hostOut.float32s())
+	return out, nil
+}
+
+// run replays (capturing first if needed) the graph of bucket bk, or
+// launches the kernels directly when graphs are off or too many exist.
+func (e *Engine) run(bk bucket) error {
+	if e.conf.NoGraphs {
+		return e.enqueue(bk, nil)
+	}
+	g, ok := e.graphs[bk]
+	if !ok {
+		if len(e.graphs) >= e.conf.MaxGraphs {
+			return e.enqueue(bk, nil)
+		}
+		var err error
+		if g, err = e.capture(bk); err != nil {
+			return err
+		}
+		e.graphs[bk] = g
+	}
+	return cuCheck(call(drv.graphLaunch, g, e.l.stream), "cuGraphLaunch")
+}
+
+func (e *Engine) capture(bk bucket) (uintptr, error) {
+	// Plan the GEMMs outside the capture: heuristic queries are host work.
+	if err := e.planGemms(bk); err != nil {
+		return 0, err
+	}
+	if err := cuCheck(call(drv.streamBeginCapture, e.l.stream, captureRelax), "cuStreamBeginCapture"); err != nil {
+		return 0, err
+	}
+	encErr := e.enqueue(bk, nil)
+	var graph uintptr
+	endErr := cuCheck(call(drv.streamEndCapture, e.l.stream, ptr(&graph)), "cuStreamEndCapture")
+	if encErr != nil || endErr != nil {
+		if graph != 0 {
+			call(drv.graphDestroy, graph)
+		}
+		if encErr != nil {
+			return 0, encErr
+		}
+		return 0, endErr
+	}
+	defer call(drv.graphDestroy, graph)
+	var exec uintptr
+	if err := cuCheck(call(drv.graphInstantiate, ptr(&exec), graph, 0), "cuGraphInstantiate"); err != nil {
+		return 0, err
+	}
+	return exec, nil
+}
+
+func (e *Engine) dropGraphs() {
+	for k, g := range e.graphs {
+		call(drv.graphExecDestroy, g)
+		delete(e.graphs, k)
+	}
+}
+
+// Close frees the GPU memory, graphs, stream and context reference.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	e.release()
+	return nil
+}
+
+func (e *Engine) release() {
+	if e.ctx != 0 {
+		_ = e.setCurrent()
+		if e.l.stream != 0 {
+			call(drv.streamSynchronize, e.l.stream)
+		}
+	}
+	e.dropGraphs()
+	e.buf.free()
+	if e.w != nil {
+		e.w.free()
+	}
+	if e.gemm != nil {
+		e.gemm.close()
+	}
+	e.mod.unload()
+	if e.l.stream != 0 {
+		call(drv.streamDestroy, e.l.stream)
+		e.l.stream = 0
+	}
+	if e.ctx != 0 {
+		call(drv.primaryCtxRelease, uintptr(e.devNo))
+		e.ctx = 0
+	}
+}
+
+// DeviceMemory reports free and total memory of GPU ordinal dev, for the
+// benchmark's "GPU memory used" figure.
+func DeviceMemory(dev int) (free, total uint64, err error) {
+	if err = load(); err != nil {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d, _, err := getDevice(dev)
+	if err != nil {
+		return
+	}
+	var ctx uintptr
+	if err = cuCheck(call(drv.primaryCtxRetain, ptr(&ctx), uintptr(d)), "cuDevicePrimaryCtxRetain"); err != nil {
+		return
+	}
+	defer call(drv.primaryCtxRelease, uintptr(d))
+	if err = cuCheck(call(drv.ctxSetCurrent, ctx), "cuCtxSetCurrent"); err != nil {
+		return
+	}
+	free, total = memInfo()
+	return
+}

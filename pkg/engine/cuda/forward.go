@@ -1,0 +1,162 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+)
+
+// marker records a named point on the stream (the profiler); nil in normal runs.
+type marker func(stage string) error
+
+// planGemms queries cuBLASLt's heuristic for every GEMM shape of bucket bk.
+func (e *Engine) planGemms(bk bucket) error {
+	H, I := e.cfg.Hidden, e.cfg.Intermediate
+	ffnEpi := epilogueBias
+	if e.conf.TanhGELU {
+		ffnEpi = epilogueGELUBias
+	}
+	for _, s := range [][4]int{{3 * H, bk.T, H, epilogueBias}, {H, bk.T, H, epilogueBias}, {I, bk.T, H, ffnEpi}, {H, bk.T, I, epilogueBias}} {
+		if _, err := e.gemm.plan(s[0], s[1], s[2], s[3]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueue puts the whole forward pass of bucket bk on the stream: input
+// copy, embeddings, the layers, pooling and the result copy.
+func (e *Engine) enqueue(bk bucket, mark marker) error {
+	if mark == nil {
+		mark = func(string) error { return nil }
+	}
+	c, b, st := e.cfg, &e.buf, e.l.stream
+	H, I, T := c.Hidden, c.Intermediate, bk.T
+	pos, offs, tiles, counts := layout(bk)
+	in := b.dIn
+	if err := cuCheck(call(drv.memcpyHtoDAsync, uintptr(in), uintptr(b.hostIn.p), uintptr(b.inputBytes(bk)), st), "cuMemcpyHtoDAsync"); err != nil {
+		return err
+	}
+	lnThreads := 256
+	if H <= 256 {
+		lnThreads = (H + 31) / 32 * 32
+	}
+	ln := [3]int{lnThreads, 1, 1}
+	errs := func(errs ...error) error {
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := errs(mark("start"),
+		e.l.launch(e.fnEmb, [3]int{T, 1, 1}, ln, 0, b.hidden, in, in+devPtr(pos), e.w.word, e.w.pos, e.w.type0, e.w.embG, e.w.embB, c.Eps),
+		mark("embed")); err != nil {
+		return err
+	}
+	ffnEpi := epilogueBias
+	if e.conf.TanhGELU {
+		ffnEpi = epilogueGELUBias
+	}
+	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
+	g := e.gemm
+	for _, lw := range e.w.layers {
+		err := errs(
+			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
+			e.l.launch(e.fnAttn, [3]int{bk.tiles(), c.Heads, 1}, [3]int{128, 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(offs), scale), mark("attention"),
+			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
+			e.l.launch(e.fnAddLN, [3]int{T, 1, 1}, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps), mark("add_ln"),
+			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
+		)
+		if err != nil {
+			return err
+		}
+		if !e.conf.TanhGELU {
+			n := T * I
+			if err := errs(e.l.launch(e.fnGELU, [3]int{(n/2 + 255) / 256, 1, 1}, [3]int{256, 1, 1}, 0, b.ffn, n), mark("gelu")); err != nil {
+				return err
+			}
+		}
+		if err := errs(
+			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias), mark("ffn2_gemm"),
+			e.l.launch(e.fnAddLN, [3]int{T, 1, 1}, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps), mark("add_ln"),
+		); err != nil {
+			return err
+		}
+	}
+	mode := 0
+	switch e.pool.Mode {
+	case engine.PoolCLS:
+		mode = 1
+	case engine.PoolMax:
+		mode = 2
+	}
+	norm := 0
+	if e.pool.Normalize {
+		norm = 1
+	}
+	if err := errs(e.l.launch(e.fnPool, [3]int{bk.N, 1, 1}, [3]int{256, 1, 1}, 0, b.out, b.hidden, in+devPtr(offs), in+devPtr(counts), mode, norm), mark("pool")); err != nil {
+		return err
+	}
+	return cuCheck(call(drv.memcpyDtoHAsync, uintptr(b.hostOut.p), uintptr(b.out), uintptr(bk.N*H*4), st), "cuMemcpyDtoHAsync")
+}
+
+// Profile runs batch b reps times without graphs, with a CUDA event after
+// every stage, and returns the milliseconds per stage (summed over layers,
+// averaged over reps) — the per-layer time split of the report.
+func (e *Engine) Profile(b *engine.Batch, reps int) (map[string]float64, error) {
+	if err := b.Validate(e.cfg.MaxPos, e.cfg.Vocab); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lockThread()
+	defer unlockThread()
+	if err := e.setCurrent(); err != nil {
+		return nil, err
+	}
+	bk := bucketFor(b.Tokens(), b.Rows())
+	if err := e.buf.ensure(e, bk); err != nil {
+		return nil, err
+	}
+	if err := e.planGemms(bk); err != nil {
+		return nil, err
+	}
+	e.buf.fill(b, bk)
+	out := map[string]float64{}
+	for r := 0; r < reps+1; r++ {
+		type ev struct {
+			name string
+			h    uintptr
+		}
+		var evs []ev
+		mark := func(name string) error {
+			var h uintptr
+			if err := cuCheck(call(drv.eventCreate, ptr(&h), 0), "cuEventCreate"); err != nil {
+				return err
+			}
+			evs = append(evs, ev{name, h})
+			return cuCheck(call(drv.eventRecord, h, e.l.stream), "cuEventRecord")
+		}
+		err := e.enqueue(bk, mark)
+		if err == nil {
+			err = cuCheck(call(drv.streamSynchronize, e.l.stream), "cuStreamSynchronize")
+		}
+		for i := 1; i < len(evs) && err == nil; i++ {
+			var ms float32
+			if err = cuCheck(call(drv.eventElapsed, uintptr(unsafe.Pointer(&ms)), evs[i-1].h, evs[i].h), "cuEventElapsedTime"); err == nil && r > 0 {
+				out[evs[i].name] += float64(ms) / float64(reps)
+			}
+		}
+		for _, v := range evs {
+			call(drv.eventDestroy, v.h)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("profile: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,313 @@
+// m3ectl CUDA kernels for BERT encoders, compiled at run time by NVRTC.
+// The host defines HIDDEN, HEAD_DIM, MAXPOS, LN_THREADS and USE_FP16.
+// Activations are act_t (fp16 or fp32); LayerNorm parameters and all
+// reductions are fp32. Batches are packed: row r owns tokens
+// offsets[r] .. offsets[r+1]-1, so no kernel spends work on padding.
+
+typedef unsigned short half_t;
+typedef unsigned int u32;
+
+__device__ __forceinline__ float h2f(half_t h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ half_t f2h(float f) { half_t h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// pack2 puts lo in the low 16 bits, as a half2 in memory order.
+__device__ __forceinline__ u32 pack2(float lo, float hi) { u32 r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+
+#if USE_FP16
+typedef half_t act_t;
+__device__ __forceinline__ float ldf(const act_t* p) { return h2f(*p); }
+__device__ __forceinline__ void stf(act_t* p, float v) { *p = f2h(v); }
+#else
+typedef float act_t;
+__device__ __forceinline__ float ldf(const act_t* p) { return *p; }
+__device__ __forceinline__ void stf(act_t* p, float v) { *p = v; }
+#endif
+
+#define VPT ((HIDDEN + LN_THREADS - 1) / LN_THREADS)
+
+// blockSum reduces v over the block; red must hold 32 floats.
+__device__ __forceinline__ float blockSum(float v, float* red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  __syncthreads();
+  if (l == 0) red[w] = v;
+  __syncthreads();
+  float s = 0.f;
+  int nw = (blockDim.x + 31) >> 5;
+  for (int i = 0; i < nw; i++) s += red[i];
+  return s;
+}
+
+// layerNormStore normalises the VPT values x each thread holds and stores them.
+__device__ __forceinline__ void layerNormStore(float* x, act_t* out, const float* gamma, const float* beta, float eps, float* red) {
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < VPT; i++) { int j = threadIdx.x + i * LN_THREADS; if (j < HIDDEN) s += x[i]; }
+  float mean = blockSum(s, red) * (1.0f / HIDDEN);
+  float v = 0.f;
+#pragma unroll
+  for (int i = 0; i < VPT; i++) { int j = threadIdx.x + i * LN_THREADS; if (j < HIDDEN) { float d = x[i] - mean; v += d * d; } }
+  float rstd = rsqrtf(blockSum(v, red) * (1.0f / HIDDEN) + eps);
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int j = threadIdx.x + i * LN_THREADS;
+    if (j < HIDDEN) stf(out + j, (x[i] - mean) * rstd * gamma[j] + beta[j]);
+  }
+}
+
+// embed_ln: out[t] = LayerNorm(word[ids[t]] + pos[pos[t]] + type0), one block per token.
+extern "C" __global__ void __launch_bounds__(LN_THREADS) embed_ln(act_t* out, const int* ids, const int* pos,
+    const act_t* word, const act_t* posEmb, const act_t* type0, const float* gamma, const float* beta, float eps) {
+  __shared__ float red[32];
+  int t = blockIdx.x;
+  const act_t* w = word + (size_t)ids[t] * HIDDEN;
+  const act_t* p = posEmb + (size_t)pos[t] * HIDDEN;
+  float x[VPT];
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int j = threadIdx.x + i * LN_THREADS;
+    x[i] = j < HIDDEN ? ldf(w + j) + ldf(p + j) + ldf(type0 + j) : 0.f;
+  }
+  layerNormStore(x, out + (size_t)t * HIDDEN, gamma, beta, eps, red);
+}
+
+// add_ln: r[t] = LayerNorm(a[t] + r[t]), in place on the residual stream.
+extern "C" __global__ void __launch_bounds__(LN_THREADS) add_ln(act_t* r, const act_t* a, const float* gamma, const float* beta, float eps) {
+  __shared__ float red[32];
+  size_t base = (size_t)blockIdx.x * HIDDEN;
+  float x[VPT];
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int j = threadIdx.x + i * LN_THREADS;
+    x[i] = j < HIDDEN ? ldf(a + base + j) + ldf(r + base + j) : 0.f;
+  }
+  layerNormStore(x, r + base, gamma, beta, eps, red);
+}
+
+// gelu applies BERT's exact (erf) GELU in place; the bias came from the GEMM epilogue.
+extern "C" __global__ void gelu(act_t* x, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+#if USE_FP16
+  if (2 * i + 1 < n) {
+    u32 v = reinterpret_cast<u32*>(x)[i];
+    float a = h2f((half_t)(v & 0xffff)), b = h2f((half_t)(v >> 16));
+    a = 0.5f * a * (1.f + erff(a * 0.70710678118654752f));
+    b = 0.5f * b * (1.f + erff(b * 0.70710678118654752f));
+    reinterpret_cast<u32*>(x)[i] = pack2(a, b);
+  } else if (2 * i < n) {
+    float a = ldf(x + 2 * i);
+    stf(x + 2 * i, 0.5f * a * (1.f + erff(a * 0.70710678118654752f)));
+  }
+#else
+  for (int k = 2 * i; k < 2 * i + 2 && k < n; k++) {
+    float a = x[k];
+    x[k] = 0.5f * a * (1.f + erff(a * 0.70710678118654752f));
+  }
+#endif
+}
+
+// pool: one block per row; mode 0 mean, 1 CLS, 2 max; then optional L2 normalisation.
+// Rows at or past *nrows (bucket padding) do nothing.
+extern "C" __global__ void pool(float* out, const act_t* h, const int* offsets, const int* nrows, int mode, int normalize) {
+  __shared__ float red[32];
+  int r = blockIdx.x;
+  if (r >= *nrows) return;
+  int s = offsets[r], e = offsets[r + 1];
+  float vals[(HIDDEN + 255) / 256];
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < (HIDDEN + 255) / 256; i++) {
+    int j = threadIdx.x + i * 256;
+    float acc = 0.f;
+    if (j < HIDDEN) {
+      if (mode == 1) acc = ldf(h + (size_t)s * HIDDEN + j);
+      else if (mode == 2) { acc = -3.4e38f; for (int t = s; t < e; t++) acc = fmaxf(acc, ldf(h + (size_t)t * HIDDEN + j)); }
+      else { for (int t = s; t < e; t++) acc += ldf(h + (size_t)t * HIDDEN + j); acc /= (float)(e - s); }
+    }
+    vals[i] = acc;
+    ss += acc * acc;
+  }
+  float scale = 1.f;
+  if (normalize) scale = 1.f / fmaxf(sqrtf(blockSum(ss, red)), 1e-12f);
+#pragma unroll
+  for (int i = 0; i < (HIDDEN + 255) / 256; i++) {
+    int j = threadIdx.x + i * 256;
+    if (j < HIDDEN) out[(size_t)r * HIDDEN + j] = vals[i] * scale;
+  }
+}
+
+// Attention over packed rows. tiles holds (row, first query) pairs, one per
+// block of 64 queries of one row; grid = (max tiles, heads); blocks past
+// *ntiles (bucket padding) do nothing. qkv is [T, 3*HIDDEN] (q | k | v),
+// ctx is [T, HIDDEN]; head h uses columns h*HEAD_DIM ...
+
+// attn_simple: CUDA-core attention, fp32 math; one warp per query.
+extern "C" __global__ void __launch_bounds__(128) attn_simple(act_t* ctx, const act_t* qkv, const int* tiles, const int* ntiles,
+    const int* offsets, float scale) {
+  __shared__ float sc[4][MAXPOS];
+  int tile = blockIdx.x;
+  if (tile >= *ntiles) return;
+  int row = tiles[2 * tile], q0 = tiles[2 * tile + 1], h = blockIdx.y;
+  int start = offsets[row], len = offsets[row + 1] - start;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int ld = 3 * HIDDEN;
+  for (int q = q0 + warp; q < min(q0 + 64, len); q += 4) {
+    const act_t* qp = qkv + (size_t)(start + q) * ld + h * HEAD_DIM;
+    float mx = -3.4e38f;
+    for (int k = lane; k < len; k += 32) {
+      const act_t* kp = qkv + (size_t)(start + k) * ld + HIDDEN + h * HEAD_DIM;
+      float d = 0.f;
+      for (int i = 0; i < HEAD_DIM; i++) d += ldf(qp + i) * ldf(kp + i);
+      d *= scale;
+      sc[warp][k] = d;
+      mx = fmaxf(mx, d);
+    }
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+    float sum = 0.f;
+    for (int k = lane; k < len; k += 32) { float p = expf(sc[warp][k] - mx); sc[warp][k] = p; sum += p; }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffff, sum, o);
+    __syncwarp();
+    float inv = 1.f / sum;
+    for (int i = lane; i < HEAD_DIM; i += 32) {
+      float acc = 0.f;
+      for (int k = 0; k < len; k++) acc += sc[warp][k] * ldf(qkv + (size_t)(start + k) * ld + 2 * HIDDEN + h * HEAD_DIM + i);
+      stf(ctx + (size_t)(start + q) * HIDDEN + h * HEAD_DIM + i, acc * inv);
+    }
+    __syncwarp();
+  }
+}
+
+#if USE_FP16 && (HEAD_DIM % 16 == 0) && HEAD_DIM <= 128
+__device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+#define NEG_INF __int_as_float(0xff800000)
+#define KC 64            // keys per shared-memory chunk
+#define KPAD (HEAD_DIM + 8)
+#define VPAD (KC + 8)
+
+// attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
+// accumulate, online softmax); 4 warps x 16 queries per block.
+extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
+    const int* offsets, float scale) {
+  __shared__ __align__(16) half_t Ks[KC][KPAD];
+  __shared__ __align__(16) half_t Vt[HEAD_DIM][VPAD];
+  int tile = blockIdx.x;
+  if (tile >= *ntiles) return;
+  int row = tiles[2 * tile], q0 = tiles[2 * tile + 1], h = blockIdx.y;
+  int start = offsets[row], len = offsets[row + 1] - start;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int ld = 3 * HIDDEN;
+  int qb = q0 + warp * 16;
+  bool active = qb < len;
+  const float sl2 = scale * 1.4426950408889634f;  // softmax in base 2
+
+  u32 qa[HEAD_DIM / 16][4];
+  {
+    int r0 = qb + g, r1 = qb + g + 8;
+    const half_t* p0 = qkv + (size_t)(start + min(r0, len - 1)) * ld + h * HEAD_DIM;
+    const half_t* p1 = qkv + (size_t)(start + min(r1, len - 1)) * ld + h * HEAD_DIM;
+#pragma unroll
+    for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
+      qa[ks][0] = r0 < len ? *reinterpret_cast<const u32*>(p0 + ks * 16 + t * 2) : 0u;
+      qa[ks][1] = r1 < len ? *reinterpret_cast<const u32*>(p1 + ks * 16 + t * 2) : 0u;
+      qa[ks][2] = r0 < len ? *reinterpret_cast<const u32*>(p0 + ks * 16 + 8 + t * 2) : 0u;
+      qa[ks][3] = r1 < len ? *reinterpret_cast<const u32*>(p1 + ks * 16 + 8 + t * 2) : 0u;
+    }
+  }
+  float o[HEAD_DIM / 8][4];
+#pragma unroll
+  for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m0 = -1e30f, m1 = -1e30f, l0 = 0.f, l1 = 0.f;
+
+  for (int kc = 0; kc < len; kc += KC) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < KC * HEAD_DIM / 2; idx += 128) {
+      int key = idx / (HEAD_DIM / 2), dp = (idx % (HEAD_DIM / 2)) * 2;
+      u32 kv = 0u, vv = 0u;
+      if (kc + key < len) {
+        const half_t* base = qkv + (size_t)(start + kc + key) * ld + h * HEAD_DIM + dp;
+        kv = *reinterpret_cast<const u32*>(base + HIDDEN);
+        vv = *reinterpret_cast<const u32*>(base + 2 * HIDDEN);
+      }
+      *reinterpret_cast<u32*>(&Ks[key][dp]) = kv;
+      Vt[dp][key] = (half_t)(vv & 0xffff);
+      Vt[dp + 1][key] = (half_t)(vv >> 16);
+    }
+    __syncthreads();
+    if (!active) continue;
+    int nkt = min(KC, len - kc + 7) / 8;  // key tiles of 8 that hold any real key
+    float s[KC / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < KC / 8; nt++) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+      if (nt < nkt) {
+#pragma unroll
+        for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
+          u32 b0 = *reinterpret_cast<const u32*>(&Ks[nt * 8 + g][ks * 16 + t * 2]);
+          u32 b1 = *reinterpret_cast<const u32*>(&Ks[nt * 8 + g][ks * 16 + 8 + t * 2]);
+          mma16816(s[nt], qa[ks], b0, b1);
+        }
+      }
+    }
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int nt = 0; nt < KC / 8; nt++) {
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        int key = kc + nt * 8 + t * 2 + (i & 1);
+        float v = key < len ? s[nt][i] * sl2 : NEG_INF;
+        s[nt][i] = v;
+      }
+      mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
+    float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
+    m0 = mx0; m1 = mx1;
+    l0 *= a0; l1 *= a1;
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; i++) { o[i][0] *= a0; o[i][1] *= a0; o[i][2] *= a1; o[i][3] *= a1; }
+#pragma unroll
+    for (int nt = 0; nt < KC / 8; nt++) {
+      s[nt][0] = exp2f(s[nt][0] - m0); s[nt][1] = exp2f(s[nt][1] - m0);
+      s[nt][2] = exp2f(s[nt][2] - m1); s[nt][3] = exp2f(s[nt][3] - m1);
+      l0 += s[nt][0] + s[nt][1];
+      l1 += s[nt][2] + s[nt][3];
+    }
+#pragma unroll
+    for (int j = 0; j < KC / 16; j++) {
+      if (2 * j >= nkt) break;
+      u32 pa[4];
+      pa[0] = pack2(s[2 * j][0], s[2 * j][1]);
+      pa[1] = pack2(s[2 * j][2], s[2 * j][3]);
+      pa[2] = pack2(s[2 * j + 1][0], s[2 * j + 1][1]);
+      pa[3] = pack2(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+      for (int dn = 0; dn < HEAD_DIM / 8; dn++) {
+        u32 b0 = *reinterpret_cast<const u32*>(&Vt[dn * 8 + g][j * 16 + t * 2]);
+        u32 b1 = *reinterpret_cast<const u32*>(&Vt[dn * 8 + g][j * 16 + 8 + t * 2]);
+        mma16816(o[dn], pa, b0, b1);
+      }
+    }
+  }
+  if (!active) return;
+  l0 += __shfl_xor_sync(0xffffffff, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffff, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffff, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffff, l1, 2);
+  float i0 = 1.f / l0, i1 = 1.f / l1;
+  int r0 = qb + g, r1 = qb + g + 8;
+#pragma unroll
+  for (int dn = 0; dn < HEAD_DIM / 8; dn++) {
+    int col = h * HEAD_DIM + dn * 8 + t * 2;
+    if (r0 < len) *reinterpret_cast<u32*>(ctx + (size_t)(start + r0) * HIDDEN + col) = pack2(o[dn][0] * i0, o[dn][1] * i0);
+    if (r1 < len) *reinterpret_cast<u32*>(ctx + (size_t)(start + r1) * HIDDEN + col) = pack2(o[dn][2] * i1, o[dn][3] * i1);
+  }
+}
+#endif

@@ -1,0 +1,308 @@
+// Command cudabench checks and times m3ectl's CUDA engine on the GPU machine,
+// beside PyTorch's figures from the same run (scripts/gpu/make_model_and_baseline.py),
+// and prints the comparison table of docs/gpu.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+	"github.com/m3ectl/m3ectl/pkg/engine/cuda"
+)
+
+type refRow struct {
+	IDs       []int32   `json:"ids"`
+	InputIDs  []int32   `json:"input_ids"`
+	Embedding []float32 `json:"embedding"`
+}
+
+type refFile struct {
+	Fixture []refRow `json:"fixture"`
+	Cases   []refRow `json:"cases"`
+	Mixed   []refRow `json:"mixed"`
+}
+
+func readJSON(path string, v any) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fail(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		fail(fmt.Errorf("%s: %w", path, err))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "cudabench:", err)
+	os.Exit(1)
+}
+
+func ids(r refRow) []int32 {
+	if r.IDs != nil {
+		return r.IDs
+	}
+	return r.InputIDs
+}
+
+type accuracy struct {
+	Model, Mode, Set    string
+	Rows                int
+	MinCos, MaxAbs      float64
+	SingleVsBatchMaxAbs float64
+	Pass                bool
+}
+
+func compare(got []float32, refs []refRow, dim int) (minCos, maxAbs float64) {
+	minCos = 1
+	for i, r := range refs {
+		g := got[i*dim : (i+1)*dim]
+		var dot, na, nb float64
+		for j, x := range r.Embedding {
+			y := float64(g[j])
+			dot += float64(x) * y
+			na += float64(x) * float64(x)
+			nb += y * y
+			maxAbs = math.Max(maxAbs, math.Abs(float64(x)-y))
+		}
+		minCos = math.Min(minCos, dot/math.Sqrt(na*nb))
+	}
+	return
+}
+
+func checkAccuracy(model, dir string, refs map[string][]refRow, modes []string) []accuracy {
+	m, err := engine.ResolveModel(dir)
+	if err != nil {
+		fail(err)
+	}
+	var out []accuracy
+	for _, mode := range modes {
+		conf := cuda.Config{FP32: mode == "fp32", TanhGELU: strings.Contains(mode, "tanh")}
+		e, err := cuda.OpenConfig(m, engine.Options{}, conf)
+		if err != nil {
+			fail(fmt.Errorf("open %s %s: %w", model, mode, err))
+		}
+		dim := e.Info().Dim
+		names := make([]string, 0, len(refs))
+		for k := range refs {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, set := range names {
+			rs := refs[set]
+			if len(rs) == 0 {
+				continue
+			}
+			rows := make([][]int32, len(rs))
+			for i, r := range rs {
+				rows[i] = ids(r)
+			}
+			batch, err := e.Embed(context.Background(), engine.NewBatch(rows))
+			if err != nil {
+				fail(err)
+			}
+			minCos, maxAbs := compare(batch, rs, dim)
+			var sv float64
+			for i, r := range rows {
+				one, err := e.Embed(context.Background(), engine.NewBatch([][]int32{r}))
+				if err != nil {
+					fail(err)
+				}
+				for j := range one {
+					sv = math.Max(sv, math.Abs(float64(one[j]-batch[i*dim+j])))
+				}
+			}
+			a := accuracy{Model: model, Mode: mode, Set: set, Rows: len(rs), MinCos: minCos, MaxAbs: maxAbs, SingleVsBatchMaxAbs: sv}
+			if mode == "fp32" {
+				a.Pass = maxAbs <= 1e-4 && sv <= 1e-4
+			} else {
+				a.Pass = minCos >= 0.9999 && maxAbs <= 2e-3 && sv <= 2e-3
+			}
+			out = append(out, a)
+		}
+		e.Close()
+	}
+	return out
+}
+
+type speedCase struct {
+	Name         string
+	Rows, Tokens int
+	P50ms        float64
+	PerS         float64
+	TFLOPs       float64
+	TorchEager   float64 // sentences/s
+	TorchCompile float64
+}
+
+// flops counts the useful (padding-free) work of a batch.
+func flops(rows [][]int32, layers, h, inter int) float64 {
+	var f float64
+	for _, r := range rows {
+		l := float64(len(r))
+		f += float64(layers) * (2*l*float64(4*h*h+2*h*inter) + 4*l*l*float64(h))
+	}
+	return f
+}
+
+func timeBatch(e *cuda.Engine, rows [][]int32, minReps int, budget time.Duration) float64 {
+	b := engine.NewBatch(rows)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, err := e.Embed(ctx, b); err != nil {
+			fail(err)
+		}
+	}
+	var ts []float64
+	start := time.Now()
+	for len(ts) < minReps || (time.Since(start) < budget && len(ts) < 2000) {
+		t := time.Now()
+		if _, err := e.Embed(ctx, b); err != nil {
+			fail(err)
+		}
+		ts = append(ts, float64(time.Since(t).Microseconds())/1e3)
+	}
+	sort.Float64s(ts)
+	return ts[len(ts)/2]
+}
+
+type torchCase struct {
+	Rows       int     `json:"rows"`
+	EagerPerS  float64 `json:"eager_per_s"`
+	CompPerS   float64 `json:"compiled_per_s"`
+	EagerMs    float64 `json:"eager_ms"`
+	CompiledMs float64 `json:"compiled_ms"`
+}
+
+func main() {
+	work := flag.String("work", "/tmp/gpuwork", "folder written by make_model_and_baseline.py")
+	tiny := flag.String("tiny", "testdata/m3e-tiny", "the fixture model folder (hf/ and reference.json)")
+	out := flag.String("out", os.Getenv("OUT"), "where to write cudabench.json")
+	batches := flag.String("batches", "1,8,32,128,512", "short-sentence batch sizes")
+	flag.Parse()
+
+	// Correctness.
+	var tinyRef refFile
+	readJSON(filepath.Join(*tiny, "reference.json"), &tinyRef)
+	acc := checkAccuracy("m3e-tiny", filepath.Join(*tiny, "hf"), map[string][]refRow{"fixture30": tinyRef.Cases}, []string{"fp32", "fp16", "fp16-tanh"})
+	bigDir := filepath.Join(*work, "m3e-base-rand")
+	var bigRef refFile
+	readJSON(filepath.Join(*work, "reference.json"), &bigRef)
+	acc = append(acc, checkAccuracy("m3e-base-shaped", bigDir, map[string][]refRow{"fixture30": bigRef.Fixture, "mixed": bigRef.Mixed}, []string{"fp32", "fp16", "fp16-tanh"})...)
+	fmt.Println("\n== correctness vs sentence-transformers fp32 ==")
+	fmt.Printf("%-16s %-10s %-10s %5s %10s %10s %12s %s\n", "model", "mode", "set", "rows", "min cos", "max |Δ|", "1-vs-batch", "pass")
+	for _, a := range acc {
+		fmt.Printf("%-16s %-10s %-10s %5d %10.7f %10.2e %12.2e %v\n", a.Model, a.Mode, a.Set, a.Rows, a.MinCos, a.MaxAbs, a.SingleVsBatchMaxAbs, a.Pass)
+	}
+
+	// Speed.
+	var sets map[string]json.RawMessage
+	readJSON(filepath.Join(*work, "speedsets.json"), &sets)
+	get := func(k string) [][]int32 {
+		var v [][]int32
+		if err := json.Unmarshal(sets[k], &v); err != nil {
+			fail(err)
+		}
+		return v
+	}
+	var one []int32
+	_ = json.Unmarshal(sets["one"], &one)
+	var torch struct {
+		Device string               `json:"device"`
+		Cases  map[string]torchCase `json:"cases"`
+	}
+	readJSON(filepath.Join(*work, "torch_bench.json"), &torch)
+
+	free0, total, _ := cuda.DeviceMemory(0)
+	m, err := engine.ResolveModel(bigDir)
+	if err != nil {
+		fail(err)
+	}
+	results := map[string]any{"accuracy": acc}
+	for _, variant := range []struct {
+		name string
+		conf cuda.Config
+	}{{"fp16", cuda.Config{}}, {"fp16-tanh", cuda.Config{TanhGELU: true}}, {"fp16-nographs", cuda.Config{NoGraphs: true}}} {
+		e, err := cuda.OpenConfig(m, engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}, variant.conf)
+		if err != nil {
+			fail(err)
+		}
+		if variant.name == "fp16" {
+			fmt.Println("\nGPU:", e.Device())
+		}
+		type named struct {
+			name string
+			rows [][]int32
+		}
+		cases := []named{{"one", [][]int32{one}}}
+		for _, b := range strings.Split(*batches, ",") {
+			var n int
+			fmt.Sscan(b, &n)
+			cases = append(cases, named{"short" + b, get("short")[:n]})
+		}
+		cases = append(cases, named{"long64x128", get("long")}, named{"mixed64", get("mixed")})
+		var sc []speedCase
+		for _, c := range cases {
+			ms := timeBatch(e, c.rows, 20, 1500*time.Millisecond)
+			toks := 0
+			for _, r := range c.rows {
+				toks += len(r)
+			}
+			s := speedCase{Name: c.name, Rows: len(c.rows), Tokens: toks, P50ms: ms, PerS: float64(len(c.rows)) / ms * 1e3,
+				TFLOPs: flops(c.rows, 12, 768, 3072) / (ms / 1e3) / 1e12}
+			if tc, ok := torch.Cases[c.name]; ok {
+				s.TorchEager, s.TorchCompile = tc.EagerPerS, tc.CompPerS
+			}
+			sc = append(sc, s)
+		}
+		free1, _, _ := cuda.DeviceMemory(0)
+		fmt.Printf("\n== speed: m3ectl cuda %s vs PyTorch fp16 (%s), same sentences ==\n", variant.name, torch.Device)
+		fmt.Printf("%-11s %4s %6s %9s %11s %7s %6s %11s %11s %7s %7s\n", "case", "rows", "tokens", "p50 ms", "sent/s", "TFLOP/s", "%peak", "torch eager", "torch comp", "x eager", "x comp")
+		for _, s := range sc {
+			xe, xc := s.PerS/s.TorchEager, s.PerS/s.TorchCompile
+			fmt.Printf("%-11s %4d %6d %9.3f %11.0f %7.1f %5.1f%% %11.0f %11.0f %7.2f %7.2f\n", s.Name, s.Rows, s.Tokens, s.P50ms, s.PerS, s.TFLOPs, s.TFLOPs/790*100, s.TorchEager, s.TorchCompile, xe, xc)
+		}
+		fmt.Printf("GPU memory used by the engine: %.0f MiB (weights %.0f MiB) of %.0f MiB\n", float64(free0-free1)/(1<<20), float64(e.WeightBytes())/(1<<20), float64(total)/(1<<20))
+		results["speed_"+variant.name] = sc
+		results["mem_used_mib_"+variant.name] = float64(free0-free1) / (1 << 20)
+		if variant.name == "fp16" {
+			for _, c := range []named{{"long64x128", get("long")}, {"short512", get("short")}, {"one", [][]int32{one}}} {
+				p, err := e.Profile(engine.NewBatch(c.rows), 10)
+				if err != nil {
+					fail(err)
+				}
+				var total float64
+				keys := make([]string, 0, len(p))
+				for k, v := range p {
+					total += v
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool { return p[keys[i]] > p[keys[j]] })
+				fmt.Printf("\n-- time split, %s (no graph, events per stage; total %.3f ms) --\n", c.name, total)
+				for _, k := range keys {
+					fmt.Printf("  %-14s %8.3f ms %5.1f%%\n", k, p[k], p[k]/total*100)
+				}
+				results["profile_"+c.name] = p
+			}
+		}
+		e.Close()
+	}
+	if *out != "" {
+		b, _ := json.MarshalIndent(results, "", " ")
+		_ = os.WriteFile(filepath.Join(*out, "cudabench.json"), b, 0o644)
+	}
+	for _, a := range acc {
+		if !a.Pass && !strings.Contains(a.Mode, "tanh") {
+			fmt.Println("\nACCURACY CHECK FAILED")
+			os.Exit(2)
+		}
+	}
+}
