@@ -32,7 +32,7 @@ func runParity(ctx context.Context, trtexec string, ver TRTVersion, meta *Engine
 	}
 	tokPath := req.Tokenizer
 	if tokPath == "" {
-		if tokPath, err = findTokenizer(req.ONNX); err != nil {
+		if tokPath, err = FindTokenizer(req.ONNX); err != nil {
 			return nil, nil, err
 		}
 	}

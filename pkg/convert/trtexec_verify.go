@@ -138,9 +138,9 @@ func LoadArgs(v TRTVersion, engine string) []string {
 // inferOnceArgs run exactly one inference with no warm-up or timing window.
 var inferOnceArgs = []string{"--iterations=1", "--warmUp=0", "--duration=0", "--avgRuns=1"}
 
-// findTokenizer looks for tokenizer.json or vocab.txt next to the ONNX file
+// FindTokenizer looks for tokenizer.json or vocab.txt next to the ONNX file
 // and in its parent folder (the HF layout keeps the ONNX in onnx/).
-func findTokenizer(onnx string) (string, error) {
+func FindTokenizer(onnx string) (string, error) {
 	dir := filepath.Dir(onnx)
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		for _, f := range []string{"tokenizer.json", "vocab.txt"} {
