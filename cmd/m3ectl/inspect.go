@@ -1,0 +1,47 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m3ectl/m3ectl/pkg/convert"
+)
+
+func init() { register(newInspectCmd) }
+
+func newInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect MODEL.onnx",
+		Short: "Describe an ONNX model: inputs, outputs, ops, parameters, BERT architecture, trtexec profile",
+		Long: `inspect reads an ONNX model (also one whose weights live in external-data files,
+which are checked but not loaded) and prints its opset and IR version, producer,
+inputs and outputs with every dimension (symbolic names kept), the op histogram,
+the parameter count and bytes, the external-data files, the detected BERT
+architecture (layers, hidden size, heads, intermediate size, vocabulary, max
+positions) and the trtexec shape profile build-engine would suggest.`,
+		Example: `  m3ectl inspect testdata/m3e-tiny/model.onnx
+  m3ectl inspect --json testdata/m3e-tiny/dynamo/model.onnx | jq .architecture`,
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := convert.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			return r.WriteText(out)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.SetOut(os.Stdout)
+	return cmd
+}
