@@ -10,6 +10,10 @@ import (
 // unknown token without being split.
 const DefaultMaxInputCharsPerWord = 100
 
+// maxVocabSize bounds the id space a vocabulary file may claim, so that a
+// corrupt file fails to load instead of exhausting memory.
+const maxVocabSize = 1 << 24
+
 // denseRunes is the size of the table that maps a one-rune word straight to
 // its id: the Basic Multilingual Plane, which holds every CJK ideograph in
 // common use, in 256 KiB.
@@ -55,6 +59,9 @@ func newVocabulary(vocab map[string]int32, size int, unkToken, prefix string, ma
 		if int(id) >= size {
 			size = int(id) + 1
 		}
+	}
+	if size > maxVocabSize {
+		return nil, fmt.Errorf("vocabulary claims %d ids, more than %d", size, maxVocabSize)
 	}
 	v.tokens = make([]string, size)
 	for i := range v.single {
