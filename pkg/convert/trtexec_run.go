@@ -54,9 +54,9 @@ type TrtexecError struct {
 
 func (e *TrtexecError) Error() string {
 	msg := fmt.Sprintf("trtexec %s failed: %s", e.Op, e.Reason)
-	for i := len(e.Lines) - 1; i >= 0; i-- {
-		if trtLogLevel(e.Lines[i]) == "E" {
-			msg += ": " + cleanLogLine(e.Lines[i])
+	for _, l := range e.Lines { // the first [E] line names the cause; later ones are consequences
+		if trtLogLevel(l) == "E" {
+			msg += ": " + cleanLogLine(l)
 			break
 		}
 	}

@@ -203,7 +203,7 @@ if [ -n "${opt[loadInputs]+x}" ]; then
 	done
 fi
 if [ -f "${M3ECTL_FAKE_TRT_OUTPUT:-/nonexistent}" ]; then
-	grep -o '"name" *: *"[^"]*"[^"]*"dimensions" *: *"[^"]*"' "$M3ECTL_FAKE_TRT_OUTPUT" | while read -r line; do
+	tr '\n' ' ' <"$M3ECTL_FAKE_TRT_OUTPUT" | grep -o '"name" *: *"[^"]*"[^"]*"dimensions" *: *"[^"]*"' | while read -r line; do
 		n=$(sed -E 's/.*"name" *: *"([^"]*)".*/\1/' <<<"$line"); d=$(sed -E 's/.*"dimensions" *: *"([^"]*)".*/\1/' <<<"$line")
 		if [ "$major" -ge 10 ]; then log I "Output binding for $n with dimensions $d is created."; else log I "Created output binding for $n with dimensions $d"; fi
 	done
