@@ -55,7 +55,8 @@ func (x *graphIndex) weight2D(name string) (rows, cols int64, ok bool) {
 type embeddingTable struct {
 	name       string
 	rows, cols int64
-	byInput    bool // indexed straight from a graph input (maybe through a Cast)
+	byInput    bool   // indexed straight from a graph input (maybe through a Cast)
+	role       string // "word_embeddings", ... when a fused op says so
 }
 
 // detectBERT recognises a BERT-family encoder: embedding tables (word,
@@ -72,18 +73,33 @@ func detectBERT(g *onnxpb.GraphProto, r *Report) *Architecture {
 		return nil
 	}
 	a := &Architecture{Type: "bert", Hidden: int(word.cols), VocabSize: int(word.rows)}
-	for _, t := range tables {
-		if t.name == word.name || t.cols != word.cols {
-			continue
-		}
-		if strings.Contains(t.name, "position") || (!strings.Contains(t.name, "token_type") && int(t.rows) > a.MaxPositions) {
-			a.MaxPositions = int(t.rows)
-		}
-	}
+	a.MaxPositions = positionRows(tables, word)
 	a.Layers = x.layers()
 	a.Intermediate = x.intermediate(word.cols)
 	a.Heads = x.heads(word.cols)
 	return a
+}
+
+// minPositions is the fewest rows an unnamed table needs to be taken for a
+// position table rather than a token-type table (which has 2).
+const minPositions = 32
+
+// positionRows finds the position-embedding table beside the word table: by
+// name or fused-op role, else the largest other table of the same width.
+func positionRows(tables []embeddingTable, word embeddingTable) int {
+	best := 0
+	for _, t := range tables {
+		if t.name == word.name || t.cols != word.cols {
+			continue
+		}
+		if t.role == "position_embeddings" || strings.Contains(t.name, "position_embeddings") {
+			return int(t.rows)
+		}
+		if t.role == "" && !strings.Contains(t.name, "token_type") && t.rows >= minPositions && int(t.rows) > best {
+			best = int(t.rows)
+		}
+	}
+	return best
 }
 
 // embeddingTables lists the Gather lookups into 2-D float initializers.
@@ -95,6 +111,20 @@ func (x *graphIndex) embeddingTables(r *Report) []embeddingTable {
 	seen := map[string]bool{}
 	var out []embeddingTable
 	for _, n := range x.g.GetNode() {
+		// ONNX Runtime's optimiser fuses the lookups and their LayerNorm into
+		// EmbedLayerNormalization(input_ids, segment_ids, word, position, segment, ...).
+		if n.GetOpType() == "EmbedLayerNormalization" && len(n.GetInput()) >= 4 {
+			for i, role := range []string{"word_embeddings", "position_embeddings", "token_type_embeddings"} {
+				if i+2 >= len(n.GetInput()) || seen[n.GetInput()[i+2]] {
+					continue
+				}
+				if rows, cols, ok := x.weight2D(n.GetInput()[i+2]); ok {
+					seen[n.GetInput()[i+2]] = true
+					out = append(out, embeddingTable{name: n.GetInput()[i+2], rows: rows, cols: cols, role: role})
+				}
+			}
+			continue
+		}
 		if n.GetOpType() != "Gather" || len(n.GetInput()) != 2 || seen[n.GetInput()[0]] {
 			continue
 		}
@@ -116,7 +146,7 @@ func (x *graphIndex) embeddingTables(r *Report) []embeddingTable {
 // else the table indexed by input_ids, else the largest.
 func pickWordTable(tables []embeddingTable) (embeddingTable, bool) {
 	for _, t := range tables {
-		if strings.Contains(t.name, "word_embeddings") {
+		if t.role == "word_embeddings" || strings.Contains(t.name, "word_embeddings") {
 			return t, true
 		}
 	}
