@@ -209,6 +209,10 @@ func appendProvider(opts *ort.SessionOptions, o engine.Options) error {
 }
 
 func providerErr(name string, err error) error {
+	// ONNX Runtime prefixes its source location; the cause follows "FAIL : ".
+	if msg := err.Error(); strings.Contains(msg, "FAIL : ") {
+		err = errors.New(msg[strings.LastIndex(msg, "FAIL : ")+len("FAIL : "):])
+	}
 	return fmt.Errorf("ONNX Runtime (%s) cannot use the %s execution provider; it needs a GPU build of ONNX Runtime with its provider libraries: %w", LoadedLibrary(), name, err)
 }
 
