@@ -26,13 +26,14 @@ func bucketFor(tokens, rows int) bucket {
 	return bucket{T: roundBucket(tokens, 16), N: roundBucket(rows, 1)}
 }
 
-// tiles bounds the attention tiles (64 queries of one row) of any batch in
-// the bucket: sum(ceil(len/64)) <= (T + 63N)/64.
+// tiles bounds the attention tiles of any batch in the bucket: a tile is
+// either 64 queries of a long row or several whole short rows, so there are
+// at most sum(ceil(len/64)) <= (T + 63N)/64 of them.
 func (b bucket) tiles() int { return (b.T + 63*b.N + 63) / 64 }
 
 // inputInts is the size of the packed int32 input block: ids, positions,
 // row offsets, attention tiles and the two counts (rows, tiles).
-func (b bucket) inputInts() int { return 2*b.T + b.N + 1 + 2*b.tiles() + 2 }
+func (b bucket) inputInts() int { return 2*b.T + b.N + 1 + 4*b.tiles() + 2 }
 
 // buffers are the engine's device and pinned host memory, allocated once and
 // grown (never shrunk) when a larger bucket arrives.
@@ -92,11 +93,17 @@ func layout(bk bucket) (pos, offs, tiles, counts int) {
 	pos = 4 * bk.T
 	offs = pos + 4*bk.T
 	tiles = offs + 4*(bk.N+1)
-	counts = tiles + 8*bk.tiles()
+	counts = tiles + 16*bk.tiles()
 	return
 }
 
-// fill writes batch b into the pinned input block, padded to bucket bk.
+// attnTile is the query block a tile covers: queries qLen tokens from
+// qStart, attending to kLen keys from kStart (kernels.cu).
+const tileQueries = 64
+
+// fill writes batch b into the pinned input block, padded to bucket bk, and
+// plans the attention tiles: rows longer than 64 tokens get one tile per 64
+// queries; shorter rows are packed whole into shared tiles.
 func (b *buffers) fill(batch *engine.Batch, bk bucket) {
 	in := b.hostIn.int32s()
 	pos, offs, tiles, counts := layout(bk)
@@ -105,19 +112,42 @@ func (b *buffers) fill(batch *engine.Batch, bk bucket) {
 	clear(ids[n:])
 	p := in[pos/4 : pos/4+bk.T]
 	o := in[offs/4 : offs/4+bk.N+1]
-	tl := in[tiles/4 : tiles/4+2*bk.tiles()]
+	tl := in[tiles/4 : tiles/4+4*bk.tiles()]
 	nt := 0
+	add := func(qs, ql, ks, kl int32) {
+		tl[4*nt], tl[4*nt+1], tl[4*nt+2], tl[4*nt+3] = qs, ql, ks, kl
+		nt++
+	}
+	var packStart, packLen int32 // the open tile of packed short rows
+	flush := func() {
+		if packLen > 0 {
+			add(packStart, packLen, packStart, packLen)
+			packLen = 0
+		}
+	}
 	rows := batch.Rows()
 	for r := 0; r < rows; r++ {
 		s, e := batch.Offsets[r], batch.Offsets[r+1]
 		for i := s; i < e; i++ {
 			p[i] = i - s
 		}
-		for q := int32(0); q < e-s; q += 64 {
-			tl[2*nt], tl[2*nt+1] = int32(r), q
-			nt++
+		l := e - s
+		if l <= tileQueries {
+			if packLen+l > tileQueries {
+				flush()
+			}
+			if packLen == 0 {
+				packStart = s
+			}
+			packLen += l
+			continue
+		}
+		flush()
+		for q := int32(0); q < l; q += tileQueries {
+			add(s+q, min(tileQueries, l-q), s, l)
 		}
 	}
+	flush()
 	clear(p[n:])
 	copy(o, batch.Offsets)
 	for r := rows + 1; r <= bk.N; r++ {

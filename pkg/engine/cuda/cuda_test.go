@@ -49,6 +49,26 @@ func TestRoundBucket(t *testing.T) {
 	}
 }
 
+func TestFillPacksShortRowsIntoOneTile(t *testing.T) {
+	rows := [][]int32{make([]int32, 20), make([]int32, 30), make([]int32, 20), make([]int32, 64)}
+	b := engine.NewBatch(rows)
+	bk := bucketFor(b.Tokens(), b.Rows())
+	var buf buffers
+	in := make([]int32, bk.inputInts())
+	buf.hostIn = pinnedFrom(in)
+	buf.fill(b, bk)
+	_, _, tiles, counts := layout(bk)
+	want := []int32{0, 50, 0, 50, 50, 20, 50, 20, 70, 64, 70, 64}
+	if in[counts/4+1] != 3 {
+		t.Fatalf("%d tiles, want 3", in[counts/4+1])
+	}
+	for i, w := range want {
+		if in[tiles/4+i] != w {
+			t.Fatalf("tiles %v, want %v", in[tiles/4:tiles/4+12], want)
+		}
+	}
+}
+
 func TestFillPacksRowsAndTiles(t *testing.T) {
 	b := engine.NewBatch([][]int32{{101, 5, 102}, make([]int32, 130)})
 	bk := bucketFor(b.Tokens(), b.Rows())
@@ -63,10 +83,12 @@ func TestFillPacksRowsAndTiles(t *testing.T) {
 	if in[offs/4+1] != 3 || in[offs/4+2] != 133 {
 		t.Errorf("offsets %v", in[offs/4:offs/4+3])
 	}
-	wantTiles := []int32{0, 0, 1, 0, 1, 64, 1, 128}
+	// (qStart, qLen, kStart, kLen): the short row alone (the long row
+	// closes its tile), then the long row in slices of 64 queries.
+	wantTiles := []int32{0, 3, 0, 3, 3, 64, 3, 130, 67, 64, 3, 130, 131, 2, 3, 130}
 	for i, w := range wantTiles {
 		if in[tiles/4+i] != w {
-			t.Fatalf("tiles %v, want %v", in[tiles/4:tiles/4+8], wantTiles)
+			t.Fatalf("tiles %v, want %v", in[tiles/4:tiles/4+16], wantTiles)
 		}
 	}
 	if in[counts/4] != 2 || in[counts/4+1] != 4 {
@@ -113,6 +135,7 @@ func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
 		{"fp32", Config{FP32: true}, 1e-4, 0.99999},
 		{"fp32-nographs", Config{FP32: true, NoGraphs: true}, 1e-4, 0.99999},
 		{"fp16", Config{}, 2e-3, 0.9999},
+		{"fp16-exact-gelu", Config{ExactGELU: true}, 2e-3, 0.9999},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e, err := OpenConfig(m, engine.Options{}, c.conf)

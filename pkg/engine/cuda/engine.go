@@ -21,17 +21,17 @@ var kernelSource string
 // defaults are what serve uses. The benchmark flips them to measure each.
 type Config struct {
 	FP32      bool // compute in fp32 (for checking) instead of fp16
-	TanhGELU  bool // use cuBLASLt's fused GELU_BIAS epilogue (tanh approximation) instead of exact erf GELU
+	ExactGELU bool // fp16: exact erf GELU kernel instead of cuBLASLt's fused GELU_BIAS epilogue (tanh form)
 	NoGraphs  bool // launch kernels one by one instead of replaying CUDA graphs
 	MaxGraphs int  // captured graphs kept per engine; 0: 512
 }
 
-// ConfigFromEnv reads M3ECTL_CUDA_GELU=tanh and M3ECTL_CUDA_GRAPHS=0.
+// ConfigFromEnv reads o.Precision, M3ECTL_CUDA_GELU=erf and M3ECTL_CUDA_GRAPHS=0.
 func ConfigFromEnv(o engine.Options) Config {
 	return Config{
-		FP32:     strings.EqualFold(o.Precision, "fp32"),
-		TanhGELU: os.Getenv("M3ECTL_CUDA_GELU") == "tanh",
-		NoGraphs: os.Getenv("M3ECTL_CUDA_GRAPHS") == "0",
+		FP32:      strings.EqualFold(o.Precision, "fp32"),
+		ExactGELU: os.Getenv("M3ECTL_CUDA_GELU") == "erf",
+		NoGraphs:  os.Getenv("M3ECTL_CUDA_GRAPHS") == "0",
 	}
 }
 
@@ -50,6 +50,7 @@ type Engine struct {
 	gemm                                   *gemmer
 	w                                      *weights
 	elem                                   int // bytes per activation element
+	lnThreads                              int
 	fnEmb, fnAddLN, fnGELU, fnPool, fnAttn uintptr
 	attnMMA                                bool
 	buf                                    buffers
@@ -109,9 +110,13 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 		return err
 	}
 	ln := 256
-	if e.cfg.Hidden <= 256 {
-		ln = (e.cfg.Hidden + 31) / 32 * 32
+	switch H := e.cfg.Hidden; {
+	case !e.conf.FP32 && H%8 == 0 && H/8 >= 32 && H/8 <= 1024 && (H/8)%32 == 0:
+		ln = H / 8 // LN_VEC: 8 contiguous halves per thread
+	case H <= 256:
+		ln = (H + 31) / 32 * 32
 	}
+	e.lnThreads = ln
 	fp16 := 1
 	if e.conf.FP32 {
 		fp16 = 0

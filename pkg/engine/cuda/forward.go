@@ -8,16 +8,24 @@ import (
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
+// ffnEpilogue is the first FFN GEMM's epilogue: in fp16 cuBLASLt's fused
+// GELU_BIAS (the tanh form of GELU; measured within the accuracy budget,
+// docs/gpu.md) saves a pass over the [T, 3072] activations; fp32 and
+// Config.ExactGELU add the bias only and run the exact erf GELU kernel.
+func (e *Engine) ffnEpilogue() int {
+	if e.conf.FP32 || e.conf.ExactGELU {
+		return epilogueBias
+	}
+	return epilogueGELUBias
+}
+
 // marker records a named point on the stream (the profiler); nil in normal runs.
 type marker func(stage string) error
 
 // planGemms queries cuBLASLt's heuristic for every GEMM shape of bucket bk.
 func (e *Engine) planGemms(bk bucket) error {
 	H, I := e.cfg.Hidden, e.cfg.Intermediate
-	ffnEpi := epilogueBias
-	if e.conf.TanhGELU {
-		ffnEpi = epilogueGELUBias
-	}
+	ffnEpi := e.ffnEpilogue()
 	for _, s := range [][4]int{{3 * H, bk.T, H, epilogueBias}, {H, bk.T, H, epilogueBias}, {I, bk.T, H, ffnEpi}, {H, bk.T, I, epilogueBias}} {
 		if _, err := e.gemm.plan(s[0], s[1], s[2], s[3]); err != nil {
 			return err
@@ -39,11 +47,7 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 	if err := cuCheck(call(drv.memcpyHtoDAsync, uintptr(in), uintptr(b.hostIn.p), uintptr(b.inputBytes(bk)), st), "cuMemcpyHtoDAsync"); err != nil {
 		return err
 	}
-	lnThreads := 256
-	if H <= 256 {
-		lnThreads = (H + 31) / 32 * 32
-	}
-	ln := [3]int{lnThreads, 1, 1}
+	ln := [3]int{e.lnThreads, 1, 1}
 	errs := func(errs ...error) error {
 		for _, err := range errs {
 			if err != nil {
@@ -57,16 +61,13 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 		mark("embed")); err != nil {
 		return err
 	}
-	ffnEpi := epilogueBias
-	if e.conf.TanhGELU {
-		ffnEpi = epilogueGELUBias
-	}
+	ffnEpi := e.ffnEpilogue()
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	g := e.gemm
 	for _, lw := range e.w.layers {
 		err := errs(
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
-			e.l.launch(e.fnAttn, [3]int{bk.tiles(), c.Heads, 1}, [3]int{128, 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(offs), scale), mark("attention"),
+			e.l.launch(e.fnAttn, [3]int{bk.tiles(), c.Heads, 1}, [3]int{128, 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale), mark("attention"),
 			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
 			e.l.launch(e.fnAddLN, [3]int{T, 1, 1}, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
@@ -74,7 +75,7 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 		if err != nil {
 			return err
 		}
-		if !e.conf.TanhGELU {
+		if ffnEpi != epilogueGELUBias {
 			n := T * I
 			if err := errs(e.l.launch(e.fnGELU, [3]int{(n/2 + 255) / 256, 1, 1}, [3]int{256, 1, 1}, 0, b.ffn, n), mark("gelu")); err != nil {
 				return err

@@ -22,9 +22,36 @@ __device__ __forceinline__ float ldf(const act_t* p) { return *p; }
 __device__ __forceinline__ void stf(act_t* p, float v) { *p = v; }
 #endif
 
+// LN_VEC: fp16 with HIDDEN a multiple of 8 and LN_THREADS == HIDDEN/8: each
+// thread owns 8 contiguous elements and moves them with 16-byte accesses.
+#if USE_FP16 && (HIDDEN % 8 == 0) && (LN_THREADS * 8 == HIDDEN)
+#define LN_VEC 1
+#define VPT 8
+#define IDX(i) (threadIdx.x * 8 + (i))
+#else
+#define LN_VEC 0
 #define VPT ((HIDDEN + LN_THREADS - 1) / LN_THREADS)
+#define IDX(i) (threadIdx.x + (i) * LN_THREADS)
+#endif
 
-// blockSum reduces v over the block; red must hold 32 floats.
+struct __align__(16) u32x4 { u32 x, y, z, w; };
+
+#if LN_VEC
+__device__ __forceinline__ void load8(const act_t* p, float* x) {
+  u32x4 v = *reinterpret_cast<const u32x4*>(p);
+  u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) { x[2 * i] = h2f((half_t)(w[i] & 0xffff)); x[2 * i + 1] = h2f((half_t)(w[i] >> 16)); }
+}
+__device__ __forceinline__ void store8(act_t* p, const float* x) {
+  u32x4 v;
+  v.x = pack2(x[0], x[1]); v.y = pack2(x[2], x[3]); v.z = pack2(x[4], x[5]); v.w = pack2(x[6], x[7]);
+  *reinterpret_cast<u32x4*>(p) = v;
+}
+#endif
+
+// blockSum reduces v over the block; red must hold 32 floats. blockDim.x is
+// a multiple of 32.
 __device__ __forceinline__ float blockSum(float v, float* red) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
   int w = threadIdx.x >> 5, l = threadIdx.x & 31;
@@ -41,17 +68,23 @@ __device__ __forceinline__ float blockSum(float v, float* red) {
 __device__ __forceinline__ void layerNormStore(float* x, act_t* out, const float* gamma, const float* beta, float eps, float* red) {
   float s = 0.f;
 #pragma unroll
-  for (int i = 0; i < VPT; i++) { int j = threadIdx.x + i * LN_THREADS; if (j < HIDDEN) s += x[i]; }
+  for (int i = 0; i < VPT; i++) { if (IDX(i) < HIDDEN) s += x[i]; }
   float mean = blockSum(s, red) * (1.0f / HIDDEN);
   float v = 0.f;
 #pragma unroll
-  for (int i = 0; i < VPT; i++) { int j = threadIdx.x + i * LN_THREADS; if (j < HIDDEN) { float d = x[i] - mean; v += d * d; } }
+  for (int i = 0; i < VPT; i++) { if (IDX(i) < HIDDEN) { float d = x[i] - mean; v += d * d; } }
   float rstd = rsqrtf(blockSum(v, red) * (1.0f / HIDDEN) + eps);
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
-    int j = threadIdx.x + i * LN_THREADS;
-    if (j < HIDDEN) stf(out + j, (x[i] - mean) * rstd * gamma[j] + beta[j]);
+    int j = IDX(i);
+    if (j < HIDDEN) x[i] = (x[i] - mean) * rstd * gamma[j] + beta[j];
   }
+#if LN_VEC
+  store8(out + IDX(0), x);
+#else
+#pragma unroll
+  for (int i = 0; i < VPT; i++) { if (IDX(i) < HIDDEN) stf(out + IDX(i), x[i]); }
+#endif
 }
 
 // embed_ln: out[t] = LayerNorm(word[ids[t]] + pos[pos[t]] + type0), one block per token.
@@ -62,11 +95,18 @@ extern "C" __global__ void __launch_bounds__(LN_THREADS) embed_ln(act_t* out, co
   const act_t* w = word + (size_t)ids[t] * HIDDEN;
   const act_t* p = posEmb + (size_t)pos[t] * HIDDEN;
   float x[VPT];
+#if LN_VEC
+  float y[8], z[8];
+  load8(w + IDX(0), x); load8(p + IDX(0), y); load8(type0 + IDX(0), z);
+#pragma unroll
+  for (int i = 0; i < 8; i++) x[i] += y[i] + z[i];
+#else
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
-    int j = threadIdx.x + i * LN_THREADS;
+    int j = IDX(i);
     x[i] = j < HIDDEN ? ldf(w + j) + ldf(p + j) + ldf(type0 + j) : 0.f;
   }
+#endif
   layerNormStore(x, out + (size_t)t * HIDDEN, gamma, beta, eps, red);
 }
 
@@ -75,11 +115,18 @@ extern "C" __global__ void __launch_bounds__(LN_THREADS) add_ln(act_t* r, const 
   __shared__ float red[32];
   size_t base = (size_t)blockIdx.x * HIDDEN;
   float x[VPT];
+#if LN_VEC
+  float y[8];
+  load8(a + base + IDX(0), x); load8(r + base + IDX(0), y);
+#pragma unroll
+  for (int i = 0; i < 8; i++) x[i] += y[i];
+#else
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
-    int j = threadIdx.x + i * LN_THREADS;
+    int j = IDX(i);
     x[i] = j < HIDDEN ? ldf(a + base + j) + ldf(r + base + j) : 0.f;
   }
+#endif
   layerNormStore(x, r + base, gamma, beta, eps, red);
 }
 
@@ -135,42 +182,56 @@ extern "C" __global__ void pool(float* out, const act_t* h, const int* offsets, 
   }
 }
 
-// Attention over packed rows. tiles holds (row, first query) pairs, one per
-// block of 64 queries of one row; grid = (max tiles, heads); blocks past
-// *ntiles (bucket padding) do nothing. qkv is [T, 3*HIDDEN] (q | k | v),
-// ctx is [T, HIDDEN]; head h uses columns h*HEAD_DIM ...
+// Attention over packed rows. tiles holds (qStart, qLen, kStart, kLen) in
+// token indices, one per block: up to 64 queries that attend to kLen keys.
+// Long rows get one tile per 64 queries; short rows are packed together into
+// one tile, and a query attends only to keys of its own row (a token's row
+// starts at token - pos[token]), so packing never leaks between rows.
+// grid = (max tiles, heads); blocks past *ntiles (bucket padding) do nothing.
+// qkv is [T, 3*HIDDEN] (q | k | v), ctx is [T, HIDDEN].
 
 // attn_simple: CUDA-core attention, fp32 math; one warp per query.
 extern "C" __global__ void __launch_bounds__(128) attn_simple(act_t* ctx, const act_t* qkv, const int* tiles, const int* ntiles,
-    const int* offsets, float scale) {
+    const int* pos, float scale) {
   __shared__ float sc[4][MAXPOS];
   int tile = blockIdx.x;
   if (tile >= *ntiles) return;
-  int row = tiles[2 * tile], q0 = tiles[2 * tile + 1], h = blockIdx.y;
-  int start = offsets[row], len = offsets[row + 1] - start;
+  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.y;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int ld = 3 * HIDDEN;
-  for (int q = q0 + warp; q < min(q0 + 64, len); q += 4) {
-    const act_t* qp = qkv + (size_t)(start + q) * ld + h * HEAD_DIM;
+  for (int q = qs + warp; q < qs + ql; q += 4) {
+    int qrow = q - pos[q];
+    const act_t* qp = qkv + (size_t)q * ld + h * HEAD_DIM;
     float mx = -3.4e38f;
-    for (int k = lane; k < len; k += 32) {
-      const act_t* kp = qkv + (size_t)(start + k) * ld + HIDDEN + h * HEAD_DIM;
-      float d = 0.f;
-      for (int i = 0; i < HEAD_DIM; i++) d += ldf(qp + i) * ldf(kp + i);
-      d *= scale;
+    for (int k = lane; k < kl; k += 32) {
+      int kt = kst + k;
+      float d = -3.4e38f;
+      if (kt - pos[kt] == qrow) {
+        const act_t* kp = qkv + (size_t)kt * ld + HIDDEN + h * HEAD_DIM;
+        d = 0.f;
+        for (int i = 0; i < HEAD_DIM; i++) d += ldf(qp + i) * ldf(kp + i);
+        d *= scale;
+      }
       sc[warp][k] = d;
       mx = fmaxf(mx, d);
     }
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
     float sum = 0.f;
-    for (int k = lane; k < len; k += 32) { float p = expf(sc[warp][k] - mx); sc[warp][k] = p; sum += p; }
+    for (int k = lane; k < kl; k += 32) {
+      float p = sc[warp][k] > -3.0e38f ? expf(sc[warp][k] - mx) : 0.f;
+      sc[warp][k] = p;
+      sum += p;
+    }
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffff, sum, o);
     __syncwarp();
     float inv = 1.f / sum;
     for (int i = lane; i < HEAD_DIM; i += 32) {
       float acc = 0.f;
-      for (int k = 0; k < len; k++) acc += sc[warp][k] * ldf(qkv + (size_t)(start + k) * ld + 2 * HIDDEN + h * HEAD_DIM + i);
-      stf(ctx + (size_t)(start + q) * HIDDEN + h * HEAD_DIM + i, acc * inv);
+      for (int k = 0; k < kl; k++) {
+        float p = sc[warp][k];
+        if (p != 0.f) acc += p * ldf(qkv + (size_t)(kst + k) * ld + 2 * HIDDEN + h * HEAD_DIM + i);
+      }
+      stf(ctx + (size_t)q * HIDDEN + h * HEAD_DIM + i, acc * inv);
     }
     __syncwarp();
   }
@@ -183,38 +244,47 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ u32 smemAddr(const void* p) {
+  u32 a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
+}
+
 #define NEG_INF __int_as_float(0xff800000)
 #define KC 64            // keys per shared-memory chunk
 #define KPAD (HEAD_DIM + 8)
-#define VPAD (KC + 8)
 
 // attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
-// accumulate, online softmax); 4 warps x 16 queries per block.
+// accumulate, online softmax in base 2); 4 warps x 16 queries per block.
+// K and V chunks are staged row-major in shared memory with 16-byte copies;
+// V's B fragments come transposed through ldmatrix.trans.
 extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
-    const int* offsets, float scale) {
+    const int* pos, float scale) {
   __shared__ __align__(16) half_t Ks[KC][KPAD];
-  __shared__ __align__(16) half_t Vt[HEAD_DIM][VPAD];
+  __shared__ __align__(16) half_t Vs[KC][KPAD];
+  __shared__ int kseg[KC];
   int tile = blockIdx.x;
   if (tile >= *ntiles) return;
-  int row = tiles[2 * tile], q0 = tiles[2 * tile + 1], h = blockIdx.y;
-  int start = offsets[row], len = offsets[row + 1] - start;
+  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.y;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int ld = 3 * HIDDEN;
-  int qb = q0 + warp * 16;
-  bool active = qb < len;
-  const float sl2 = scale * 1.4426950408889634f;  // softmax in base 2
+  int qb = warp * 16;
+  bool active = qb < ql;
+  const float sl2 = scale * 1.4426950408889634f;
 
+  int r0 = qb + g, r1 = qb + g + 8;
+  int seg0 = r0 < ql ? (qs + r0) - pos[qs + r0] : -2;
+  int seg1 = r1 < ql ? (qs + r1) - pos[qs + r1] : -2;
   u32 qa[HEAD_DIM / 16][4];
   {
-    int r0 = qb + g, r1 = qb + g + 8;
-    const half_t* p0 = qkv + (size_t)(start + min(r0, len - 1)) * ld + h * HEAD_DIM;
-    const half_t* p1 = qkv + (size_t)(start + min(r1, len - 1)) * ld + h * HEAD_DIM;
+    const half_t* p0 = qkv + (size_t)(qs + min(r0, ql - 1)) * ld + h * HEAD_DIM;
+    const half_t* p1 = qkv + (size_t)(qs + min(r1, ql - 1)) * ld + h * HEAD_DIM;
 #pragma unroll
     for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
-      qa[ks][0] = r0 < len ? *reinterpret_cast<const u32*>(p0 + ks * 16 + t * 2) : 0u;
-      qa[ks][1] = r1 < len ? *reinterpret_cast<const u32*>(p1 + ks * 16 + t * 2) : 0u;
-      qa[ks][2] = r0 < len ? *reinterpret_cast<const u32*>(p0 + ks * 16 + 8 + t * 2) : 0u;
-      qa[ks][3] = r1 < len ? *reinterpret_cast<const u32*>(p1 + ks * 16 + 8 + t * 2) : 0u;
+      qa[ks][0] = r0 < ql ? *reinterpret_cast<const u32*>(p0 + ks * 16 + t * 2) : 0u;
+      qa[ks][1] = r1 < ql ? *reinterpret_cast<const u32*>(p1 + ks * 16 + t * 2) : 0u;
+      qa[ks][2] = r0 < ql ? *reinterpret_cast<const u32*>(p0 + ks * 16 + 8 + t * 2) : 0u;
+      qa[ks][3] = r1 < ql ? *reinterpret_cast<const u32*>(p1 + ks * 16 + 8 + t * 2) : 0u;
     }
   }
   float o[HEAD_DIM / 8][4];
@@ -222,23 +292,27 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
   for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
   float m0 = -1e30f, m1 = -1e30f, l0 = 0.f, l1 = 0.f;
 
-  for (int kc = 0; kc < len; kc += KC) {
+  for (int kc = 0; kc < kl; kc += KC) {
+    int nk = min(KC, kl - kc);
     __syncthreads();
-    for (int idx = threadIdx.x; idx < KC * HEAD_DIM / 2; idx += 128) {
-      int key = idx / (HEAD_DIM / 2), dp = (idx % (HEAD_DIM / 2)) * 2;
-      u32 kv = 0u, vv = 0u;
-      if (kc + key < len) {
-        const half_t* base = qkv + (size_t)(start + kc + key) * ld + h * HEAD_DIM + dp;
-        kv = *reinterpret_cast<const u32*>(base + HIDDEN);
-        vv = *reinterpret_cast<const u32*>(base + 2 * HIDDEN);
+    for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 128) {
+      int key = idx / (HEAD_DIM / 8), c = (idx % (HEAD_DIM / 8)) * 8;
+      u32x4 kv = {0u, 0u, 0u, 0u}, vv = {0u, 0u, 0u, 0u};
+      if (key < nk) {
+        const half_t* base = qkv + (size_t)(kst + kc + key) * ld + h * HEAD_DIM + c;
+        kv = *reinterpret_cast<const u32x4*>(base + HIDDEN);
+        vv = *reinterpret_cast<const u32x4*>(base + 2 * HIDDEN);
       }
-      *reinterpret_cast<u32*>(&Ks[key][dp]) = kv;
-      Vt[dp][key] = (half_t)(vv & 0xffff);
-      Vt[dp + 1][key] = (half_t)(vv >> 16);
+      *reinterpret_cast<u32x4*>(&Ks[key][c]) = kv;
+      *reinterpret_cast<u32x4*>(&Vs[key][c]) = vv;
+    }
+    if (threadIdx.x < KC) {
+      int k = kst + kc + threadIdx.x;
+      kseg[threadIdx.x] = threadIdx.x < nk ? k - pos[k] : -1;
     }
     __syncthreads();
     if (!active) continue;
-    int nkt = min(KC, len - kc + 7) / 8;  // key tiles of 8 that hold any real key
+    int nkt = (nk + 7) / 8;  // key tiles of 8 that hold any real key
     float s[KC / 8][4];
 #pragma unroll
     for (int nt = 0; nt < KC / 8; nt++) {
@@ -257,9 +331,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
     for (int nt = 0; nt < KC / 8; nt++) {
 #pragma unroll
       for (int i = 0; i < 4; i++) {
-        int key = kc + nt * 8 + t * 2 + (i & 1);
-        float v = key < len ? s[nt][i] * sl2 : NEG_INF;
-        s[nt][i] = v;
+        int ks = kseg[nt * 8 + t * 2 + (i & 1)];
+        bool ok = ks == (i < 2 ? seg0 : seg1);
+        s[nt][i] = ok ? s[nt][i] * sl2 : NEG_INF;
       }
       mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
       mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
@@ -289,10 +363,13 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
       pa[2] = pack2(s[2 * j + 1][0], s[2 * j + 1][1]);
       pa[3] = pack2(s[2 * j + 1][2], s[2 * j + 1][3]);
 #pragma unroll
-      for (int dn = 0; dn < HEAD_DIM / 8; dn++) {
-        u32 b0 = *reinterpret_cast<const u32*>(&Vt[dn * 8 + g][j * 16 + t * 2]);
-        u32 b1 = *reinterpret_cast<const u32*>(&Vt[dn * 8 + g][j * 16 + 8 + t * 2]);
+      for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
+        u32 b0, b1, b2, b3;
+        u32 addr = smemAddr(&Vs[j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
         mma16816(o[dn], pa, b0, b1);
+        mma16816(o[dn + 1], pa, b2, b3);
       }
     }
   }
@@ -302,12 +379,11 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
   l1 += __shfl_xor_sync(0xffffffff, l1, 1);
   l1 += __shfl_xor_sync(0xffffffff, l1, 2);
   float i0 = 1.f / l0, i1 = 1.f / l1;
-  int r0 = qb + g, r1 = qb + g + 8;
 #pragma unroll
   for (int dn = 0; dn < HEAD_DIM / 8; dn++) {
     int col = h * HEAD_DIM + dn * 8 + t * 2;
-    if (r0 < len) *reinterpret_cast<u32*>(ctx + (size_t)(start + r0) * HIDDEN + col) = pack2(o[dn][0] * i0, o[dn][1] * i0);
-    if (r1 < len) *reinterpret_cast<u32*>(ctx + (size_t)(start + r1) * HIDDEN + col) = pack2(o[dn][2] * i1, o[dn][3] * i1);
+    if (r0 < ql) *reinterpret_cast<u32*>(ctx + (size_t)(qs + r0) * HIDDEN + col) = pack2(o[dn][0] * i0, o[dn][1] * i0);
+    if (r1 < ql) *reinterpret_cast<u32*>(ctx + (size_t)(qs + r1) * HIDDEN + col) = pack2(o[dn][2] * i1, o[dn][3] * i1);
   }
 }
 #endif
