@@ -102,7 +102,7 @@ func WriteChart(w io.Writer, format string, runs []*Result) error {
 		p.X.Tick.Marker = ticks
 		p.Y.Min = 0
 		p.Legend.Top = true
-		p.Legend.Left = p == lat
+		p.Legend.Left = true
 		p.Add(plotter.NewGrid())
 		p.BackgroundColor = color.White
 	}
