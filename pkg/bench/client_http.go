@@ -41,9 +41,8 @@ type ClientOptions struct {
 // and little else.
 type httpClient struct {
 	hc     *http.Client
-	url    string
+	tmpl   *http.Request // parsed once; each call shallow-copies it
 	bodies [][]byte
-	header http.Header
 }
 
 // NewHTTPTransport returns a transport whose idle pool holds one connection
@@ -106,14 +105,15 @@ func newHTTPClient(o ClientOptions, u string, encode func([]string) any) (Client
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return nil, fmt.Errorf("url %q: want http:// or https://", o.URL)
 	}
-	c := &httpClient{
-		hc:  &http.Client{Transport: NewHTTPTransport(max(1, o.MaxConns))},
-		url: u,
-		header: http.Header{
-			"Content-Type": {"application/json"},
-			"Accept":       {"application/json"},
-		},
+	tmpl, err := http.NewRequest(http.MethodPost, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %w", o.URL, err)
 	}
+	tmpl.Header = http.Header{
+		"Content-Type": {"application/json"},
+		"Accept":       {"application/json"},
+	}
+	c := &httpClient{hc: &http.Client{Transport: NewHTTPTransport(max(1, o.MaxConns))}, tmpl: tmpl}
 	for _, g := range o.Groups {
 		b, err := json.Marshal(encode(g))
 		if err != nil {
@@ -127,11 +127,10 @@ func newHTTPClient(o ClientOptions, u string, encode func([]string) any) (Client
 // Do sends body i and drains the answer so the connection is reused.
 func (c *httpClient) Do(ctx context.Context, i int) error {
 	body := c.bodies[i%len(c.bodies)]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header = c.header
+	// The template's URL and headers are shared read-only: a round trip
+	// never modifies its request.
+	req := c.tmpl.WithContext(ctx)
+	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	resp, err := c.hc.Do(req)
 	if err != nil {

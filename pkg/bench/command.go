@@ -295,7 +295,7 @@ func DiscoverModel(ctx context.Context, protocol, url string) (string, error) {
 func getJSON(hc *http.Client, req *http.Request, v any) error {
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+		return fmt.Errorf("cannot list the server's models: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
