@@ -50,7 +50,7 @@ request. Works against m3ectl serve, Triton and OpenAI-compatible servers.`,
 	f.StringVar(&o.Rate, "rate", "", "open loop: Poisson arrivals at these rates (req/s), e.g. 100,200; -c caps requests in flight")
 	f.DurationVar(&o.Duration, "duration", 60*time.Second, "measurement window per level")
 	f.DurationVar(&o.Warmup, "warmup", 5*time.Second, "warm-up before the window opens (not counted)")
-	f.BoolVar(&o.Stable, "stable", false, "repeat --window windows until three in a row agree within 10% (perf_analyzer's rule)")
+	f.BoolVar(&o.Stable, "stable", false, "repeat --window windows until three in a row agree within 10% on throughput and mean latency (perf_analyzer's rule; --duration is then unused)")
 	f.DurationVar(&o.Window, "window", 5*time.Second, "window length with --stable")
 	f.IntVar(&o.MaxWindows, "max-windows", 10, "most windows per level with --stable")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "per-request timeout (counted as a timeout error)")
