@@ -3,6 +3,7 @@ package onnxrt
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
@@ -28,9 +29,10 @@ func BenchmarkEmbedTiny(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bs := range []int{1, 32} {
-		b.Run(fmt.Sprintf("batch=%d", bs), func(b *testing.B) {
-			emb, err := engine.NewEmbedder(m, engine.EmbedderConfig{Kind: "cpu", BatchSize: bs, Options: engine.Options{Threads: 1}})
+	for _, bench := range []struct{ batch, threads int }{{1, 1}, {32, 1}, {1, runtime.NumCPU()}, {32, runtime.NumCPU()}} {
+		bs := bench.batch
+		b.Run(fmt.Sprintf("batch=%d/threads=%d", bs, bench.threads), func(b *testing.B) {
+			emb, err := engine.NewEmbedder(m, engine.EmbedderConfig{Kind: "cpu", BatchSize: bs, Options: engine.Options{Threads: bench.threads}})
 			if err != nil {
 				b.Fatal(err)
 			}
