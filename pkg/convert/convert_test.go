@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -412,7 +413,7 @@ func FuzzInspect(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := decodeModel(data)
+		m, err := decodeModel(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
 		}
@@ -442,6 +443,35 @@ func BenchmarkInspect(b *testing.B) {
 				if _, err := Inspect(filepath.Join(fixtures, model)); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// The skimming decoder must see exactly what a whole-message decode sees,
+// less the values of large tensors.
+func TestSkimMatchesFullDecode(t *testing.T) {
+	for _, model := range []string{"model.onnx", "dynamo/model.onnx"} {
+		t.Run(model, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(fixtures, model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := &onnxpb.ModelProto{}
+			if err := proto.Unmarshal(b, full); err != nil {
+				t.Fatal(err)
+			}
+			for _, t := range full.GetGraph().GetInitializer() {
+				if n, _ := numElements(t.GetDims()); n > smallTensor {
+					dropData(t)
+				}
+			}
+			skim, err := decodeModel(bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(full, skim) {
+				t.Error("skimmed model differs from the whole decode")
 			}
 		})
 	}

@@ -4,9 +4,9 @@
 // profile that suits it), and the trtexec files build and verify TensorRT
 // engines from it.
 //
-// Models are decoded with the protoc-generated types of package onnxpb. The
-// reader memory-maps the .onnx file (where the platform allows), decodes it
-// once, counts every initializer from its dims and data type, and then drops
-// the raw bytes of all but small tensors, so a model is never held twice in
-// memory; external-data files are only checked with stat, never read.
+// Models are decoded with the protoc-generated types of package onnxpb,
+// skipping the values of large tensors on the wire: parameters are counted
+// from dims and data types, so the weights are never read or held in
+// memory, whether inside the .onnx file or in external-data files (which
+// are only checked with stat).
 package convert

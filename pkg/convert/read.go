@@ -3,11 +3,10 @@ package convert
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/m3ectl/m3ectl/pkg/convert/onnxpb"
 )
@@ -27,10 +26,10 @@ const smallTensor = 64
 
 // Inspect reads the ONNX model at path and describes it. Weights stored in
 // external-data files are counted from their dims and data type; the files
-// are only checked to exist and be long enough, never read. The model file
-// is memory-mapped where the platform allows and decoded once; the data of
-// every tensor larger than a few dozen elements is released right after it
-// is counted, so peak memory is about one copy of the .onnx file.
+// are only checked to exist and be long enough, never read. The weights
+// inside the .onnx file are skipped while decoding, never read or copied:
+// memory use is the graph's structure plus its small constants, a few MB
+// even for a model of hundreds of MB.
 func Inspect(path string) (*Report, error) {
 	m, err := ReadModel(path)
 	if err != nil {
@@ -40,31 +39,39 @@ func Inspect(path string) (*Report, error) {
 }
 
 // ReadModel decodes the ONNX model at path into the generated protobuf
-// types, with the data of large tensors released (see Inspect). Callers that
-// need the graph itself (node inputs, attributes) use it; the weights of a
-// returned model are not available.
+// types, leaving out the values of every tensor larger than a few dozen
+// elements (see Inspect). Callers that need the graph itself (node inputs,
+// attributes, initializer dims) use it; the weights are not available.
 func ReadModel(path string) (*onnxpb.ModelProto, error) {
-	data, release, err := mapFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read model: %w", err)
 	}
-	m, err := decodeModel(data)
-	release()
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("read model: %s is a directory, not an .onnx file", path)
+	}
+	m, err := decodeModel(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }
 
-// decodeModel unmarshals and sanity-checks a model, then strips large
-// tensor data. protobuf accepts many byte strings that are not ONNX at all,
-// so a model must also carry an IR version and a graph.
-func decodeModel(data []byte) (*onnxpb.ModelProto, error) {
-	if len(data) == 0 {
+// decodeModel decodes a model without the values of its large tensors
+// (see decodeSkim), releases those of all but the smallest, and
+// sanity-checks it: protobuf accepts many byte strings that are not ONNX at
+// all, so a model must also carry an IR version and a graph.
+func decodeModel(r io.ReaderAt, size int64) (*onnxpb.ModelProto, error) {
+	if size == 0 {
 		return nil, fmt.Errorf("%w: the file is empty", ErrNotONNX)
 	}
-	m := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(data, m); err != nil {
+	m, err := decodeSkim(r, size)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotONNX, err)
 	}
 	if m.GetIrVersion() <= 0 || m.GetGraph() == nil {
