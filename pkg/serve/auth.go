@@ -1,0 +1,87 @@
+package serve
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/m3ectl/m3ectl/pkg/tritonpb"
+)
+
+// With an API key configured every endpoint requires "Authorization: Bearer
+// KEY" (HTTP header or gRPC metadata), except the health checks, which load
+// balancers and orchestrators call without credentials.
+
+// healthPaths are the HTTP endpoints open without the key.
+var healthPaths = map[string]bool{"/v2/health/live": true, "/v2/health/ready": true}
+
+// healthMethods are the gRPC methods open without the key.
+var healthMethods = map[string]bool{
+	tritonpb.GRPCInferenceService_ServerLive_FullMethodName:  true,
+	tritonpb.GRPCInferenceService_ServerReady_FullMethodName: true,
+	tritonpb.GRPCInferenceService_ModelReady_FullMethodName:  true,
+}
+
+// checkBearer reports whether an Authorization value carries the key. The
+// comparison takes the same time whatever the value, so the key cannot be
+// guessed byte by byte.
+func checkBearer(authorization, key string) error {
+	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok {
+		token, ok = strings.CutPrefix(authorization, "bearer ")
+	}
+	if !ok {
+		return errorf(kindUnauthenticated, "missing API key: send the header \"Authorization: Bearer <key>\"")
+	}
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(key)) != 1 {
+		return errorf(kindUnauthenticated, "invalid API key")
+	}
+	return nil
+}
+
+// authenticate wraps an HTTP handler with the API-key check.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	key := s.cfg.APIKey
+	if key == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthPaths[r.URL.Path] {
+			if err := checkBearer(r.Header.Get("Authorization"), key); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) grpcAuth(ctx context.Context, method string) error {
+	if s.cfg.APIKey == "" || healthMethods[method] {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get("authorization")
+	if len(v) == 0 {
+		return grpcError(errorf(kindUnauthenticated, "missing API key: send metadata \"authorization: Bearer <key>\""))
+	}
+	return grpcError(checkBearer(v[0], s.cfg.APIKey))
+}
+
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := s.grpcAuth(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := s.grpcAuth(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}

@@ -1,0 +1,271 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+	"github.com/m3ectl/m3ectl/pkg/serve/repository"
+	"github.com/m3ectl/m3ectl/pkg/tokenizer"
+)
+
+// BenchmarkEngineVsServer answers issue 4's "done when": at concurrency 32,
+// how much of the engine's own throughput does the whole server keep?
+//
+// Three measurements on the same model, texts and batch size, one after the
+// other in one process:
+//
+//   - server: 32 HTTP clients send the article's one-text KServe request;
+//   - model: 32 goroutines call repository.Model.Infer in process (tokenise,
+//     queue, dynamic batching, engine, no protocol);
+//   - engine: engine.Engine.Embed alone, on pre-tokenised batches of the mean
+//     size the server's batcher formed (read from its statistics).
+//
+// Reported: texts/s of each, server/engine and server/model ratios, and the
+// mean batch. The model defaults to testdata/m3e-tiny (where per-request
+// overhead weighs most); M3ECTL_BENCH_MODEL names another (.onnx or model
+// folder), M3ECTL_BENCH_ENGINE the backend (cpu), M3ECTL_BENCH_THREADS the
+// engine threads (GOMAXPROCS).
+func BenchmarkEngineVsServer(b *testing.B) {
+	const conc = 32
+	modelPath := envOr("M3ECTL_BENCH_MODEL", "../../testdata/m3e-tiny/model.onnx")
+	backend := envOr("M3ECTL_BENCH_ENGINE", "cpu")
+	threads, _ := strconv.Atoi(envOr("M3ECTL_BENCH_THREADS", strconv.Itoa(runtime.GOMAXPROCS(0))))
+	texts := benchTexts(b)
+
+	root := b.TempDir()
+	benchRepository(b, root, modelPath)
+	ts := startServer(b, serverOpts{repo: repository.Config{
+		Root: root, Engine: backend, EngineOptions: engine.Options{Threads: threads},
+	}})
+	bodies := make([][]byte, len(texts))
+	for i, t := range texts {
+		bodies[i] = []byte(inferBody(t))
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	url := ts.url + "/v2/models/bench/infer"
+	m, err := ts.repo.Model("bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Warm connections and the engine.
+	runConcurrent(conc, 4*conc, func(i int) error { return benchPost(client, url, bodies[i%len(bodies)]) })
+	before := m.Statistics()
+
+	b.ResetTimer()
+	serverRate := runConcurrent(conc, b.N, func(i int) error { return benchPost(client, url, bodies[i%len(bodies)]) })
+	after := m.Statistics()
+	modelRate := runConcurrent(conc, b.N, func(i int) error {
+		_, err := m.Infer(context.Background(), texts[i%len(texts):i%len(texts)+1])
+		return err
+	})
+	execs := after.GetExecutionCount() - before.GetExecutionCount()
+	meanBatch := float64(after.GetInferenceCount()-before.GetInferenceCount()) / float64(max(execs, 1))
+	engineRate := engineAlone(b, modelPath, backend, threads, texts, max(int(meanBatch+0.5), 1), b.N)
+	b.StopTimer()
+
+	b.ReportMetric(serverRate, "server-texts/s")
+	b.ReportMetric(modelRate, "model-texts/s")
+	b.ReportMetric(engineRate, "engine-texts/s")
+	b.ReportMetric(serverRate/engineRate, "server/engine")
+	b.ReportMetric(serverRate/modelRate, "server/model")
+	b.ReportMetric(meanBatch, "mean-batch")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// benchTexts are the reference texts under 64 characters: sentences of the
+// article's kind (~17 tokens), not the 512-token paragraph.
+func benchTexts(b *testing.B) []string {
+	var out []string
+	for _, c := range loadReference(b) {
+		if n := len([]rune(c.Text)); n > 0 && n < 64 {
+			out = append(out, c.Text)
+		}
+	}
+	return out
+}
+
+// benchRepository lays out ROOT/bench with links to the model under test,
+// batching as the article configures Triton (max 32 rows, 2 ms delay).
+func benchRepository(b *testing.B, root, modelPath string) {
+	abs, err := filepath.Abs(modelPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := engine.ResolveModel(abs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dim := m.Dim
+	if dim == 0 {
+		dim = tinyDim
+	}
+	vdir := filepath.Join(root, "bench", "1")
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	links := map[string]string{"model": abs}
+	if !st.IsDir() {
+		links = map[string]string{"model.onnx": abs}
+		if m.Tokenizer != "" {
+			links[filepath.Base(m.Tokenizer)] = m.Tokenizer
+		}
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(vdir, name)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf(`name: "bench"
+max_batch_size: 32
+input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
+output [ { name: "embeddings" dims: [ %d ] data_type: TYPE_FP32 } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+`, dim)
+	if err := os.WriteFile(filepath.Join(root, "bench", "config.pbtxt"), []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func benchPost(c *http.Client, url string, body []byte) error {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Outputs []json.RawMessage `json:"outputs"`
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, &r)
+}
+
+// runConcurrent runs n calls of f on conc goroutines and returns calls/s.
+// It panics on the first error: a benchmark with failures measures nothing.
+func runConcurrent(conc, n int, f func(i int) error) float64 {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		panic(err)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// engineAlone times n texts through Engine.Embed in batches of batch rows,
+// tokenised beforehand: the work the server's one instance does, without
+// the server.
+func engineAlone(b *testing.B, modelPath, backend string, threads int, texts []string, batch, n int) float64 {
+	m, err := engine.ResolveModel(modelPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := tokenizer.Load(m.Tokenizer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.Open(backend, m, engine.Options{Threads: threads, GraphOptLevel: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	// Rows sorted by length before cutting, the engine's best case (least
+	// padding), so the ratio errs against the server.
+	rows := make([][]int32, len(texts)*batch)
+	for i := range rows {
+		rows[i] = tok.Encode(texts[i%len(texts)])
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return len(rows[i]) < len(rows[j]) })
+	var batches []*engine.Batch
+	for lo := 0; lo < len(rows); lo += batch {
+		batches = append(batches, engine.NewBatch(rows[lo:lo+batch]))
+	}
+	ctx := context.Background()
+	if _, err := eng.Embed(ctx, batches[0]); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	done := 0
+	for i := 0; done < n; i++ {
+		bt := batches[i%len(batches)]
+		if _, err := eng.Embed(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+		done += bt.Rows()
+	}
+	return float64(done) / time.Since(start).Seconds()
+}
+
+// BenchmarkProtocolPath is the wire side's own cost per request, without
+// network or model: decode and validate the article's one-text request,
+// then encode a 768-wide answer (m3e-base's width) as JSON.
+func BenchmarkProtocolPath(b *testing.B) {
+	body := []byte(articleBody)
+	spec := modelSpec{name: "m3e", version: "1", input: "text", output: "embeddings", maxBatchSize: 32, dim: 768}
+	emb := make([]float32, 768)
+	for i := range emb {
+		emb[i] = float32(i%97)/97 - 0.5
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		call, err := decodeHTTPInfer(body, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := validate(call, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := getBuffer()
+		*buf = appendKServeJSON((*buf)[:0], &inferAnswer{model: "m3e", version: "1", id: plan.id, output: "embeddings", rows: 1, dim: 768, embeddings: emb})
+		putBuffer(buf)
+	}
+}

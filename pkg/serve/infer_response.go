@@ -1,0 +1,63 @@
+package serve
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// inferAnswer is a finished inference, ready to be written in any protocol.
+type inferAnswer struct {
+	model, version string
+	id             string
+	output         string
+	rows, dim      int
+	embeddings     []float32 // rows*dim, row-major
+	binary         bool
+	tokens         int // tokens the model ran, for OpenAI usage
+}
+
+// appendKServeJSON appends the KServe v2 JSON response. With binary set the
+// embeddings are left out of the JSON and described by binary_data_size; the
+// caller appends them after it (Triton's binary tensor data extension).
+func appendKServeJSON(b []byte, a *inferAnswer) []byte {
+	b = append(b, `{"model_name":`...)
+	b = appendJSONString(b, a.model)
+	b = append(b, `,"model_version":`...)
+	b = appendJSONString(b, a.version)
+	if a.id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, a.id)
+	}
+	b = append(b, `,"outputs":[{"name":`...)
+	b = appendJSONString(b, a.output)
+	b = append(b, `,"datatype":"FP32","shape":`...)
+	b = appendInts(b, int64(a.rows), int64(a.dim))
+	if a.binary {
+		b = append(b, `,"parameters":{"binary_data_size":`...)
+		b = strconv.AppendInt(b, int64(4*len(a.embeddings)), 10)
+		b = append(b, "}}]}"...)
+		return b
+	}
+	b = append(b, `,"data":`...)
+	b = appendFloat32s(b, a.embeddings)
+	return append(b, "}]}"...)
+}
+
+// writeKServe writes the answer as JSON, or as JSON header plus binary FP32
+// data with Inference-Header-Content-Length when binary output was asked for.
+func writeKServe(w http.ResponseWriter, a *inferAnswer) {
+	buf := getBuffer()
+	b := appendKServeJSON((*buf)[:0], a)
+	h := w.Header()
+	if a.binary {
+		h.Set(headerContentLength, strconv.Itoa(len(b)))
+		h.Set("Content-Type", "application/octet-stream")
+		b = appendFloat32LE(b, a.embeddings)
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+	*buf = b
+	putBuffer(buf)
+}

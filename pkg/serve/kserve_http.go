@@ -1,0 +1,249 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/m3ectl/m3ectl/pkg/serve/repository"
+	"github.com/m3ectl/m3ectl/pkg/tritonpb"
+)
+
+// KServe v2 HTTP handlers and Triton's HTTP extensions (model repository,
+// configuration, statistics). Each returns an error; s.api writes it through
+// the error table.
+
+// serverExtensions are the Triton protocol extensions this server speaks.
+var serverExtensions = []string{"binary_tensor_data", "model_repository", "model_configuration", "statistics"}
+
+func (s *Server) handleServerMetadata(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"name": serverName, "version": s.cfg.Version, "extensions": serverExtensions,
+	})
+}
+
+// Health answers as Triton does: 200 when live/ready, 400 otherwise, with
+// an empty body.
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	if s.ready() {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	return nil
+}
+
+func (s *Server) handleModelReady(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.model(r); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// model finds the {model}[/versions/{version}] of the request's path.
+func (s *Server) model(r *http.Request) (*repository.Model, error) {
+	return s.repo.Model(r.PathValue("model"), r.PathValue("version"))
+}
+
+type tensorMetadata struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+type modelMetadata struct {
+	Name     string           `json:"name"`
+	Versions []string         `json:"versions"`
+	Platform string           `json:"platform"`
+	Inputs   []tensorMetadata `json:"inputs"`
+	Outputs  []tensorMetadata `json:"outputs"`
+}
+
+func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.metadataOf(m))
+}
+
+// metadataOf describes a model's tensors as KServe does: the batch
+// dimension (-1) leads when the model batches.
+func (s *Server) metadataOf(m *repository.Model) *modelMetadata {
+	lead := []int64{}
+	if m.MaxBatchSize() > 0 {
+		lead = []int64{-1}
+	}
+	md := &modelMetadata{
+		Name:     m.Name(),
+		Versions: s.readyVersions(m.Name()),
+		Inputs:   []tensorMetadata{{Name: m.InputName(), Datatype: "BYTES", Shape: append(append([]int64{}, lead...), 1)}},
+		Outputs:  []tensorMetadata{{Name: m.OutputName(), Datatype: "FP32", Shape: append(append([]int64{}, lead...), int64(m.Dim()))}},
+	}
+	if cfg := m.Config(); cfg != nil {
+		md.Platform = cfg.GetPlatform()
+		if md.Platform == "" {
+			md.Platform = cfg.GetBackend()
+		}
+		for _, in := range cfg.GetInput() {
+			if in.GetName() == m.InputName() && len(in.GetDims()) > 0 {
+				md.Inputs[0].Shape = append(append([]int64{}, lead...), in.GetDims()...)
+			}
+		}
+	}
+	return md
+}
+
+func (s *Server) readyVersions(name string) []string {
+	var vs []string
+	for _, m := range s.repo.ReadyModels() {
+		if m.Name() == name {
+			vs = append(vs, m.Version())
+		}
+	}
+	sort.Slice(vs, func(i, j int) bool { return versionLess(vs[i], vs[j]) })
+	return vs
+}
+
+func versionLess(a, b string) bool {
+	x, errA := strconv.ParseInt(a, 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	if errA == nil && errB == nil {
+		return x < y
+	}
+	return a < b
+}
+
+// configJSON marshals a ModelConfig the way Triton's config endpoint shows
+// it: proto field names, defaults left out.
+var configJSON = protojson.MarshalOptions{UseProtoNames: true}
+
+func (s *Server) handleModelConfig(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config()
+	if cfg == nil {
+		cfg = &tritonpb.ModelConfig{Name: m.Name()}
+	}
+	b, err := configJSON.Marshal(cfg)
+	if err != nil {
+		return errorf(kindInternal, "encode config of model %q: %v", m.Name(), err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+	return nil
+}
+
+func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	call, err := decodeHTTPInfer(*body, r.Header.Get(headerContentLength))
+	putBuffer(body)
+	if err != nil {
+		return err
+	}
+	ans, err := s.infer(r.Context(), m, call)
+	if err != nil {
+		return err
+	}
+	writeKServe(w, ans)
+	return nil
+}
+
+// infer validates a decoded call against the model and runs it through the
+// model's dynamic batcher. Every protocol's infer route ends here.
+func (s *Server) infer(ctx context.Context, m *repository.Model, call *inferCall) (*inferAnswer, error) {
+	plan, err := validate(call, specOf(m))
+	if err != nil {
+		return nil, err
+	}
+	if plan.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, plan.timeout)
+		defer cancel()
+	}
+	res, err := m.Infer(ctx, plan.texts)
+	if err != nil {
+		return nil, err
+	}
+	dim := m.Dim()
+	if len(res.Embeddings) != len(plan.texts)*dim {
+		return nil, errorf(kindInternal, "model %q returned %d values for %d texts of width %d", m.Name(), len(res.Embeddings), len(plan.texts), dim)
+	}
+	return &inferAnswer{
+		model: m.Name(), version: m.Version(), id: plan.id, output: m.OutputName(),
+		rows: len(plan.texts), dim: dim, embeddings: res.Embeddings, binary: plan.binary, tokens: res.Tokens,
+	}, nil
+}
+
+func specOf(m *repository.Model) modelSpec {
+	return modelSpec{
+		name: m.Name(), version: m.Version(), input: m.InputName(), output: m.OutputName(),
+		maxBatchSize: m.MaxBatchSize(), dim: m.Dim(),
+	}
+}
+
+type indexRequest struct {
+	Ready bool `json:"ready"`
+}
+
+type indexEntry struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	State   string `json:"state,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (s *Server) handleRepositoryIndex(w http.ResponseWriter, r *http.Request) error {
+	var req indexRequest
+	if err := s.readOptionalJSON(w, r, &req); err != nil {
+		return err
+	}
+	entries := s.repo.Index(req.Ready)
+	out := make([]indexEntry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, indexEntry{Name: e.Name, Version: e.Version, State: e.State, Reason: e.Reason})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+type loadRequest struct {
+	Parameters map[string]json.RawMessage `json:"parameters"`
+}
+
+func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) error {
+	var req loadRequest
+	if err := s.readOptionalJSON(w, r, &req); err != nil {
+		return err
+	}
+	for name := range req.Parameters {
+		return errorf(kindUnsupported, "load parameter %q is not supported; edit the model's files in the repository and load again", name)
+	}
+	return s.repo.Load(r.Context(), r.PathValue("model"))
+}
+
+func (s *Server) handleUnload(w http.ResponseWriter, r *http.Request) error {
+	var req loadRequest
+	if err := s.readOptionalJSON(w, r, &req); err != nil {
+		return err
+	}
+	return s.repo.Unload(r.Context(), r.PathValue("model"))
+}

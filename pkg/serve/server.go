@@ -1,0 +1,283 @@
+// Package serve is the wire side of `m3ectl serve`: the KServe v2 HTTP and
+// gRPC protocols with Triton's extensions, OpenAI-compatible embeddings and
+// the Prometheus metrics listener, in front of the model repository
+// (pkg/serve/repository) and its dynamic batcher (pkg/serve/scheduler).
+//
+// The data path of one request, in file order: routes.go (which endpoint) →
+// infer_json.go / grpc.go / openai.go (decode the wire form) →
+// infer_request.go (validate, once for every protocol) → repository.Model.Infer
+// (tokenise, queue, batch, engine, pool) → infer_response.go / encode.go
+// (encode) with errors.go mapping every failure to a status in one table.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/m3ectl/m3ectl/pkg/serve/repository"
+	"github.com/m3ectl/m3ectl/pkg/tritonpb"
+)
+
+// serverName is what GET /v2 and gRPC ServerMetadata call this server.
+const serverName = "m3ectl"
+
+// Config is the protocol layer's configuration. Each listener is either
+// given (tests pass 127.0.0.1:0 listeners) or opened from its address; an
+// empty gRPC or metrics address with no listener turns that endpoint off.
+type Config struct {
+	HTTPAddr, GRPCAddr, MetricsAddr             string
+	HTTPListener, GRPCListener, MetricsListener net.Listener
+
+	// MaxRequestBytes bounds a request body (HTTP) or message (gRPC); larger
+	// requests get 413 / RESOURCE_EXHAUSTED. Default 64 MiB.
+	MaxRequestBytes int64
+	// APIKey, when set, is required as a bearer token on every endpoint but
+	// the health checks.
+	APIKey string
+	// Gatherer is the registry the repository's metrics are registered in;
+	// the metrics listener serves it. Default prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+
+	// Timeouts that cut slow clients off; zero values take the defaults
+	// (10 s header, 60 s body, 120 s write, 120 s idle).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// DrainTimeout bounds how long shutdown waits for in-flight requests.
+	// Default 30 s.
+	DrainTimeout time.Duration
+
+	Version string // reported by GET /v2
+	Logger  *slog.Logger
+}
+
+// DefaultMaxRequestBytes is the default bound on a request body.
+const DefaultMaxRequestBytes = 64 << 20
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.ReadTimeout, 60*time.Second)
+	def(&c.WriteTimeout, 120*time.Second)
+	def(&c.IdleTimeout, 120*time.Second)
+	def(&c.DrainTimeout, 30*time.Second)
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.Gatherer == nil {
+		c.Gatherer = prometheus.DefaultGatherer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Server is the m3ectl serving process: HTTP, gRPC and metrics listeners in
+// front of one model repository.
+type Server struct {
+	repo *repository.Manager
+	cfg  Config
+	log  *slog.Logger
+
+	httpLn, grpcLn, metricsLn net.Listener
+	handler                   http.Handler
+	grpcSrv                   *grpc.Server
+
+	draining atomic.Bool
+}
+
+// New binds the listeners (so that their addresses are known before Serve)
+// and builds the handlers. It does not start the repository.
+func New(repo *repository.Manager, cfg Config) (*Server, error) {
+	if repo == nil {
+		return nil, errors.New("serve: no model repository")
+	}
+	cfg.setDefaults()
+	s := &Server{repo: repo, cfg: cfg, log: cfg.Logger}
+	var err error
+	if s.httpLn, err = listen(cfg.HTTPListener, cfg.HTTPAddr, "HTTP", true); err != nil {
+		return nil, err
+	}
+	if s.grpcLn, err = listen(cfg.GRPCListener, cfg.GRPCAddr, "gRPC", false); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	if s.metricsLn, err = listen(cfg.MetricsListener, cfg.MetricsAddr, "metrics", false); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.handler = s.routes()
+	s.grpcSrv = grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	)
+	tritonpb.RegisterGRPCInferenceServiceServer(s.grpcSrv, &grpcService{s: s})
+	return s, nil
+}
+
+func listen(ln net.Listener, addr, what string, required bool) (net.Listener, error) {
+	if ln != nil {
+		return ln, nil
+	}
+	if addr == "" {
+		if required {
+			return nil, fmt.Errorf("serve: no %s address", what)
+		}
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s on %s: %w", what, addr, err)
+	}
+	return l, nil
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range []net.Listener{s.httpLn, s.grpcLn, s.metricsLn} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+}
+
+// HTTPAddr is the bound HTTP address (useful with port 0).
+func (s *Server) HTTPAddr() string { return addrOf(s.httpLn) }
+
+// GRPCAddr is the bound gRPC address, or "" when gRPC is off.
+func (s *Server) GRPCAddr() string { return addrOf(s.grpcLn) }
+
+// MetricsAddr is the bound metrics address, or "" when metrics are off.
+func (s *Server) MetricsAddr() string { return addrOf(s.metricsLn) }
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// Handler is the HTTP API (KServe v2, Triton extensions, OpenAI), for
+// embedding the server in another mux or an httptest server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) ready() bool { return !s.draining.Load() && s.repo.Ready() }
+
+// Serve starts the repository (startup models load and warm up first), then
+// serves until ctx is cancelled or a listener fails. On cancellation it stops
+// accepting, lets every in-flight request finish (up to DrainTimeout), closes
+// the repository and returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.repo.Start(ctx); err != nil {
+		s.closeListeners()
+		return fmt.Errorf("start model repository: %w", err)
+	}
+	var g run.Group
+	stop := make(chan struct{})
+	g.Add(func() error {
+		select {
+		case <-ctx.Done():
+			s.log.Info("shutting down: draining in-flight requests")
+		case <-stop:
+		}
+		return nil
+	}, func(error) { close(stop) })
+
+	s.addHTTP(&g, "HTTP", s.httpLn, s.handler)
+	if s.metricsLn != nil {
+		s.addHTTP(&g, "metrics", s.metricsLn, s.authenticate(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+	}
+	if s.grpcLn != nil {
+		s.addGRPC(&g)
+	}
+	err := g.Run()
+
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+	defer cancel()
+	if cerr := s.repo.Close(closeCtx); cerr != nil && err == nil {
+		err = fmt.Errorf("close model repository: %w", cerr)
+	}
+	return err
+}
+
+// addHTTP adds one HTTP listener as an actor. Its interrupt starts a
+// graceful shutdown in the background, so that all listeners drain at once;
+// the actor returns when its drain is done.
+func (s *Server) addHTTP(g *run.Group, what string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	drained := make(chan struct{})
+	g.Add(func() error {
+		s.log.Info("listening", "protocol", what, "addr", ln.Addr().String())
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			<-drained
+			return nil
+		}
+		return fmt.Errorf("%s server: %w", what, err)
+	}, func(error) {
+		s.draining.Store(true)
+		go func() {
+			defer close(drained)
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				s.log.Warn("drain cut short", "protocol", what, "err", err)
+				_ = srv.Close()
+			}
+		}()
+	})
+}
+
+func (s *Server) addGRPC(g *run.Group) {
+	drained := make(chan struct{})
+	g.Add(func() error {
+		s.log.Info("listening", "protocol", "gRPC", "addr", s.grpcLn.Addr().String())
+		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		<-drained
+		return nil
+	}, func(error) {
+		go func() {
+			defer close(drained)
+			done := make(chan struct{})
+			go func() { s.grpcSrv.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(s.cfg.DrainTimeout):
+				s.log.Warn("drain cut short", "protocol", "gRPC")
+				s.grpcSrv.Stop()
+			}
+		}()
+	})
+}
+
+// retryAfterSeconds renders a Retry-After hint, at least one second.
+func retryAfterSeconds(d time.Duration) string {
+	secs := int((d + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(secs, 1))
+}
