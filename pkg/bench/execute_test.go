@@ -119,7 +119,7 @@ func TestExecuteFailures(t *testing.T) {
 		{"bad --chart extension", func(o *Options) { o.Chart = "x.jpg" }, ".svg or .png", false},
 		{"bad protocol", func(o *Options) { o.Protocol = "soap" }, "unknown protocol", false},
 		{"missing --compare file", func(o *Options) { o.Compare = []string{"/nonexistent.json"} }, "--compare", false},
-		{"failed assertion names condition and level", func(o *Options) { o.Assert = "errors=0,p95<0.0001ms" }, "p95<0.0001ms at c=1: measured", true},
+		{"failed assertion names condition and level", func(o *Options) { o.Assert = "errors=0,throughput>1e12" }, "throughput>1e12 at c=1: measured", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -188,7 +188,10 @@ func TestSelfTestMeasuresTheClientCeiling(t *testing.T) {
 			if err := jsonUnmarshal(out.Bytes(), &res); err != nil {
 				t.Fatal(err)
 			}
-			if c := res.ClientCeiling; c == nil || c.Throughput <= 0 || c.Protocol != proto || res.Levels[0].Errors != 0 {
+			// The canned server answered every request; whether any landed in
+			// a window this short depends on the machine's load, so only the
+			// totals are checked.
+			if c := res.ClientCeiling; c == nil || c.Protocol != proto || res.Levels[0].Errors != 0 || res.Levels[0].Succeeded == 0 {
 				t.Errorf("ceiling %+v levels %+v", res.ClientCeiling, res.Levels)
 			}
 		})

@@ -190,8 +190,9 @@ func (f *fakeKServe) ModelStatistics(ctx context.Context, r *tritonpb.ModelStati
 }
 
 // shortRun is a fast Options baseline: two levels of 100 ms warm-up and
-// 300 ms window.
+// 500 ms window (long enough that a loaded CI machine still completes
+// requests inside it).
 func shortRun(url, model, protocol string) Options {
 	return Options{URL: url, Model: model, Protocol: protocol, Concurrency: "1,4", Warmup: 100 * time.Millisecond,
-		Duration: 300 * time.Millisecond, TextsPerRequest: 1, Timeout: 5 * time.Second}
+		Duration: 500 * time.Millisecond, TextsPerRequest: 1, Timeout: 5 * time.Second}
 }

@@ -172,6 +172,17 @@ func (a Assertion) value(lv Level) (v float64, ok bool) {
 	return 0, false
 }
 
+// unit is how a measured value of the metric is printed.
+func (a Assertion) unit() string {
+	switch {
+	case latencyMetrics[a.Metric] != nil:
+		return "ms"
+	case a.Metric == "throughput":
+		return "/s"
+	}
+	return ""
+}
+
 func (a Assertion) holds(v float64) bool {
 	switch a.Op {
 	case "<":
@@ -202,7 +213,7 @@ func Check(res *Result, as []Assertion) error {
 			case !ok:
 				failed = append(failed, fmt.Sprintf("%s at %s: the server reported no statistics", a.Text, name))
 			case !a.holds(v):
-				failed = append(failed, fmt.Sprintf("%s at %s: measured %s", a.Text, name, strconv.FormatFloat(v, 'f', -1, 64)))
+				failed = append(failed, fmt.Sprintf("%s at %s: measured %s%s", a.Text, name, strconv.FormatFloat(v, 'f', -1, 64), a.unit()))
 			}
 		}
 	}

@@ -101,8 +101,8 @@ func TestCheckNamesFailedConditionAndLevel(t *testing.T) {
 		failed []string
 	}{
 		{"p95<100ms,throughput>50", nil},
-		{"p95<50ms", []string{"p95<50ms at c=32: measured 61.5"}},
-		{"errors=0,throughput>200", []string{"throughput>200 at c=1: measured 100", "errors=0 at c=32: measured 3"}},
+		{"p95<50ms", []string{"p95<50ms at c=32: measured 61.5ms"}},
+		{"errors=0,throughput>200", []string{"throughput>200 at c=1: measured 100/s", "errors=0 at c=32: measured 3"}},
 		{"mean_batch>2", []string{"mean_batch>2 at c=1: the server reported no statistics"}},
 		{"error_rate<0.005", []string{"error_rate<0.005 at c=32: measured 0.009900990099009901"}},
 	}
