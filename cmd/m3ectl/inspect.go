@@ -51,7 +51,6 @@ onnx/model.onnx.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	cmd.SetOut(os.Stdout)
 	return cmd
 }
 
