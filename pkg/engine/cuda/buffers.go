@@ -27,8 +27,8 @@ func bucketFor(tokens, rows int) bucket {
 }
 
 // tiles bounds the attention tiles of any batch in the bucket: a tile is
-// either 64 queries of a long row or several whole short rows, so there are
-// at most sum(ceil(len/64)) <= (T + 63N)/64 of them.
+// either tileQueries queries of a long row or several whole short rows, so
+// there are at most sum(ceil(len/tileQueries)) <= (T + 63N)/64 of them.
 func (b bucket) tiles() int { return (b.T + 63*b.N + 63) / 64 }
 
 // inputInts is the size of the packed int32 input block: ids, positions,
@@ -99,11 +99,11 @@ func layout(bk bucket) (pos, offs, tiles, counts int) {
 
 // attnTile is the query block a tile covers: queries qLen tokens from
 // qStart, attending to kLen keys from kStart (kernels.cu).
-const tileQueries = 64
+const tileQueries = 128
 
 // fill writes batch b into the pinned input block, padded to bucket bk, and
-// plans the attention tiles: rows longer than 64 tokens get one tile per 64
-// queries; shorter rows are packed whole into shared tiles.
+// plans the attention tiles: rows longer than 128 tokens get one tile per 128
+// queries; shorter rows are packed whole into shared tiles of up to 128.
 func (b *buffers) fill(batch *engine.Batch, bk bucket) {
 	in := b.hostIn.int32s()
 	pos, offs, tiles, counts := layout(bk)

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 )
 
@@ -76,6 +77,8 @@ type gemmKey struct{ m, n, k, epi int }
 type gemmPlan struct {
 	desc, a, b, c uintptr
 	algo          heuristicResult
+	cands         []heuristicResult // the heuristic's top algorithms, best guess first
+	tuned         bool
 }
 
 // gemmer runs D[n×m] = X[n×k] · W[m×k]ᵀ + bias (row-major, PyTorch Linear
@@ -153,14 +156,67 @@ func (g *gemmer) plan(m, n, k, epi int) (*gemmPlan, error) {
 	bias := uint64(g.workspace)
 	call(lt.descSetAttr, p.desc, descBiasPointer, ptr(&bias), 8)
 	var count int32
-	if err := ltCheck(call(lt.heuristic, g.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, ptr(&p.algo), ptr(&count)), "cublasLtMatmulAlgoGetHeuristic"); err != nil {
+	cands := make([]heuristicResult, maxTuneAlgos)
+	if err := ltCheck(call(lt.heuristic, g.handle, p.desc, p.a, p.b, p.c, p.c, pref, maxTuneAlgos, uintptr(unsafe.Pointer(&cands[0])), ptr(&count)), "cublasLtMatmulAlgoGetHeuristic"); err != nil {
 		return nil, err
 	}
 	if count == 0 {
 		return nil, fmt.Errorf("cuBLASLt has no algorithm for %dx%dx%d epilogue %d", m, n, k, epi)
 	}
+	for _, c := range cands[:count] {
+		if c.state == 0 && c.workspace <= gemmWorkspaceSize {
+			p.cands = append(p.cands, c)
+		}
+	}
+	if len(p.cands) == 0 {
+		return nil, fmt.Errorf("cuBLASLt has no usable algorithm for %dx%dx%d", m, n, k)
+	}
+	p.algo = p.cands[0]
 	g.plans[key] = p
 	return p, nil
+}
+
+// maxTuneAlgos is how many of the heuristic's algorithms tune times.
+const maxTuneAlgos = 8
+
+// tune times each candidate algorithm of the plan on the real operands (on
+// stream, outside any graph capture) and keeps the fastest: the heuristic's
+// first choice is often not the fastest on small or skinny shapes.
+func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) error {
+	p, err := g.plan(m, n, k, epi)
+	if err != nil || p.tuned || len(p.cands) < 2 {
+		return err
+	}
+	var ev [2]uintptr
+	for i := range ev {
+		if err := cuCheck(call(drv.eventCreate, ptr(&ev[i]), 0), "cuEventCreate"); err != nil {
+			return err
+		}
+		defer call(drv.eventDestroy, ev[i])
+	}
+	best, bestMs := 0, float32(math.MaxFloat32)
+	for i := range p.cands {
+		p.algo = p.cands[i]
+		if err := g.run(stream, d, x, w, bias, m, n, k, epi); err != nil {
+			continue // an algorithm the heuristic offered but that cannot run here
+		}
+		call(drv.eventRecord, ev[0], stream)
+		for r := 0; r < 3; r++ {
+			_ = g.run(stream, d, x, w, bias, m, n, k, epi)
+		}
+		call(drv.eventRecord, ev[1], stream)
+		if err := cuCheck(call(drv.eventSynchronize, ev[1]), "cuEventSynchronize"); err != nil {
+			return err
+		}
+		var ms float32
+		call(drv.eventElapsed, ptr(&ms), ev[0], ev[1])
+		if ms < bestMs {
+			best, bestMs = i, ms
+		}
+	}
+	p.algo = p.cands[best]
+	p.tuned = true
+	return nil
 }
 
 // run enqueues D = X·Wᵀ (+bias, GELU per epi) on stream; m is W's rows (out

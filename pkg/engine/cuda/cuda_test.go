@@ -50,7 +50,7 @@ func TestRoundBucket(t *testing.T) {
 }
 
 func TestFillPacksShortRowsIntoOneTile(t *testing.T) {
-	rows := [][]int32{make([]int32, 20), make([]int32, 30), make([]int32, 20), make([]int32, 64)}
+	rows := [][]int32{make([]int32, 40), make([]int32, 60), make([]int32, 40), make([]int32, 128)}
 	b := engine.NewBatch(rows)
 	bk := bucketFor(b.Tokens(), b.Rows())
 	var buf buffers
@@ -58,7 +58,7 @@ func TestFillPacksShortRowsIntoOneTile(t *testing.T) {
 	buf.hostIn = pinnedFrom(in)
 	buf.fill(b, bk)
 	_, _, tiles, counts := layout(bk)
-	want := []int32{0, 50, 0, 50, 50, 20, 50, 20, 70, 64, 70, 64}
+	want := []int32{0, 100, 0, 100, 100, 40, 100, 40, 140, 128, 140, 128}
 	if in[counts/4+1] != 3 {
 		t.Fatalf("%d tiles, want 3", in[counts/4+1])
 	}
@@ -70,7 +70,7 @@ func TestFillPacksShortRowsIntoOneTile(t *testing.T) {
 }
 
 func TestFillPacksRowsAndTiles(t *testing.T) {
-	b := engine.NewBatch([][]int32{{101, 5, 102}, make([]int32, 130)})
+	b := engine.NewBatch([][]int32{{101, 5, 102}, make([]int32, 260)})
 	bk := bucketFor(b.Tokens(), b.Rows())
 	var buf buffers
 	in := make([]int32, bk.inputInts())
@@ -80,12 +80,12 @@ func TestFillPacksRowsAndTiles(t *testing.T) {
 	if got := in[pos/4+3 : pos/4+6]; got[0] != 0 || got[1] != 1 || got[2] != 2 {
 		t.Errorf("positions of row 1 start %v, want 0 1 2", got)
 	}
-	if in[offs/4+1] != 3 || in[offs/4+2] != 133 {
+	if in[offs/4+1] != 3 || in[offs/4+2] != 263 {
 		t.Errorf("offsets %v", in[offs/4:offs/4+3])
 	}
 	// (qStart, qLen, kStart, kLen): the short row alone (the long row
 	// closes its tile), then the long row in slices of 64 queries.
-	wantTiles := []int32{0, 3, 0, 3, 3, 64, 3, 130, 67, 64, 3, 130, 131, 2, 3, 130}
+	wantTiles := []int32{0, 3, 0, 3, 3, 128, 3, 260, 131, 128, 3, 260, 259, 4, 3, 260}
 	for i, w := range wantTiles {
 		if in[tiles/4+i] != w {
 			t.Fatalf("tiles %v, want %v", in[tiles/4:tiles/4+16], wantTiles)

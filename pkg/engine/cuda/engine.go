@@ -24,6 +24,7 @@ type Config struct {
 	ExactGELU bool // fp16: exact erf GELU kernel instead of cuBLASLt's fused GELU_BIAS epilogue (tanh form)
 	NoGraphs  bool // launch kernels one by one instead of replaying CUDA graphs
 	MaxGraphs int  // captured graphs kept per engine; 0: 512
+	NoTune    bool // take cuBLASLt's first heuristic choice instead of timing its top algorithms
 }
 
 // ConfigFromEnv reads o.Precision, M3ECTL_CUDA_GELU=erf and M3ECTL_CUDA_GRAPHS=0.
@@ -51,6 +52,7 @@ type Engine struct {
 	w                                      *weights
 	elem                                   int // bytes per activation element
 	lnThreads                              int
+	lnWarp                                 bool
 	fnEmb, fnAddLN, fnGELU, fnPool, fnAttn uintptr
 	attnMMA                                bool
 	buf                                    buffers
@@ -110,13 +112,11 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 		return err
 	}
 	ln := 256
-	switch H := e.cfg.Hidden; {
-	case !e.conf.FP32 && H%8 == 0 && H/8 >= 32 && H/8 <= 1024 && (H/8)%32 == 0:
-		ln = H / 8 // LN_VEC: 8 contiguous halves per thread
-	case H <= 256:
-		ln = (H + 31) / 32 * 32
+	if e.cfg.Hidden <= 256 {
+		ln = (e.cfg.Hidden + 31) / 32 * 32
 	}
 	e.lnThreads = ln
+	e.lnWarp = !e.conf.FP32 && e.cfg.Hidden%8 == 0 // LN_WARP in kernels.cu
 	fp16 := 1
 	if e.conf.FP32 {
 		fp16 = 0
@@ -124,6 +124,9 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	opts := []string{
 		fmt.Sprintf("-DHIDDEN=%d", e.cfg.Hidden), fmt.Sprintf("-DHEAD_DIM=%d", e.cfg.HeadDim),
 		fmt.Sprintf("-DMAXPOS=%d", e.cfg.MaxPos), fmt.Sprintf("-DLN_THREADS=%d", ln), fmt.Sprintf("-DUSE_FP16=%d", fp16),
+	}
+	if os.Getenv("M3ECTL_NVRTC_VERBOSE") == "1" {
+		opts = append(opts, "--ptxas-options=-v")
 	}
 	cubin, err := compileKernels(kernelSource, opts, e.dev.Major, e.dev.Minor)
 	if err != nil {
@@ -226,11 +229,17 @@ func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) 
 // launches the kernels directly when graphs are off or too many exist.
 func (e *Engine) run(bk bucket) error {
 	if e.conf.NoGraphs {
+		if err := e.planGemms(bk); err != nil {
+			return err
+		}
 		return e.enqueue(bk, nil)
 	}
 	g, ok := e.graphs[bk]
 	if !ok {
 		if len(e.graphs) >= e.conf.MaxGraphs {
+			if err := e.planGemms(bk); err != nil {
+				return err
+			}
 			return e.enqueue(bk, nil)
 		}
 		var err error

@@ -19,15 +19,41 @@ func (e *Engine) ffnEpilogue() int {
 	return epilogueGELUBias
 }
 
+// attnThreads is the attention kernel's block: 8 warps of 16 queries for the
+// tensor-core kernel, 4 warps for the simple one.
+func (e *Engine) attnThreads() int {
+	if e.attnMMA {
+		return 256
+	}
+	return 128
+}
+
 // marker records a named point on the stream (the profiler); nil in normal runs.
 type marker func(stage string) error
 
-// planGemms queries cuBLASLt's heuristic for every GEMM shape of bucket bk.
+// planGemms chooses (and times, see gemmer.tune) the algorithm of every GEMM
+// shape of bucket bk, on layer 0's weights and the real buffers. It runs
+// before a graph capture, never inside one.
 func (e *Engine) planGemms(bk bucket) error {
-	H, I := e.cfg.Hidden, e.cfg.Intermediate
-	ffnEpi := e.ffnEpilogue()
-	for _, s := range [][4]int{{3 * H, bk.T, H, epilogueBias}, {H, bk.T, H, epilogueBias}, {I, bk.T, H, ffnEpi}, {H, bk.T, I, epilogueBias}} {
-		if _, err := e.gemm.plan(s[0], s[1], s[2], s[3]); err != nil {
+	H, I, T, b := e.cfg.Hidden, e.cfg.Intermediate, bk.T, &e.buf
+	lw := e.w.layers[0]
+	st := e.l.stream
+	for _, s := range []struct {
+		d, x, w, bias devPtr
+		m, n, k, epi  int
+	}{
+		{b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3 * H, T, H, epilogueBias},
+		{b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias},
+		{b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, e.ffnEpilogue()},
+		{b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias},
+	} {
+		if e.conf.NoTune {
+			if _, err := e.gemm.plan(s.m, s.n, s.k, s.epi); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
 			return err
 		}
 	}
@@ -47,7 +73,10 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 	if err := cuCheck(call(drv.memcpyHtoDAsync, uintptr(in), uintptr(b.hostIn.p), uintptr(b.inputBytes(bk)), st), "cuMemcpyHtoDAsync"); err != nil {
 		return err
 	}
-	ln := [3]int{e.lnThreads, 1, 1}
+	ln, lnGrid := [3]int{e.lnThreads, 1, 1}, [3]int{T, 1, 1}
+	if e.lnWarp {
+		ln, lnGrid = [3]int{256, 1, 1}, [3]int{(T + 7) / 8, 1, 1}
+	}
 	errs := func(errs ...error) error {
 		for _, err := range errs {
 			if err != nil {
@@ -57,7 +86,7 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 		return nil
 	}
 	if err := errs(mark("start"),
-		e.l.launch(e.fnEmb, [3]int{T, 1, 1}, ln, 0, b.hidden, in, in+devPtr(pos), e.w.word, e.w.pos, e.w.type0, e.w.embG, e.w.embB, c.Eps),
+		e.l.launch(e.fnEmb, lnGrid, ln, 0, b.hidden, in, in+devPtr(pos), e.w.word, e.w.pos, e.w.type0, e.w.embG, e.w.embB, c.Eps, T),
 		mark("embed")); err != nil {
 		return err
 	}
@@ -67,9 +96,9 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 	for _, lw := range e.w.layers {
 		err := errs(
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
-			e.l.launch(e.fnAttn, [3]int{bk.tiles(), c.Heads, 1}, [3]int{128, 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale), mark("attention"),
+			e.l.launch(e.fnAttn, [3]int{bk.tiles(), c.Heads, 1}, [3]int{e.attnThreads(), 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale), mark("attention"),
 			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
-			e.l.launch(e.fnAddLN, [3]int{T, 1, 1}, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps), mark("add_ln"),
+			e.l.launch(e.fnAddLN, lnGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
 		)
 		if err != nil {
@@ -83,7 +112,7 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 		}
 		if err := errs(
 			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias), mark("ffn2_gemm"),
-			e.l.launch(e.fnAddLN, [3]int{T, 1, 1}, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps), mark("add_ln"),
+			e.l.launch(e.fnAddLN, lnGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
 		); err != nil {
 			return err
 		}

@@ -22,38 +22,42 @@ __device__ __forceinline__ float ldf(const act_t* p) { return *p; }
 __device__ __forceinline__ void stf(act_t* p, float v) { *p = v; }
 #endif
 
-// LN_VEC: fp16 with HIDDEN a multiple of 8 and LN_THREADS == HIDDEN/8: each
-// thread owns 8 contiguous elements and moves them with 16-byte accesses.
-#if USE_FP16 && (HIDDEN % 8 == 0) && (LN_THREADS * 8 == HIDDEN)
-#define LN_VEC 1
-#define VPT 8
-#define IDX(i) (threadIdx.x * 8 + (i))
+// LN_WARP (fp16, HIDDEN a multiple of 8): one warp per token, 8 contiguous
+// halves per 16-byte access, reductions by shuffles only; 8 tokens a block.
+// Otherwise one block of LN_THREADS per token.
+#if USE_FP16 && (HIDDEN % 8 == 0)
+#define LN_WARP 1
+#define CH (HIDDEN / 8)
+#define CPL ((CH + 31) / 32)
+#define VPT (CPL * 8)
 #else
-#define LN_VEC 0
+#define LN_WARP 0
 #define VPT ((HIDDEN + LN_THREADS - 1) / LN_THREADS)
-#define IDX(i) (threadIdx.x + (i) * LN_THREADS)
 #endif
 
 struct __align__(16) u32x4 { u32 x, y, z, w; };
 
-#if LN_VEC
-__device__ __forceinline__ void load8(const act_t* p, float* x) {
+__device__ __forceinline__ void load8(const half_t* p, float* x) {
   u32x4 v = *reinterpret_cast<const u32x4*>(p);
   u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; i++) { x[2 * i] = h2f((half_t)(w[i] & 0xffff)); x[2 * i + 1] = h2f((half_t)(w[i] >> 16)); }
 }
-__device__ __forceinline__ void store8(act_t* p, const float* x) {
+__device__ __forceinline__ void store8(half_t* p, const float* x) {
   u32x4 v;
   v.x = pack2(x[0], x[1]); v.y = pack2(x[2], x[3]); v.z = pack2(x[4], x[5]); v.w = pack2(x[6], x[7]);
   *reinterpret_cast<u32x4*>(p) = v;
 }
-#endif
+
+__device__ __forceinline__ float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  return v;
+}
 
 // blockSum reduces v over the block; red must hold 32 floats. blockDim.x is
 // a multiple of 32.
 __device__ __forceinline__ float blockSum(float v, float* red) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  v = warpSum(v);
   int w = threadIdx.x >> 5, l = threadIdx.x & 31;
   __syncthreads();
   if (l == 0) red[w] = v;
@@ -64,70 +68,118 @@ __device__ __forceinline__ float blockSum(float v, float* red) {
   return s;
 }
 
+#if LN_WARP
+// warpLayerNorm normalises the token whose chunks (lane + 32i) this warp holds.
+__device__ __forceinline__ void warpLayerNorm(float* x, act_t* out, const float* gamma, const float* beta, float eps) {
+  int lane = threadIdx.x & 31;
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < CPL; i++)
+    if (lane + 32 * i < CH)
+#pragma unroll
+      for (int k = 0; k < 8; k++) s += x[i * 8 + k];
+  float mean = warpSum(s) * (1.0f / HIDDEN);
+  float v = 0.f;
+#pragma unroll
+  for (int i = 0; i < CPL; i++)
+    if (lane + 32 * i < CH)
+#pragma unroll
+      for (int k = 0; k < 8; k++) { float d = x[i * 8 + k] - mean; v += d * d; }
+  float rstd = rsqrtf(warpSum(v) * (1.0f / HIDDEN) + eps);
+#pragma unroll
+  for (int i = 0; i < CPL; i++) {
+    int c = lane + 32 * i;
+    if (c < CH) {
+      float y[8];
+#pragma unroll
+      for (int k = 0; k < 8; k++) y[k] = (x[i * 8 + k] - mean) * rstd * gamma[c * 8 + k] + beta[c * 8 + k];
+      store8(out + c * 8, y);
+    }
+  }
+}
+#else
 // layerNormStore normalises the VPT values x each thread holds and stores them.
 __device__ __forceinline__ void layerNormStore(float* x, act_t* out, const float* gamma, const float* beta, float eps, float* red) {
   float s = 0.f;
 #pragma unroll
-  for (int i = 0; i < VPT; i++) { if (IDX(i) < HIDDEN) s += x[i]; }
+  for (int i = 0; i < VPT; i++) { int j = threadIdx.x + i * LN_THREADS; if (j < HIDDEN) s += x[i]; }
   float mean = blockSum(s, red) * (1.0f / HIDDEN);
   float v = 0.f;
 #pragma unroll
-  for (int i = 0; i < VPT; i++) { if (IDX(i) < HIDDEN) { float d = x[i] - mean; v += d * d; } }
+  for (int i = 0; i < VPT; i++) { int j = threadIdx.x + i * LN_THREADS; if (j < HIDDEN) { float d = x[i] - mean; v += d * d; } }
   float rstd = rsqrtf(blockSum(v, red) * (1.0f / HIDDEN) + eps);
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
-    int j = IDX(i);
-    if (j < HIDDEN) x[i] = (x[i] - mean) * rstd * gamma[j] + beta[j];
+    int j = threadIdx.x + i * LN_THREADS;
+    if (j < HIDDEN) stf(out + j, (x[i] - mean) * rstd * gamma[j] + beta[j]);
   }
-#if LN_VEC
-  store8(out + IDX(0), x);
-#else
-#pragma unroll
-  for (int i = 0; i < VPT; i++) { if (IDX(i) < HIDDEN) stf(out + IDX(i), x[i]); }
-#endif
 }
+#endif
 
-// embed_ln: out[t] = LayerNorm(word[ids[t]] + pos[pos[t]] + type0), one block per token.
-extern "C" __global__ void __launch_bounds__(LN_THREADS) embed_ln(act_t* out, const int* ids, const int* pos,
-    const act_t* word, const act_t* posEmb, const act_t* type0, const float* gamma, const float* beta, float eps) {
+// embed_ln: out[t] = LayerNorm(word[ids[t]] + pos[pos[t]] + type0).
+extern "C" __global__ void embed_ln(act_t* out, const int* ids, const int* pos,
+    const act_t* word, const act_t* posEmb, const act_t* type0, const float* gamma, const float* beta, float eps, int ntok) {
+#if LN_WARP
+  int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (t >= ntok) return;
+  const act_t* w = word + (size_t)ids[t] * HIDDEN;
+  const act_t* p = posEmb + (size_t)pos[t] * HIDDEN;
+  float x[VPT];
+#pragma unroll
+  for (int i = 0; i < CPL; i++) {
+    int c = lane + 32 * i;
+    if (c < CH) {
+      float y[8], z[8];
+      load8(w + c * 8, x + i * 8); load8(p + c * 8, y); load8(type0 + c * 8, z);
+#pragma unroll
+      for (int k = 0; k < 8; k++) x[i * 8 + k] += y[k] + z[k];
+    }
+  }
+  warpLayerNorm(x, out + (size_t)t * HIDDEN, gamma, beta, eps);
+#else
   __shared__ float red[32];
   int t = blockIdx.x;
   const act_t* w = word + (size_t)ids[t] * HIDDEN;
   const act_t* p = posEmb + (size_t)pos[t] * HIDDEN;
   float x[VPT];
-#if LN_VEC
-  float y[8], z[8];
-  load8(w + IDX(0), x); load8(p + IDX(0), y); load8(type0 + IDX(0), z);
-#pragma unroll
-  for (int i = 0; i < 8; i++) x[i] += y[i] + z[i];
-#else
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
-    int j = IDX(i);
+    int j = threadIdx.x + i * LN_THREADS;
     x[i] = j < HIDDEN ? ldf(w + j) + ldf(p + j) + ldf(type0 + j) : 0.f;
   }
-#endif
   layerNormStore(x, out + (size_t)t * HIDDEN, gamma, beta, eps, red);
+#endif
 }
 
 // add_ln: r[t] = LayerNorm(a[t] + r[t]), in place on the residual stream.
-extern "C" __global__ void __launch_bounds__(LN_THREADS) add_ln(act_t* r, const act_t* a, const float* gamma, const float* beta, float eps) {
+extern "C" __global__ void add_ln(act_t* r, const act_t* a, const float* gamma, const float* beta, float eps, int ntok) {
+#if LN_WARP
+  int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (t >= ntok) return;
+  size_t base = (size_t)t * HIDDEN;
+  float x[VPT];
+#pragma unroll
+  for (int i = 0; i < CPL; i++) {
+    int c = lane + 32 * i;
+    if (c < CH) {
+      float y[8];
+      load8(a + base + c * 8, x + i * 8); load8(r + base + c * 8, y);
+#pragma unroll
+      for (int k = 0; k < 8; k++) x[i * 8 + k] += y[k];
+    }
+  }
+  warpLayerNorm(x, r + base, gamma, beta, eps);
+#else
   __shared__ float red[32];
   size_t base = (size_t)blockIdx.x * HIDDEN;
   float x[VPT];
-#if LN_VEC
-  float y[8];
-  load8(a + base + IDX(0), x); load8(r + base + IDX(0), y);
-#pragma unroll
-  for (int i = 0; i < 8; i++) x[i] += y[i];
-#else
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
-    int j = IDX(i);
+    int j = threadIdx.x + i * LN_THREADS;
     x[i] = j < HIDDEN ? ldf(a + base + j) + ldf(r + base + j) : 0.f;
   }
-#endif
   layerNormStore(x, r + base, gamma, beta, eps, red);
+#endif
 }
 
 // gelu applies BERT's exact (erf) GELU in place; the bias came from the GEMM epilogue.
@@ -255,10 +307,12 @@ __device__ __forceinline__ u32 smemAddr(const void* p) {
 #define KPAD (HEAD_DIM + 8)
 
 // attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
-// accumulate, online softmax in base 2); 4 warps x 16 queries per block.
+// accumulate, online softmax in base 2); 8 warps x 16 queries per block.
+// A warp skips the key tiles (8 keys) that hold no key of its queries' rows,
+// so packed short rows cost about what they would alone.
 // K and V chunks are staged row-major in shared memory with 16-byte copies;
 // V's B fragments come transposed through ldmatrix.trans.
-extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
+extern "C" __global__ void __launch_bounds__(256) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
     const int* pos, float scale) {
   __shared__ __align__(16) half_t Ks[KC][KPAD];
   __shared__ __align__(16) half_t Vs[KC][KPAD];
@@ -275,6 +329,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
   int r0 = qb + g, r1 = qb + g + 8;
   int seg0 = r0 < ql ? (qs + r0) - pos[qs + r0] : -2;
   int seg1 = r1 < ql ? (qs + r1) - pos[qs + r1] : -2;
+  // The warp's rows span segments [segLo, segHi] (a row is named by its first token).
+  int segLo = __shfl_sync(0xffffffff, seg0, 0);
+  int segHi = max(seg0, seg1);
+  for (int o = 16; o > 0; o >>= 1) segHi = max(segHi, __shfl_xor_sync(0xffffffff, segHi, o));
   u32 qa[HEAD_DIM / 16][4];
   {
     const half_t* p0 = qkv + (size_t)(qs + min(r0, ql - 1)) * ld + h * HEAD_DIM;
@@ -295,7 +353,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
   for (int kc = 0; kc < kl; kc += KC) {
     int nk = min(KC, kl - kc);
     __syncthreads();
-    for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 128) {
+    for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 256) {
       int key = idx / (HEAD_DIM / 8), c = (idx % (HEAD_DIM / 8)) * 8;
       u32x4 kv = {0u, 0u, 0u, 0u}, vv = {0u, 0u, 0u, 0u};
       if (key < nk) {
@@ -312,12 +370,18 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
     }
     __syncthreads();
     if (!active) continue;
-    int nkt = (nk + 7) / 8;  // key tiles of 8 that hold any real key
+    // tmask bit nt: key tile nt holds a key of one of this warp's rows.
+    bool rel = false;
+    if (lane < KC / 8) {
+#pragma unroll
+      for (int k = 0; k < 8; k++) { int ks = kseg[lane * 8 + k]; rel |= ks >= segLo && ks <= segHi; }
+    }
+    unsigned tmask = __ballot_sync(0xffffffff, rel);
     float s[KC / 8][4];
 #pragma unroll
     for (int nt = 0; nt < KC / 8; nt++) {
       s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-      if (nt < nkt) {
+      if ((tmask >> nt) & 1u) {
 #pragma unroll
         for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
           u32 b0 = *reinterpret_cast<const u32*>(&Ks[nt * 8 + g][ks * 16 + t * 2]);
@@ -356,7 +420,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_mma(half_t* ctx, const ha
     }
 #pragma unroll
     for (int j = 0; j < KC / 16; j++) {
-      if (2 * j >= nkt) break;
+      if (((tmask >> (2 * j)) & 3u) == 0u) continue;
       u32 pa[4];
       pa[0] = pack2(s[2 * j][0], s[2 * j][1]);
       pa[1] = pack2(s[2 * j][2], s[2 * j][3]);

@@ -91,6 +91,9 @@ func compileKernels(src string, opts []string, major, minor int) ([]byte, error)
 		return nil, fmt.Errorf("nvrtc compile (%s) failed with error %d:\n%s", arch, code, logText)
 	}
 	if logText != "" {
+		if os.Getenv("M3ECTL_NVRTC_VERBOSE") == "1" {
+			fmt.Fprintln(os.Stderr, logText)
+		}
 		slog.Debug("nvrtc log", "log", logText)
 	}
 	var n uintptr

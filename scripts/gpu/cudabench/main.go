@@ -230,7 +230,7 @@ func main() {
 	for _, variant := range []struct {
 		name string
 		conf cuda.Config
-	}{{"fp16", cuda.Config{}}, {"fp16-erf", cuda.Config{ExactGELU: true}}, {"fp16-nographs", cuda.Config{NoGraphs: true}}} {
+	}{{"fp16", cuda.Config{}}, {"fp16-erf", cuda.Config{ExactGELU: true}}, {"fp16-nographs", cuda.Config{NoGraphs: true}}, {"fp16-notune", cuda.Config{NoTune: true}}} {
 		e, err := cuda.OpenConfig(m, engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}, variant.conf)
 		if err != nil {
 			fail(err)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# End to end on the GPU machine: m3ectl serve --engine cuda on a Triton-layout
+# repository with the seed article's config (max_batch_size 32, two instances,
+# dynamic batching), then m3ectl bench -c 1,2,4,16,32; then max_batch_size 128
+# at concurrency 128. Usage: scripts/gpu/e2e.sh M3ECTL MODEL_DIR OUT [DURATION]
+set -euo pipefail
+bin=$1 model=$2 out=$3 dur=${4:-10s}
+repo=$(mktemp -d)/model_repository
+mkdir -p "$repo/m3e-base/1"
+cp -r "$model"/. "$repo/m3e-base/1/"
+
+config() { # $1 max_batch_size, $2 count
+  cat >"$repo/m3e-base/config.pbtxt" <<CFG
+name: "m3e-base"
+max_batch_size: $1
+input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
+output [ { name: "embeddings" dims: [ 768 ] data_type: TYPE_FP32 } ]
+instance_group [ { count: $2 kind: KIND_GPU gpus: [ 0 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+CFG
+}
+
+serve_and_bench() { # $1 label, $2 levels
+  "$bin" serve --model-repository "$repo" --engine cuda --http-port 8000 --grpc-port 8001 --metrics-port 8002 >"$out/serve-$1.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf localhost:8000/v2/health/ready >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  curl -sf localhost:8000/v2/health/ready >/dev/null || { echo "server not ready"; tail -20 "$out/serve-$1.log"; kill $pid; return 1; }
+  curl -s localhost:8000/v2/models/m3e-base/infer -d '{"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["酒店很好"]}]}' | head -c 200; echo
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader | sed "s/^/GPU memory used with the server up: /"
+  "$bin" bench --url http://127.0.0.1:8000 --model m3e-base -c "$2" --duration "$dur" --warmup 3s \
+    --json "$out/bench-$1.json" --label "m3ectl-cuda-$1" 2>&1 | tee "$out/bench-$1.txt" || true
+  kill -INT $pid; wait $pid || true
+}
+
+config 32 2
+serve_and_bench mb32 1,2,4,16,32
+config 128 2
+serve_and_bench mb128 128
