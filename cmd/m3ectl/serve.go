@@ -137,7 +137,7 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		Logger:          slog.Default(),
 	})
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return err
 	}
 	return srv.Serve(cmd.Context())
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
@@ -192,4 +193,28 @@ func TestGRPCAPIKey(t *testing.T) {
 	if _, err := c.ServerMetadata(good, &tritonpb.ServerMetadataRequest{}); err != nil {
 		t.Fatalf("right key: %v", err)
 	}
+}
+
+// FuzzDecodeGRPCInfer feeds arbitrary protobuf bytes through the gRPC
+// decoder and the shared validator: reject or accept, never panic.
+func FuzzDecodeGRPCInfer(f *testing.F) {
+	seed, _ := proto.Marshal(&tritonpb.ModelInferRequest{
+		ModelName:        "m3e",
+		Inputs:           []*tritonpb.ModelInferRequest_InferInputTensor{{Name: "text", Datatype: "BYTES", Shape: []int64{1, 1}}},
+		RawInputContents: [][]byte{bytesTensor("酒店很好")},
+	})
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req tritonpb.ModelInferRequest
+		if proto.Unmarshal(data, &req) != nil {
+			return
+		}
+		call, err := decodeGRPCInfer(&req)
+		if err != nil {
+			return
+		}
+		if plan, err := validate(call, testSpec); err == nil && (len(plan.texts) == 0 || len(plan.texts) > testSpec.maxBatchSize) {
+			t.Fatalf("accepted %d texts", len(plan.texts))
+		}
+	})
 }

@@ -264,6 +264,16 @@ func TestRepositoryControl(t *testing.T) {
 	if code != http.StatusOK || strings.Contains(string(b), `"m3e"`) {
 		t.Errorf("ready-only index %d %s", code, b)
 	}
+	// A new version folder appears: load reloads, and version 2 serves.
+	writeModel(t, root, "other", "2", modelConfig("other", 8, 1000))
+	if code, b := ts.post(t, "/v2/repository/models/other/load", ""); code != http.StatusOK {
+		t.Fatalf("reload %d %s", code, b)
+	}
+	code, b = ts.post(t, "/v2/models/other/infer", inferBody("x"))
+	var r kserveResponse
+	if code != http.StatusOK || json.Unmarshal(b, &r) != nil || r.ModelVersion != "2" {
+		t.Fatalf("infer after reload: %d %s", code, b)
+	}
 	if code, b := ts.post(t, "/v2/repository/models/..%2Fetc/load", ""); code < 400 || code >= 500 {
 		t.Errorf("load of a traversal name: %d %s", code, b)
 	}

@@ -164,3 +164,19 @@ func TestOverloadAnswers503(t *testing.T) {
 		t.Errorf("%d ok, %d overloaded: want both", ok.Load(), busy.Load())
 	}
 }
+
+// TestRejectOverlongTexts: with truncation off, a text over the window is a
+// 400 that says so, not a silently shortened embedding.
+func TestRejectOverlongTexts(t *testing.T) {
+	root := t.TempDir()
+	writeModel(t, root, "m3e", "1", modelConfig("m3e", 8, 1000))
+	ts := startServer(t, serverOpts{repo: repository.Config{Root: root, MaxLength: 16, Truncate: false}})
+	if code, b := ts.post(t, "/v2/models/m3e/infer", inferBody("短句")); code != http.StatusOK {
+		t.Fatalf("short text: %d %s", code, b)
+	}
+	code, b := ts.post(t, "/v2/models/m3e/infer", inferBody(strings.Repeat("长", 40)))
+	if code != http.StatusBadRequest {
+		t.Fatalf("long text: %d %s", code, b)
+	}
+	t.Logf("long text rejected: %s", errorBody(t, b))
+}

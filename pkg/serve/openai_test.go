@@ -130,3 +130,16 @@ func TestOpenAIEmbeddings(t *testing.T) {
 		}
 	})
 }
+
+// FuzzOpenAIInputs: any `input` value is either rejected or read as texts.
+func FuzzOpenAIInputs(f *testing.F) {
+	for _, s := range []string{`"x"`, `["a","b"]`, `[[1,2]]`, `[]`, `null`, `{"a":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		texts, err := openAIInputs(raw)
+		if err == nil && len(texts) == 0 {
+			t.Fatal("accepted no texts")
+		}
+	})
+}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	_ "github.com/m3ectl/m3ectl/pkg/engine/onnxrt" // registers the "cpu" backend
+	"github.com/m3ectl/m3ectl/pkg/engine/onnxrt" // registers the "cpu" backend
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 )
 
@@ -101,6 +101,12 @@ type serverOpts struct {
 // that Serve returns nil) when the test ends.
 func startServer(t testing.TB, o serverOpts) *testServer {
 	t.Helper()
+	if err := onnxrt.Init(""); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set but ONNX Runtime is unavailable: %v", err)
+		}
+		t.Skipf("ONNX Runtime unavailable (run scripts/setup-ort.sh): %v", err)
+	}
 	reg := prometheus.NewRegistry()
 	o.repo.Registerer = reg
 	o.repo.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
