@@ -1,9 +1,11 @@
 package convert
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -216,11 +218,14 @@ var nonFiniteRE = regexp.MustCompile(`(?i)-?\b(nan|inf|infinity)\b`)
 // {"name", "dimensions": "AxBxC", "values": [...]} objects. trtexec prints
 // non-finite floats as bare nan/inf, which is not JSON; they become NaN.
 func ParseTrtexecOutput(data []byte) (map[string]*ExportedTensor, error) {
-	clean := nonFiniteRE.ReplaceAll(data, []byte("null"))
+	clean := data
+	if lower := bytes.ToLower(data); bytes.Contains(lower, []byte("nan")) || bytes.Contains(lower, []byte("inf")) {
+		clean = nonFiniteRE.ReplaceAll(data, []byte("null"))
+	}
 	var raw []struct {
-		Name   string     `json:"name"`
-		Dims   string     `json:"dimensions"`
-		Values []*float64 `json:"values"`
+		Name   string          `json:"name"`
+		Dims   string          `json:"dimensions"`
+		Values json.RawMessage `json:"values"`
 	}
 	if err := json.Unmarshal(clean, &raw); err != nil {
 		return nil, fmt.Errorf("parse trtexec output JSON: %w", err)
@@ -230,7 +235,7 @@ func ParseTrtexecOutput(data []byte) (map[string]*ExportedTensor, error) {
 		if r.Name == "" {
 			return nil, fmt.Errorf("trtexec output entry without a name")
 		}
-		t := &ExportedTensor{Name: r.Name, Dims: r.Dims, Values: make([]float32, len(r.Values))}
+		t := &ExportedTensor{Name: r.Name, Dims: r.Dims}
 		vol := int64(1)
 		for _, f := range strings.Split(r.Dims, "x") {
 			d, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
@@ -243,19 +248,53 @@ func ParseTrtexecOutput(data []byte) (map[string]*ExportedTensor, error) {
 				return nil, fmt.Errorf("trtexec output %q: dimensions %q too large", r.Name, r.Dims)
 			}
 		}
-		if vol != int64(len(r.Values)) {
-			return nil, fmt.Errorf("trtexec output %q: %d values for dimensions %s", r.Name, len(r.Values), r.Dims)
+		vals, err := parseValueList(r.Values)
+		if err != nil {
+			return nil, fmt.Errorf("trtexec output %q: %w", r.Name, err)
 		}
-		for i, v := range r.Values {
-			if v == nil {
-				t.Values[i] = float32(math.NaN())
-			} else {
-				t.Values[i] = float32(*v)
-			}
+		if vol != int64(len(vals)) {
+			return nil, fmt.Errorf("trtexec output %q: %d values for dimensions %s", r.Name, len(vals), r.Dims)
 		}
+		t.Values = vals
 		out[r.Name] = t
 	}
 	return out, nil
+}
+
+// parseValueList reads a JSON array of numbers (null = NaN) without
+// allocating per value.
+func parseValueList(b json.RawMessage) ([]float32, error) {
+	s := strings.TrimSpace(string(b))
+	if s == "" || s == "null" {
+		return nil, nil
+	}
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, fmt.Errorf("values is not an array")
+	}
+	s = strings.TrimSpace(s[1 : len(s)-1])
+	if s == "" {
+		return nil, nil
+	}
+	vals := make([]float32, 0, strings.Count(s, ",")+1)
+	for len(s) > 0 {
+		tok := s
+		if i := strings.IndexByte(s, ','); i >= 0 {
+			tok, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		tok = strings.TrimSpace(tok)
+		if tok == "null" {
+			vals = append(vals, float32(math.NaN()))
+			continue
+		}
+		v, err := strconv.ParseFloat(tok, 32)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, fmt.Errorf("value %q is not a number", tok)
+		}
+		vals = append(vals, float32(v))
+	}
+	return vals, nil
 }
 
 // compareHidden computes max |Δ| over all hidden states and the smallest

@@ -440,3 +440,25 @@ func FuzzParseTrtexecOutput(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseTrtexecOutput parses an m3e-base-sized --exportOutput file
+// (8 sentences × 32 tokens × 768), what verify-engine reads per parity run.
+func BenchmarkParseTrtexecOutput(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("[\n  { \"name\" : \"output\"\n  , \"dimensions\" : \"8x32x768\"\n  , \"values\" : [ ")
+	for i := 0; i < 8*32*768; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%g", float32(i%1000)/997-0.5)
+	}
+	sb.WriteString(" ]\n  }\n]\n")
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := ParseTrtexecOutput(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

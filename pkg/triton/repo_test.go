@@ -183,6 +183,9 @@ func TestWriteRepositoryRefusals(t *testing.T) {
 		{"missing vocabulary", func(t *testing.T, o *RepoOptions) {
 			o.Engine, o.Vocab = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "/nonexistent/vocab.txt"
 		}, "no such file"},
+		{"python layout on CPU without ONNX", func(t *testing.T, o *RepoOptions) {
+			o.Engine, o.Kind = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "cpu"
+		}, "pass --onnx"},
 		{"unknown layout", func(t *testing.T, o *RepoOptions) { o.Layout = "flat" }, "want python or ensemble"},
 		{"unknown kind", func(t *testing.T, o *RepoOptions) { o.Kind = "tpu" }, "want gpu or cpu"},
 		{"no instances", func(t *testing.T, o *RepoOptions) {
