@@ -101,6 +101,8 @@ func inspectModel(m *onnxpb.ModelProto, path string) (*Report, error) {
 		Opset:           defaultOpset(m),
 		Producer:        m.GetProducerName(),
 		ProducerVersion: m.GetProducerVersion(),
+		Inputs:          []ValueInfo{},
+		Outputs:         []ValueInfo{},
 		Ops:             map[string]int{},
 		ExternalData:    []string{},
 	}
