@@ -37,6 +37,10 @@ type encoder struct {
 	pending [8]rune
 	pccc    [8]uint8
 	np      int
+
+	// words, when set (by tests), collects the pre-tokenized words instead
+	// of ids, to compare the normaliser with the tokenizers library's.
+	words *[]string
 }
 
 // ASCII character classes as the normaliser and pre-tokenizer see them.
@@ -139,7 +143,7 @@ func (e *encoder) segment(s string) {
 			e.split()
 		case aPunct:
 			e.split()
-			e.emit(e.t.vocab.singleRune(rune(c)))
+			e.single(rune(c))
 		case aCtrlSpace:
 			if !clean {
 				e.split()
@@ -172,7 +176,7 @@ func (e *encoder) rune(r rune) {
 	if r >= 0x3400 && r <= 0x9fff && (r >= 0x4e00 || r <= 0x4dbf) {
 		if t.chinese {
 			e.split()
-			e.emit(t.vocab.singleRune(r))
+			e.single(r)
 			return
 		}
 		if e.np > 0 {
@@ -232,7 +236,7 @@ func (e *encoder) decompose(r rune) {
 	n := utf8.EncodeRune(b[:], r)
 	p := norm.NFD.Properties(b[:n])
 	d := p.Decomposition()
-	if d == nil {
+	if d == nil || noDecomposition(r) {
 		e.nfdRune(r, p.CCC())
 		return
 	}
@@ -248,7 +252,7 @@ func (e *encoder) decompose(r rune) {
 // in pending so that a run of them is emitted sorted by class, as NFD's
 // canonical ordering would leave them.
 func (e *encoder) nfdRune(r rune, ccc uint8) {
-	mn := r >= 0x300 && unicode.Is(unicode.Mn, r)
+	mn := r >= 0x300 && unicode.Is(mn8, r)
 	if ccc == 0 {
 		if e.np > 0 {
 			e.flushPending()
@@ -292,7 +296,7 @@ func (e *encoder) post(r rune) {
 			e.pretok(0x307)
 			return
 		}
-		r = unicode.ToLower(r)
+		r = toLower(r)
 	}
 	e.pretok(r)
 }
@@ -306,7 +310,7 @@ func (e *encoder) pretok(r rune) {
 			e.flushWord()
 		case aPunct:
 			e.flushWord()
-			e.emit(e.t.vocab.singleRune(r))
+			e.single(r)
 		default:
 			e.appendByte(byte(r))
 		}
@@ -315,9 +319,9 @@ func (e *encoder) pretok(r rune) {
 	switch {
 	case unicode.IsSpace(r):
 		e.flushWord()
-	case unicode.IsPunct(r):
+	case unicode.Is(punct8, r):
 		e.flushWord()
-		e.emit(e.t.vocab.singleRune(r))
+		e.single(r)
 	default:
 		e.appendRune(r)
 	}
@@ -375,12 +379,23 @@ func (e *encoder) appendRune(r rune) {
 	e.spill = utf8.AppendRune(e.spill, r)
 }
 
+// single emits a one-rune word: an ideograph or a punctuation mark.
+func (e *encoder) single(r rune) {
+	if e.words != nil {
+		*e.words = append(*e.words, string(r))
+		return
+	}
+	e.emit(e.t.vocab.singleRune(r))
+}
+
 // flushWord runs WordPiece on the current word and emits its ids.
 func (e *encoder) flushWord() {
 	v := e.t.vocab
 	switch {
 	case e.wrunes == 0:
 		return
+	case e.words != nil:
+		*e.words = append(*e.words, string(e.wordBytes()))
 	case e.wrunes > v.maxChars:
 		e.emit(v.unk)
 	case e.wrunes == 1:
@@ -401,11 +416,12 @@ func (e *encoder) flushWord() {
 	e.spill = e.spill[:0]
 }
 
-// isControl is BERT's control class for non-ASCII runes: the C categories
-// (format characters such as U+200B included) apart from unassigned code
-// points, which the tokenizers library's tables leave out.
+// isControl is BERT's control class for non-ASCII runes: Cc, Cf (U+200B and
+// friends) and Co. The tokenizers library takes it, like punctuation and
+// non-spacing marks, from tables frozen at Unicode 8.0 (see gen_tables.go),
+// where unassigned and later-assigned code points are none of these.
 func isControl(r rune) bool {
-	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs)
+	return unicode.Is(control8, r)
 }
 
 // isChinese is the CJK ideograph test of the tokenizers library's

@@ -14,6 +14,8 @@
 // appends into a caller's buffer so that servers tokenise without allocating.
 package tokenizer
 
+//go:generate go run gen_tables.go -ucd /usr/share/unicode -o unicode8_tables.go
+
 import "unicode/utf8"
 
 // DefaultMaxLength is the sequence length BERT models are trained with and
