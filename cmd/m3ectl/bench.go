@@ -32,7 +32,11 @@ request. Works against m3ectl serve, Triton and OpenAI-compatible servers.`,
 
   # open loop at 200 requests/s; the client's own ceiling
   m3ectl bench --model m3e-base-trt --rate 200 --duration 30s
-  m3ectl bench --self-test -c 1,16,64 --duration 5s`,
+  m3ectl bench --self-test -c 1,16,64 --duration 5s
+
+  # redraw two saved runs into one chart, or gate CI on a saved run
+  m3ectl bench --from trt.json --compare pytorch.json --chart trt-vs-pt.png
+  m3ectl bench --from trt.json --assert "p95<50ms"`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -64,6 +68,7 @@ request. Works against m3ectl serve, Triton and OpenAI-compatible servers.`,
 	f.StringSliceVar(&o.Compare, "compare", nil, "earlier --json results to overlay on the chart (repeatable)")
 	f.StringVar(&o.Assert, "assert", "", "fail unless every level meets these, e.g. \"p95<50ms,throughput>200,errors=0\"")
 	f.BoolVar(&o.SelfTest, "self-test", false, "measure only the client's own ceiling against a canned in-process server")
+	f.StringVar(&o.From, "from", "", "report a saved --json result (table, CSV, chart, --assert) instead of running")
 	f.BoolVar(&o.Ceiling, "ceiling", false, "also measure the client's ceiling (3 s) before the run and report it")
 	f.BoolVar(&o.NoStats, "no-server-stats", false, "do not read the server's statistics endpoint")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of the open-loop arrival process")

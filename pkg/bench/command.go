@@ -37,8 +37,9 @@ type Options struct {
 	Chart           string
 	Compare         []string
 	Assert          string
-	SelfTest        bool // measure the client's ceiling against a canned in-process server only
-	Ceiling         bool // also measure the ceiling before the run
+	SelfTest        bool   // measure the client's ceiling against a canned in-process server only
+	From            string // report a saved --json result instead of running
+	Ceiling         bool   // also measure the ceiling before the run
 	NoStats         bool
 	Seed            uint64
 	Progress        *Progress
@@ -102,9 +103,12 @@ func Execute(ctx context.Context, o Options, stdout io.Writer) error {
 	}
 
 	var res *Result
-	if o.SelfTest {
+	switch {
+	case o.From != "":
+		res, err = ReadResult(o.From)
+	case o.SelfTest:
 		res, err = selfTest(ctx, o, levels, groups)
-	} else {
+	default:
 		res, err = o.measure(ctx, levels, rates, maxConc, groups)
 	}
 	if err != nil {

@@ -213,7 +213,7 @@ func Check(res *Result, as []Assertion) error {
 			case !ok:
 				failed = append(failed, fmt.Sprintf("%s at %s: the server reported no statistics", a.Text, name))
 			case !a.holds(v):
-				failed = append(failed, fmt.Sprintf("%s at %s: measured %s%s", a.Text, name, strconv.FormatFloat(v, 'f', -1, 64), a.unit()))
+				failed = append(failed, fmt.Sprintf("%s at %s: measured %s%s", a.Text, name, strconv.FormatFloat(v, 'g', 4, 64), a.unit()))
 			}
 		}
 	}
