@@ -2,7 +2,6 @@ package onnxrt
 
 import (
 	"fmt"
-	"log/slog"
 
 	"github.com/m3ectl/m3ectl/pkg/convert"
 	"github.com/m3ectl/m3ectl/pkg/engine"
@@ -17,15 +16,11 @@ import (
 // The sizes come from the graph itself (pkg/convert reads the embedding
 // initializers; ONNX Runtime's API does not expose initializer shapes), else
 // from the folder's config.json.
-func (e *Engine) readArchitecture(m *engine.Model) error {
-	r, err := convert.Inspect(m.ONNX)
-	if err == nil && r.Architecture != nil && r.Architecture.VocabSize > 0 {
+func (e *Engine) readArchitecture(m *engine.Model, r *convert.Report) error {
+	if r != nil && r.Architecture != nil && r.Architecture.VocabSize > 0 {
 		e.info.VocabSize = r.Architecture.VocabSize
 		e.info.MaxSeqLen = r.Architecture.MaxPositions
 		return nil
-	}
-	if err != nil {
-		slog.Debug("inspect for vocabulary size failed", "model", m.ONNX, "err", err)
 	}
 	if m.HFConfig == "" {
 		return nil

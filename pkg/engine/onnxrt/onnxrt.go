@@ -7,10 +7,12 @@ package onnxrt
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/m3ectl/m3ectl/pkg/convert"
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
@@ -71,9 +73,14 @@ func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 		return nil, err
 	}
 	defer opts.Destroy()
-	// Input/output signatures come from a throw-away session without graph
-	// optimisation, which is quick to create.
-	ins, outs, err := describe(m.ONNX, o)
+	// pkg/convert reads the graph once (memory-mapped, weights skipped) for
+	// the signatures and the embedding tables' sizes.
+	report, inspectErr := convert.Inspect(m.ONNX)
+	if inspectErr != nil {
+		report = nil
+		slog.Debug("inspect failed; asking ONNX Runtime", "model", m.ONNX, "err", inspectErr)
+	}
+	ins, outs, err := signatures(m.ONNX, report)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +104,7 @@ func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 		return nil, fmt.Errorf("onnxruntime run options: %w", err)
 	}
 	e.info = engine.Info{Backend: "onnxruntime", Dim: hidden, Pooling: m.Pooling}
-	if err := e.readArchitecture(m); err != nil {
+	if err := e.readArchitecture(m, report); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -214,22 +221,6 @@ func providerErr(name string, err error) error {
 		err = errors.New(msg[strings.LastIndex(msg, "FAIL : ")+len("FAIL : "):])
 	}
 	return fmt.Errorf("ONNX Runtime (%s) cannot use the %s execution provider; it needs a GPU build of ONNX Runtime with its provider libraries: %w", LoadedLibrary(), name, err)
-}
-
-// describe reads the graph's input and output signatures.
-func describe(path string, o engine.Options) ([]ort.InputOutputInfo, []ort.InputOutputInfo, error) {
-	opts, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime session options: %w", err)
-	}
-	defer opts.Destroy()
-	_ = opts.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll)
-	_ = opts.SetIntraOpNumThreads(1)
-	ins, outs, err := ort.GetInputOutputInfoWithOptions(path, opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, trimORT(err))
-	}
-	return ins, outs, nil
 }
 
 // trimORT shortens ONNX Runtime's wrapped messages to their cause.

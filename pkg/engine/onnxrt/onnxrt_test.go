@@ -3,12 +3,14 @@ package onnxrt
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 
+	"github.com/m3ectl/m3ectl/pkg/convert"
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
@@ -172,5 +174,30 @@ func TestInt32InputsAndTokenTypes(t *testing.T) {
 		if d := maxDiff(got[i*dim:(i+1)*dim], c.Embedding); d > tolerance {
 			t.Errorf("case %d: max |Δ| = %g", i, d)
 		}
+	}
+}
+
+// TestSignaturesAgree: the graph signatures read by pkg/convert (the usual
+// path) and by ONNX Runtime (the fallback) are the same.
+func TestSignaturesAgree(t *testing.T) {
+	needORT(t)
+	for name, path := range fixtureModels {
+		t.Run(name, func(t *testing.T) {
+			r, err := convert.Inspect(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ai, ao, err := signatures(path, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bi, bo, err := signatures(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := fmt.Sprint(ai, ao), fmt.Sprint(bi, bo); a != b {
+				t.Errorf("convert: %s\nonnxruntime: %s", a, b)
+			}
+		})
 	}
 }

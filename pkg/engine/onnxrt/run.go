@@ -3,87 +3,11 @@ package onnxrt
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
-
-// pickInputs maps the graph's inputs to ids, mask and token types. Names are
-// the Hugging Face ones; an encoder with a single unnamed-looking integer
-// input is taken to want token ids.
-func (e *Engine) pickInputs(ins []ort.InputOutputInfo) error {
-	for _, in := range ins {
-		var is32 bool
-		switch in.DataType {
-		case ort.TensorElementDataTypeInt64:
-		case ort.TensorElementDataTypeInt32:
-			is32 = true
-		default:
-			return fmt.Errorf("%s: input %q is %s; a BERT encoder takes int64 or int32 token ids", e.path, in.Name, in.DataType)
-		}
-		if in.OrtValueType != ort.ONNXTypeTensor || len(in.Dimensions) != 2 {
-			return fmt.Errorf("%s: input %q has shape %v; expected [batch, sequence]", e.path, in.Name, in.Dimensions)
-		}
-		n := strings.ToLower(in.Name)
-		var role inputRole
-		switch {
-		case strings.Contains(n, "mask"):
-			role = roleMask
-		case strings.Contains(n, "type"), strings.Contains(n, "segment"):
-			role = roleTypes
-		case strings.Contains(n, "ids"), strings.Contains(n, "input"), len(ins) == 1:
-			role = roleIDs
-		default:
-			return fmt.Errorf("%s: input %q is not one of input_ids, attention_mask, token_type_ids", e.path, in.Name)
-		}
-		for _, have := range e.inputs {
-			if have.role == role {
-				return fmt.Errorf("%s: inputs %q and %q both look like %s", e.path, have.name, in.Name, roleName(role))
-			}
-		}
-		e.inputs = append(e.inputs, input{name: in.Name, role: role, int32: is32})
-	}
-	for _, in := range e.inputs {
-		if in.role == roleIDs {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s: no token-id input (input_ids) among %d inputs", e.path, len(ins))
-}
-
-func roleName(r inputRole) string {
-	return [...]string{"input_ids", "attention_mask", "token_type_ids"}[r]
-}
-
-// pickOutput chooses the last hidden state: a 3-D float output
-// [batch, seq, hidden]. Exports that also return the pooler output (the
-// dynamo fixture's "tanh") have one such output; when several exist, one named
-// like last_hidden_state wins, else the first. It returns the hidden width
-// when the graph states it, else 0.
-func (e *Engine) pickOutput(outs []ort.InputOutputInfo) (int, error) {
-	var cands []ort.InputOutputInfo
-	var all []string
-	for _, o := range outs {
-		all = append(all, fmt.Sprintf("%s %s%v", o.Name, o.DataType, o.Dimensions))
-		if o.OrtValueType == ort.ONNXTypeTensor && o.DataType == ort.TensorElementDataTypeFloat && len(o.Dimensions) == 3 {
-			cands = append(cands, o)
-		}
-	}
-	if len(cands) == 0 {
-		return 0, fmt.Errorf("%s is not a sentence encoder: no 3-D float output [batch, seq, hidden] (outputs: %s)", e.path, strings.Join(all, ", "))
-	}
-	pick := cands[0]
-	for _, c := range cands {
-		if strings.Contains(strings.ToLower(c.Name), "last_hidden_state") {
-			pick = c
-			break
-		}
-	}
-	e.output = pick.Name
-	return int(max(pick.Dimensions[2], 0)), nil
-}
 
 // probeDim runs a one-token batch to learn a symbolic output width.
 func (e *Engine) probeDim() (int, error) {
