@@ -148,7 +148,7 @@ func (o Options) measure(ctx context.Context, levels []int, rates []float64, max
 	}
 	var ceiling *Ceiling
 	if o.Ceiling {
-		if ceiling, _, err = MeasureCeiling(ctx, o.Protocol, maxConc, 3*time.Second, groups); err != nil {
+		if ceiling, _, err = MeasureCeiling(ctx, o.Protocol, maxConc, 3*time.Second, groups, nil); err != nil {
 			return nil, fmt.Errorf("client ceiling: %w", err)
 		}
 	}
@@ -187,11 +187,10 @@ func selfTest(ctx context.Context, o Options, levels []int, groups [][]string) (
 	res := &Result{Label: "client ceiling (self-test)", URL: "in-process", Model: "canned", Protocol: o.Protocol,
 		Mode: "closed", TextsPerRequest: o.TextsPerRequest, StartedAt: time.Now().UTC()}
 	for _, c := range levels {
-		ce, lv, err := MeasureCeiling(ctx, o.Protocol, c, o.Duration, groups)
+		ce, lv, err := MeasureCeiling(ctx, o.Protocol, c, o.Duration, groups, o.Progress)
 		if err != nil {
 			return nil, fmt.Errorf("self-test at c=%d: %w", c, err)
 		}
-		o.Progress.write(fmt.Sprintf("c=%d  client ceiling %.0f req/s  p50 %.3fms", c, ce.Throughput, ce.P50), true)
 		lv.TextsPerSecond = lv.Throughput * float64(o.TextsPerRequest)
 		res.Levels = append(res.Levels, lv)
 		if res.ClientCeiling == nil || ce.Throughput > res.ClientCeiling.Throughput {

@@ -197,3 +197,38 @@ func TestSelfTestMeasuresTheClientCeiling(t *testing.T) {
 		})
 	}
 }
+
+func TestExecuteFromASavedResult(t *testing.T) {
+	dir := t.TempDir()
+	saved := filepath.Join(dir, "saved.json")
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(saved, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		assert  string
+		wantErr string
+	}{
+		{"passing gate", "p95<100ms,errors<5", ""},
+		{"failing gate names the level", "p95<50ms", "p95<50ms at c=32: measured 72.25ms"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := Options{From: saved, Concurrency: "1", TextsPerRequest: 1, Assert: c.assert,
+				CSV: filepath.Join(dir, "r.csv"), Chart: filepath.Join(dir, "r.svg")}
+			var out bytes.Buffer
+			err := Execute(context.Background(), o, &out)
+			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("Execute = %v, want %q", err, c.wantErr)
+			}
+			golden, _ := os.ReadFile(filepath.Join(goldenDir, "table.txt"))
+			if out.String() != string(golden) {
+				t.Errorf("table of a saved result differs from the golden:\n%s", out.String())
+			}
+		})
+	}
+}

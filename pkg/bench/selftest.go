@@ -76,8 +76,8 @@ func (s *CannedServer) Close() error {
 // MeasureCeiling runs one closed-loop level of conc workers for d against a
 // canned in-process server speaking protocol, and returns the client's
 // ceiling. The client and server share this machine's cores, so the figure
-// is a lower bound of what the client alone could do.
-func MeasureCeiling(ctx context.Context, protocol string, conc int, d time.Duration, groups [][]string) (*Ceiling, Level, error) {
+// is a lower bound of what the client alone could do. progress may be nil.
+func MeasureCeiling(ctx context.Context, protocol string, conc int, d time.Duration, groups [][]string, progress *Progress) (*Ceiling, Level, error) {
 	var (
 		url   string
 		close func() error
@@ -104,7 +104,7 @@ func MeasureCeiling(ctx context.Context, protocol string, conc int, d time.Durat
 	defer cl.Close()
 	res, err := Run(ctx, Config{
 		Protocol: protocol, URL: url, Model: "canned", Concurrency: []int{conc},
-		Warmup: min(d/5, time.Second), Duration: d, Client: cl,
+		Warmup: min(d/5, time.Second), Duration: d, Client: cl, Progress: progress,
 	})
 	if err != nil {
 		return nil, Level{}, err
