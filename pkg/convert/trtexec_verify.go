@@ -99,6 +99,10 @@ func VerifyEngine(ctx context.Context, req VerifyRequest) (*VerifyResult, error)
 	}
 	res := &VerifyResult{Engine: absPath(req.Engine), TensorRT: ver.String(), Meta: meta, LogPath: absPath(req.Engine) + ".verify.log"}
 	args := LoadArgs(ver, res.Engine)
+	if !ver.AtLeast(8, 6) && meta != nil {
+		// The single inference run needs shapes for the dynamic inputs.
+		args = append(args, "--shapes="+metaShapes(meta))
+	}
 	run, err := RunTrtexec(ctx, trtexec, args, res.LogPath, req.Progress)
 	if err != nil {
 		return nil, err
@@ -171,4 +175,13 @@ func fillValue(name string, id int32, pad bool) (int64, error) {
 		return 0, nil
 	}
 	return 0, errors.New("input " + name + " is not input_ids, attention_mask or token_type_ids; verify-engine cannot fill it")
+}
+
+// metaShapes is the engine's opt shapes as a trtexec --shapes list.
+func metaShapes(m *EngineMeta) string {
+	parts := make([]string, 0, len(m.Inputs))
+	for _, in := range m.Inputs {
+		parts = append(parts, quoteInputName(in.Name)+":"+FormatDims(in.Opt))
+	}
+	return strings.Join(parts, ",")
 }

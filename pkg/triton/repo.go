@@ -126,6 +126,8 @@ func (o *RepoOptions) check() error {
 		return errors.New("repo: the python layout on GPU needs --engine; without one use --kind cpu (ONNX Runtime) or --layout ensemble")
 	case o.Layout == LayoutPython && o.Kind == "cpu" && o.ONNX == "":
 		return errors.New("repo: CPU instances of the python layout run model.onnx with ONNX Runtime; pass --onnx")
+	case o.Layout == LayoutEnsemble && o.Engine != "" && o.Kind == "cpu":
+		return errors.New("repo: a tensorrt_plan model runs on GPU instances only; use --kind gpu, or drop --engine to run the ONNX model on the CPU")
 	case o.MaxBatchSize < 1:
 		return fmt.Errorf("repo: --max-batch-size %d: must be at least 1", o.MaxBatchSize)
 	case o.Instances < 1:

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -186,6 +186,9 @@ func TestWriteRepositoryRefusals(t *testing.T) {
 		{"python layout on CPU without ONNX", func(t *testing.T, o *RepoOptions) {
 			o.Engine, o.Kind = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "cpu"
 		}, "pass --onnx"},
+		{"TensorRT plan on CPU instances", func(t *testing.T, o *RepoOptions) {
+			o.Engine, o.Kind, o.Layout = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "cpu", LayoutEnsemble
+		}, "GPU instances only"},
 		{"unknown layout", func(t *testing.T, o *RepoOptions) { o.Layout = "flat" }, "want python or ensemble"},
 		{"unknown kind", func(t *testing.T, o *RepoOptions) { o.Kind = "tpu" }, "want gpu or cpu"},
 		{"no instances", func(t *testing.T, o *RepoOptions) {
