@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 	"testing"
+
+	"gorgonia.org/tensor"
 )
 
 // states3 builds [batch, seq, hidden] states where token j of row i has value
@@ -102,6 +104,73 @@ func BenchmarkMeanPool(b *testing.B) {
 	for b.Loop() {
 		if err := Pool(dst, st, mask, DefaultPooling); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMeanPoolTensorOps is the same pooling written with gorgonia's own
+// operations (a view per row, Sum along the token axis, scalar division):
+// the comparison behind pool.go's choice of a fused loop over the backing data.
+func BenchmarkMeanPoolTensorOps(b *testing.B) {
+	const rows, seq, hidden, real = 32, 128, 768, 100
+	data := make([]float32, rows*seq*hidden)
+	for i := range data {
+		data[i] = float32(i%97) / 97
+	}
+	st, _ := HiddenStates(data, rows, seq, hidden)
+	dst := make([]float32, rows*hidden)
+	b.SetBytes(int64(len(data) * 4))
+	for b.Loop() {
+		for i := 0; i < rows; i++ {
+			v, err := st.Slice(tensor.S(i), tensor.S(0, real))
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, err := tensor.Sum(v, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mean, err := tensor.Div(sum, float32(real))
+			if err != nil {
+				b.Fatal(err)
+			}
+			copy(dst[i*hidden:], mean.Data().([]float32))
+		}
+	}
+}
+
+// TestMeanPoolMatchesTensorOps pins the fused loop to gorgonia's reduction.
+func TestMeanPoolMatchesTensorOps(t *testing.T) {
+	const rows, seq, hidden = 3, 5, 4
+	data := make([]float32, rows*seq*hidden)
+	for i := range data {
+		data[i] = float32((i*7)%13) - 6
+	}
+	lens := []int{5, 2, 3}
+	mask := make([]int32, rows*seq)
+	for i, l := range lens {
+		for j := 0; j < l; j++ {
+			mask[i*seq+j] = 1
+		}
+	}
+	st, _ := HiddenStates(data, rows, seq, hidden)
+	got := make([]float32, rows*hidden)
+	if err := MeanPool(got, st, mask); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range lens {
+		v, err := st.Slice(tensor.S(i), tensor.S(0, l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := tensor.Sum(v, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, s := range sum.Data().([]float32) {
+			if want := s / float32(l); math.Abs(float64(got[i*hidden+k]-want)) > 1e-6 {
+				t.Fatalf("row %d comp %d: %g, want %g", i, k, got[i*hidden+k], want)
+			}
 		}
 	}
 }
