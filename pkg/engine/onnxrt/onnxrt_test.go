@@ -3,6 +3,7 @@ package onnxrt
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -197,6 +198,41 @@ func TestSignaturesAgree(t *testing.T) {
 			}
 			if a, b := fmt.Sprint(ai, ao), fmt.Sprint(bi, bo); a != b {
 				t.Errorf("convert: %s\nonnxruntime: %s", a, b)
+			}
+		})
+	}
+}
+
+// TestCancelledRunThenNormalRun: a cancelled context stops the run with the
+// context's error, and the engine still works afterwards.
+func TestCancelledRunThenNormalRun(t *testing.T) {
+	cases := loadReference(t)
+	e := openFixture(t, fixtureModels["opset11"], engine.Options{Threads: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := engine.NewBatch([][]int32{cases[0].InputIDs})
+	if _, err := e.Embed(ctx, b); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: err = %v", err)
+	}
+	got, err := e.Embed(context.Background(), b)
+	if err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+	if d := maxDiff(got, cases[0].Embedding); d > tolerance {
+		t.Errorf("max |Δ| = %g", d)
+	}
+}
+
+func TestEmbedRejectsOutOfRangeIDs(t *testing.T) {
+	e := openFixture(t, fixtureModels["opset11"], engine.Options{Threads: 1})
+	for name, row := range map[string][]int32{
+		"id past the vocabulary": {101, 21128, 102},
+		"negative id":            {101, -1, 102},
+		"row past the window":    make([]int32, 513),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.Embed(context.Background(), engine.NewBatch([][]int32{row})); err == nil {
+				t.Fatal("Embed accepted the row")
 			}
 		})
 	}
