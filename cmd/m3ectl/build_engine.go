@@ -51,9 +51,6 @@ sits next to the model). Arguments after "--" go to trtexec unchanged.`,
 				return fmt.Errorf("unexpected argument %q (trtexec arguments go after --)", args[0])
 			}
 			req.Extra = args
-			if !cmd.Flags().Changed("opt-level") {
-				req.OptLevel = -1
-			}
 			verbose, _ := cmd.Flags().GetBool("verbose")
 			stderr := cmd.ErrOrStderr()
 			prog := newProgressLine(stderr, "build-engine")
@@ -112,7 +109,7 @@ sits next to the model). Arguments after "--" go to trtexec unchanged.`,
 	f.BoolVar(&req.INT8, "int8", false, "allow int8 kernels (no calibration: placeholder scales)")
 	f.IntVar(&req.WorkspaceMiB, "workspace", 0, "builder workspace in MiB (0: TensorRT's default)")
 	f.StringVar(&req.TimingCache, "timing-cache", "", "timing cache file to read and update")
-	f.IntVar(&req.OptLevel, "opt-level", 3, "builder optimisation level 0-5 (TensorRT ≥ 8.6; unset: trtexec's default)")
+	f.IntVar(&req.OptLevel, "opt-level", -1, "builder optimisation level 0-5, TensorRT ≥ 8.6 (-1: trtexec's default, 3)")
 	f.StringVar(&req.Trtexec, "trtexec", "", "trtexec executable (default: $TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)")
 	f.BoolVar(&req.DryRun, "dry-run", false, "print the trtexec command line and exit")
 	f.BoolVar(&noVerify, "no-verify", false, "skip verify-engine after the build")
