@@ -18,7 +18,7 @@ import (
 func TestDrainOnShutdown(t *testing.T) {
 	root := t.TempDir()
 	// A long queue delay holds the requests in flight when the cancel comes.
-	writeModel(t, root, "m3e", "1", modelConfig("m3e", 64, 300000))
+	writeModel(t, root, "m3e", "1", modelConfig("m3e", 64, 1000000))
 	ts := startServer(t, serverOpts{repo: repository.Config{Root: root}})
 	const clients = 16
 	var ok, started atomic.Int32
@@ -134,11 +134,12 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	}
 }
 
-// TestOverloadAnswers503 fills a queue of two requests: the rest are told
+// TestOverloadAnswers503 fills a queue of two rows: the rest are told
 // to come back (503 + Retry-After), and nobody goes unanswered.
 func TestOverloadAnswers503(t *testing.T) {
 	root := t.TempDir()
-	cfg := strings.Replace(modelConfig("m3e", 1, 100000), "dynamic_batching { ", "dynamic_batching { default_queue_policy { max_queue_size: 2 } ", 1)
+	// Batches wait up to 1 s for 32 rows, so the queue holds what arrives.
+	cfg := strings.Replace(modelConfig("m3e", 32, 1000000), "dynamic_batching { ", "dynamic_batching { default_queue_policy { max_queue_size: 2 } ", 1)
 	writeModel(t, root, "m3e", "1", cfg)
 	ts := startServer(t, serverOpts{repo: repository.Config{Root: root}})
 	var ok, busy atomic.Int32
