@@ -29,7 +29,8 @@ var ErrNoModel = errors.New("no model found")
 
 // ResolveModel finds the parts of a model from a path: a .onnx file (with the
 // vocabulary beside it or in its parent folder), or a folder in the Hugging
-// Face / sentence-transformers layout with model.onnx or onnx/model.onnx.
+// Face / sentence-transformers layout with model.onnx or onnx/model.onnx (or
+// a single other .onnx file there).
 // A folder with only model.safetensors is valid too (the CUDA backend reads
 // it); the CPU backend then reports that it needs an ONNX file.
 func ResolveModel(path string) (*Model, error) {
@@ -44,12 +45,7 @@ func ResolveModel(path string) (*Model, error) {
 	var roots []string // folders searched for tokenizer and configs, nearest first
 	if st.IsDir() {
 		m.Dir = path
-		for _, c := range []string{"model.onnx", filepath.Join("onnx", "model.onnx")} {
-			if isFile(filepath.Join(path, c)) {
-				m.ONNX = filepath.Join(path, c)
-				break
-			}
-		}
+		m.ONNX = findONNX(path)
 		if isFile(filepath.Join(path, "model.safetensors")) {
 			m.Safetensors = filepath.Join(path, "model.safetensors")
 		}
@@ -87,6 +83,30 @@ func ResolveModel(path string) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// findONNX picks the folder's ONNX export: model.onnx, onnx/model.onnx, else
+// the only .onnx file in the folder or in onnx/ (e.g. model_optimized.onnx).
+// Several candidates and no model.onnx is ambiguous, and yields "".
+func findONNX(dir string) string {
+	for _, c := range []string{"model.onnx", filepath.Join("onnx", "model.onnx")} {
+		if isFile(filepath.Join(dir, c)) {
+			return filepath.Join(dir, c)
+		}
+	}
+	var found []string
+	for _, d := range []string{dir, filepath.Join(dir, "onnx")} {
+		ms, _ := filepath.Glob(filepath.Join(d, "*.onnx"))
+		for _, m := range ms {
+			if isFile(m) {
+				found = append(found, m)
+			}
+		}
+	}
+	if len(found) == 1 {
+		return found[0]
+	}
+	return ""
 }
 
 // findTokenizer returns the first folder with tokenizer.json, else the first

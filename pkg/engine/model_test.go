@@ -87,6 +87,17 @@ func TestResolveModel(t *testing.T) {
 			want: Model{ONNX: "model.onnx", Tokenizer: "vocab.txt", Pooling: Pooling{PoolMax, true}, Dim: 64},
 		},
 		{
+			name:  "a single differently named export in onnx/",
+			files: map[string]string{"onnx/model_optimized.onnx": "x", "vocab.txt": "x"},
+			want:  Model{ONNX: "onnx/model_optimized.onnx", Tokenizer: "vocab.txt", Pooling: DefaultPooling},
+		},
+		{
+			name:      "two exports and no model.onnx is ambiguous",
+			files:     map[string]string{"a.onnx": "x", "onnx/b.onnx": "x"},
+			wantErr:   "neither model.onnx",
+			errIsNone: true,
+		},
+		{
 			name:  "no modules.json means m3e-base's mean + normalize",
 			files: map[string]string{"model.onnx": "x", "vocab.txt": "x"},
 			want:  Model{ONNX: "model.onnx", Tokenizer: "vocab.txt", Pooling: DefaultPooling},
