@@ -97,7 +97,7 @@ func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 	}
 	e.sess, err = ort.NewDynamicAdvancedSession(m.ONNX, names, []string{e.output}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", m.ONNX, err)
+		return nil, fmt.Errorf("load %s: %w", m.ONNX, trimORT(err))
 	}
 	if e.run, err = ort.NewRunOptions(); err != nil {
 		e.Close()
