@@ -3,6 +3,7 @@ package onnxrt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ func TestEmbedderMatchesReference(t *testing.T) {
 	}
 	for name, path := range fixtureModels {
 		for _, bs := range []int{1, 4, 32} {
-			t.Run(name+"/batch "+string(rune('0'+bs/10))+string(rune('0'+bs%10)), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/batch=%d", name, bs), func(t *testing.T) {
 				m, err := engine.ResolveModel(path)
 				if err != nil {
 					t.Fatal(err)
