@@ -1,5 +1,3 @@
-//go:build s2wip
-
 package bench
 
 import (
