@@ -2,12 +2,14 @@ package triton
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -163,9 +165,22 @@ func checkEnsemble(c *tritonpb.ModelConfig, es *tritonpb.ModelEnsembling, models
 	return p
 }
 
+// compiled remembers the contents that already compiled (by SHA-256), so a
+// process that writes many repositories runs python3 once per distinct file.
+var compiled sync.Map
+
 // compilePython byte-compiles a file with python3, keeping the bytecode out
 // of the repository. Without python3 it reports the check as skipped.
 func compilePython(path string) (string, error) {
+	const ok = "compiles (python3 -m py_compile)"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(src)
+	if _, done := compiled.Load(sum); done {
+		return ok, nil
+	}
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		return "compile check skipped (no python3)", nil
@@ -186,7 +201,8 @@ func compilePython(path string) (string, error) {
 		}
 		return "", fmt.Errorf("python3 -m py_compile: %w", err)
 	}
-	return "compiles (python3 -m py_compile)", nil
+	compiled.Store(sum, true)
+	return ok, nil
 }
 
 func lastLine(b []byte) string {
