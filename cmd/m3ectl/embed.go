@@ -93,6 +93,11 @@ tokenizer.json beside the .onnx or in its folder) unless --vocab is given.`,
 // openTexts opens the --jsonl file, or stdin when it is "-" or not given.
 func openTexts(stdin io.Reader, jsonl string) (io.Reader, string, func(), error) {
 	if jsonl == "" || jsonl == "-" {
+		if f, ok := stdin.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				slog.Info("reading texts from the terminal, one per line; end with Ctrl-D")
+			}
+		}
 		return stdin, "stdin", func() {}, nil
 	}
 	f, err := os.Open(jsonl)
