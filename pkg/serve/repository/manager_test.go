@@ -542,3 +542,13 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, model, version st
 	t.Fatalf("no series %s{model=%q,version=%q}", name, model, version)
 	return 0
 }
+
+func TestBundledRepository(t *testing.T) {
+	needORT(t)
+	m := startManager(t, Config{Root: fixture("serve", "model_repository")})
+	md, err := m.Model("m3e-base-trt", "1")
+	if err != nil {
+		t.Fatalf("%v; index %+v", err, m.Index(false))
+	}
+	checkReference(t, md, 30)
+}
