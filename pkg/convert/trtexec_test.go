@@ -217,6 +217,12 @@ func TestBuildEngineRefusesBeforeRunning(t *testing.T) {
 		{"unknown input", "input_ids:1x1,attention_mask:1x1,segment:1x1", "8x64", "32x256", "no such input"},
 		{"dynamic input without a profile", "input_ids:1x1", "input_ids:8x64", "input_ids:32x256", "attention_mask"},
 	}
+	t.Run("engine folder missing", func(t *testing.T) {
+		_, argv, err := buildWithFake(t, fake10, func(r *BuildRequest) { r.Engine = "/nonexistent/dir/m.plan" })
+		if err == nil || !strings.Contains(err.Error(), "does not exist") || len(argv) > 0 && argv[0] != "" {
+			t.Fatalf("err = %v, trtexec saw %q", err, argv)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, argv, err := buildWithFake(t, fake10, func(r *BuildRequest) { r.Min, r.Opt, r.Max = c.min, c.opt, c.max })
