@@ -28,6 +28,9 @@ func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) 
 	if b.Rows() == 0 {
 		return []float32{}, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", e.path, err)
+	}
 	if err := b.Validate(e.info.MaxSeqLen, e.info.VocabSize); err != nil {
 		return nil, fmt.Errorf("%s: %w", e.path, err)
 	}
