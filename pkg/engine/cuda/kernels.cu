@@ -70,7 +70,7 @@ __device__ __forceinline__ float blockSum(float v, float* red) {
 
 #if LN_WARP
 // warpLayerNorm normalises the token whose chunks (lane + 32i) this warp holds.
-__device__ __forceinline__ void warpLayerNorm(float* x, act_t* out, const float* gamma, const float* beta, float eps) {
+__device__ __forceinline__ void warpLayerNorm(float* x, act_t* __restrict__ out, const float* __restrict__ gamma, const float* __restrict__ beta, float eps) {
   int lane = threadIdx.x & 31;
   float s = 0.f;
 #pragma unroll
@@ -152,20 +152,30 @@ extern "C" __global__ void embed_ln(act_t* out, const int* ids, const int* pos,
 }
 
 // add_ln: r[t] = LayerNorm(a[t] + r[t]), in place on the residual stream.
-extern "C" __global__ void add_ln(act_t* r, const act_t* a, const float* gamma, const float* beta, float eps, int ntok) {
+extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
+    const float* __restrict__ beta, float eps, int ntok) {
 #if LN_WARP
   int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (t >= ntok) return;
   size_t base = (size_t)t * HIDDEN;
-  float x[VPT];
+  // Issue every 16-byte load before using any, so each lane has 2*CPL in flight.
+  u32x4 av[CPL], rv[CPL];
 #pragma unroll
   for (int i = 0; i < CPL; i++) {
     int c = lane + 32 * i;
     if (c < CH) {
-      float y[8];
-      load8(a + base + c * 8, x + i * 8); load8(r + base + c * 8, y);
+      av[i] = *reinterpret_cast<const u32x4*>(a + base + c * 8);
+      rv[i] = *reinterpret_cast<const u32x4*>(r + base + c * 8);
+    }
+  }
+  float x[VPT];
 #pragma unroll
-      for (int k = 0; k < 8; k++) x[i * 8 + k] += y[k];
+  for (int i = 0; i < CPL; i++) {
+    u32 wa[4] = {av[i].x, av[i].y, av[i].z, av[i].w}, wr[4] = {rv[i].x, rv[i].y, rv[i].z, rv[i].w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      x[i * 8 + 2 * k] = h2f((half_t)(wa[k] & 0xffff)) + h2f((half_t)(wr[k] & 0xffff));
+      x[i * 8 + 2 * k + 1] = h2f((half_t)(wa[k] >> 16)) + h2f((half_t)(wr[k] >> 16));
     }
   }
   warpLayerNorm(x, r + base, gamma, beta, eps);
@@ -303,29 +313,51 @@ __device__ __forceinline__ u32 smemAddr(const void* p) {
 }
 
 #define NEG_INF __int_as_float(0xff800000)
-#define KC 64            // keys per shared-memory chunk
+#define KC (HEAD_DIM > 64 ? 32 : 64)  // keys per shared-memory chunk (two chunks stay under 48 KB)
 #define KPAD (HEAD_DIM + 8)
+
+__device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smemAddr(smem)), "l"(gmem), "r"(bytes));
+}
 
 // attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
 // accumulate, online softmax in base 2); 8 warps x 16 queries per block.
-// A warp skips the key tiles (8 keys) that hold no key of its queries' rows,
-// so packed short rows cost about what they would alone.
-// K and V chunks are staged row-major in shared memory with 16-byte copies;
-// V's B fragments come transposed through ldmatrix.trans.
+// K and V chunks are copied row-major into shared memory by cp.async, two
+// stages deep so that the next chunk loads while this one is computed; V's
+// B fragments come transposed through ldmatrix.trans. A warp skips the key
+// tiles (8 keys) that hold no key of its queries' rows, so packed short rows
+// cost about what they would alone.
 extern "C" __global__ void __launch_bounds__(256) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
     const int* pos, float scale) {
-  __shared__ __align__(16) half_t Ks[KC][KPAD];
-  __shared__ __align__(16) half_t Vs[KC][KPAD];
-  __shared__ int kseg[KC];
+  __shared__ __align__(16) half_t Ks[2][KC][KPAD];
+  __shared__ __align__(16) half_t Vs[2][KC][KPAD];
+  __shared__ int kseg[2][KC];
   int tile = blockIdx.x;
   if (tile >= *ntiles) return;
   int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.y;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int ld = 3 * HIDDEN;
+
+  auto issue = [&](int stage, int kc) {
+    int nk = min(KC, kl - kc);
+    for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 256) {
+      int key = idx / (HEAD_DIM / 8), c = (idx % (HEAD_DIM / 8)) * 8;
+      bool ok = key < nk;
+      const half_t* base = qkv + (size_t)(kst + kc + (ok ? key : 0)) * ld + h * HEAD_DIM + c;
+      cpAsync16(&Ks[stage][key][c], base + HIDDEN, ok ? 16 : 0);
+      cpAsync16(&Vs[stage][key][c], base + 2 * HIDDEN, ok ? 16 : 0);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    if (threadIdx.x < KC) {
+      int k = kst + kc + threadIdx.x;
+      kseg[stage][threadIdx.x] = threadIdx.x < nk ? k - pos[k] : -1;
+    }
+  };
+  issue(0, 0);
+
   int qb = warp * 16;
   bool active = qb < ql;
   const float sl2 = scale * 1.4426950408889634f;
-
   int r0 = qb + g, r1 = qb + g + 8;
   int seg0 = r0 < ql ? (qs + r0) - pos[qs + r0] : -2;
   int seg1 = r1 < ql ? (qs + r1) - pos[qs + r1] : -2;
@@ -350,92 +382,85 @@ extern "C" __global__ void __launch_bounds__(256) attn_mma(half_t* ctx, const ha
   for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
   float m0 = -1e30f, m1 = -1e30f, l0 = 0.f, l1 = 0.f;
 
-  for (int kc = 0; kc < kl; kc += KC) {
-    int nk = min(KC, kl - kc);
+  int nchunks = (kl + KC - 1) / KC;
+  for (int ci = 0; ci < nchunks; ci++) {
+    int st = ci & 1;
+    if (ci + 1 < nchunks) {
+      issue(st ^ 1, (ci + 1) * KC);
+      asm volatile("cp.async.wait_group 1;" ::: "memory");
+    } else {
+      asm volatile("cp.async.wait_group 0;" ::: "memory");
+    }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 256) {
-      int key = idx / (HEAD_DIM / 8), c = (idx % (HEAD_DIM / 8)) * 8;
-      u32x4 kv = {0u, 0u, 0u, 0u}, vv = {0u, 0u, 0u, 0u};
-      if (key < nk) {
-        const half_t* base = qkv + (size_t)(kst + kc + key) * ld + h * HEAD_DIM + c;
-        kv = *reinterpret_cast<const u32x4*>(base + HIDDEN);
-        vv = *reinterpret_cast<const u32x4*>(base + 2 * HIDDEN);
+    if (active) {
+      // tmask bit nt: key tile nt holds a key of one of this warp's rows.
+      bool rel = false;
+      if (lane < KC / 8) {
+#pragma unroll
+        for (int k = 0; k < 8; k++) { int ks = kseg[st][lane * 8 + k]; rel |= ks >= segLo && ks <= segHi; }
       }
-      *reinterpret_cast<u32x4*>(&Ks[key][c]) = kv;
-      *reinterpret_cast<u32x4*>(&Vs[key][c]) = vv;
-    }
-    if (threadIdx.x < KC) {
-      int k = kst + kc + threadIdx.x;
-      kseg[threadIdx.x] = threadIdx.x < nk ? k - pos[k] : -1;
-    }
-    __syncthreads();
-    if (!active) continue;
-    // tmask bit nt: key tile nt holds a key of one of this warp's rows.
-    bool rel = false;
-    if (lane < KC / 8) {
+      unsigned tmask = __ballot_sync(0xffffffff, rel);
+      float s[KC / 8][4];
 #pragma unroll
-      for (int k = 0; k < 8; k++) { int ks = kseg[lane * 8 + k]; rel |= ks >= segLo && ks <= segHi; }
-    }
-    unsigned tmask = __ballot_sync(0xffffffff, rel);
-    float s[KC / 8][4];
+      for (int nt = 0; nt < KC / 8; nt++) {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+        if ((tmask >> nt) & 1u) {
 #pragma unroll
-    for (int nt = 0; nt < KC / 8; nt++) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-      if ((tmask >> nt) & 1u) {
+          for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
+            u32 b0 = *reinterpret_cast<const u32*>(&Ks[st][nt * 8 + g][ks * 16 + t * 2]);
+            u32 b1 = *reinterpret_cast<const u32*>(&Ks[st][nt * 8 + g][ks * 16 + 8 + t * 2]);
+            mma16816(s[nt], qa[ks], b0, b1);
+          }
+        }
+      }
+      float mx0 = m0, mx1 = m1;
 #pragma unroll
-        for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
-          u32 b0 = *reinterpret_cast<const u32*>(&Ks[nt * 8 + g][ks * 16 + t * 2]);
-          u32 b1 = *reinterpret_cast<const u32*>(&Ks[nt * 8 + g][ks * 16 + 8 + t * 2]);
-          mma16816(s[nt], qa[ks], b0, b1);
+      for (int nt = 0; nt < KC / 8; nt++) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          int ks = kseg[st][nt * 8 + t * 2 + (i & 1)];
+          bool ok = ks == (i < 2 ? seg0 : seg1);
+          s[nt][i] = ok ? s[nt][i] * sl2 : NEG_INF;
+        }
+        mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
+      float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
+      m0 = mx0; m1 = mx1;
+      l0 *= a0; l1 *= a1;
+#pragma unroll
+      for (int i = 0; i < HEAD_DIM / 8; i++) { o[i][0] *= a0; o[i][1] *= a0; o[i][2] *= a1; o[i][3] *= a1; }
+#pragma unroll
+      for (int nt = 0; nt < KC / 8; nt++) {
+        s[nt][0] = exp2f(s[nt][0] - m0); s[nt][1] = exp2f(s[nt][1] - m0);
+        s[nt][2] = exp2f(s[nt][2] - m1); s[nt][3] = exp2f(s[nt][3] - m1);
+        l0 += s[nt][0] + s[nt][1];
+        l1 += s[nt][2] + s[nt][3];
+      }
+#pragma unroll
+      for (int j = 0; j < KC / 16; j++) {
+        if (((tmask >> (2 * j)) & 3u) == 0u) continue;
+        u32 pa[4];
+        pa[0] = pack2(s[2 * j][0], s[2 * j][1]);
+        pa[1] = pack2(s[2 * j][2], s[2 * j][3]);
+        pa[2] = pack2(s[2 * j + 1][0], s[2 * j + 1][1]);
+        pa[3] = pack2(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+        for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
+          u32 b0, b1, b2, b3;
+          u32 addr = smemAddr(&Vs[st][j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
+          asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                       : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+          mma16816(o[dn], pa, b0, b1);
+          mma16816(o[dn + 1], pa, b2, b3);
         }
       }
     }
-    float mx0 = m0, mx1 = m1;
-#pragma unroll
-    for (int nt = 0; nt < KC / 8; nt++) {
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        int ks = kseg[nt * 8 + t * 2 + (i & 1)];
-        bool ok = ks == (i < 2 ? seg0 : seg1);
-        s[nt][i] = ok ? s[nt][i] * sl2 : NEG_INF;
-      }
-      mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
-    }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
-    float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
-    m0 = mx0; m1 = mx1;
-    l0 *= a0; l1 *= a1;
-#pragma unroll
-    for (int i = 0; i < HEAD_DIM / 8; i++) { o[i][0] *= a0; o[i][1] *= a0; o[i][2] *= a1; o[i][3] *= a1; }
-#pragma unroll
-    for (int nt = 0; nt < KC / 8; nt++) {
-      s[nt][0] = exp2f(s[nt][0] - m0); s[nt][1] = exp2f(s[nt][1] - m0);
-      s[nt][2] = exp2f(s[nt][2] - m1); s[nt][3] = exp2f(s[nt][3] - m1);
-      l0 += s[nt][0] + s[nt][1];
-      l1 += s[nt][2] + s[nt][3];
-    }
-#pragma unroll
-    for (int j = 0; j < KC / 16; j++) {
-      if (((tmask >> (2 * j)) & 3u) == 0u) continue;
-      u32 pa[4];
-      pa[0] = pack2(s[2 * j][0], s[2 * j][1]);
-      pa[1] = pack2(s[2 * j][2], s[2 * j][3]);
-      pa[2] = pack2(s[2 * j + 1][0], s[2 * j + 1][1]);
-      pa[3] = pack2(s[2 * j + 1][2], s[2 * j + 1][3]);
-#pragma unroll
-      for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
-        u32 b0, b1, b2, b3;
-        u32 addr = smemAddr(&Vs[j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
-        mma16816(o[dn], pa, b0, b1);
-        mma16816(o[dn + 1], pa, b2, b3);
-      }
-    }
+    __syncthreads();
   }
   if (!active) return;
   l0 += __shfl_xor_sync(0xffffffff, l0, 1);

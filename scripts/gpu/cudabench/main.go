@@ -187,7 +187,12 @@ func main() {
 	tiny := flag.String("tiny", "testdata/m3e-tiny", "the fixture model folder (hf/ and reference.json)")
 	out := flag.String("out", os.Getenv("OUT"), "where to write cudabench.json")
 	batches := flag.String("batches", "8,32,128,512", "short-sentence batch sizes (batch 1 is the case \"one\")")
+	ncuOnly := flag.Bool("ncu", false, "only run long64x128 and short512 twice each without graphs (for Nsight Compute)")
 	flag.Parse()
+	if *ncuOnly {
+		runForNCU(*work)
+		return
+	}
 
 	// Correctness.
 	var tinyRef refFile
@@ -303,6 +308,44 @@ func main() {
 		if !a.Pass {
 			fmt.Println("\nACCURACY CHECK FAILED")
 			os.Exit(2)
+		}
+	}
+}
+
+// runForNCU launches a few plain (ungraphed) batches so that ncu can profile
+// individual kernels.
+func runForNCU(work string) {
+	var sets map[string][][]int32
+	b, err := os.ReadFile(filepath.Join(work, "speedsets.json"))
+	if err != nil {
+		fail(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		fail(err)
+	}
+	sets = map[string][][]int32{}
+	for _, k := range []string{"long", "short"} {
+		var v [][]int32
+		if err := json.Unmarshal(raw[k], &v); err != nil {
+			fail(err)
+		}
+		sets[k] = v
+	}
+	m, err := engine.ResolveModel(filepath.Join(work, "m3e-base-rand"))
+	if err != nil {
+		fail(err)
+	}
+	e, err := cuda.OpenConfig(m, engine.Options{}, cuda.Config{NoGraphs: true})
+	if err != nil {
+		fail(err)
+	}
+	defer e.Close()
+	for _, k := range []string{"long", "short"} {
+		for i := 0; i < 2; i++ {
+			if _, err := e.Embed(context.Background(), engine.NewBatch(sets[k])); err != nil {
+				fail(err)
+			}
 		}
 	}
 }
