@@ -4,7 +4,8 @@ import "unicode"
 
 // The tokenizers library mixes Unicode versions: categories come from tables
 // frozen at Unicode 8.0 (unicode8_tables.go), lower-casing from the Rust
-// standard library (Unicode 16 and later), NFD from its normalisation tables.
+// standard library (Unicode 16 and later), NFD and canonical ordering from
+// tables at Unicode 9.0.
 // Go's unicode package is at 15.0. This file bridges the difference; every
 // code point has been compared with the library (see oracle_test.go).
 
@@ -35,4 +36,14 @@ func toLower(r rune) rune {
 // tables that the library's NFD leaves whole.
 func noDecomposition(r rune) bool {
 	return r == 0x11938 // DIVES AKURU VOWEL SIGN O
+}
+
+// ccc9 is the canonical combining class the library's NFD (Unicode 9.0
+// tables) gives r, whose current class is ccc: marks assigned later are
+// starters there.
+func ccc9(r rune, ccc uint8) uint8 {
+	if ccc != 0 && unicode.Is(nonStarterAfter9, r) {
+		return 0
+	}
+	return ccc
 }

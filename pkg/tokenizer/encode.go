@@ -237,12 +237,12 @@ func (e *encoder) decompose(r rune) {
 	p := norm.NFD.Properties(b[:n])
 	d := p.Decomposition()
 	if d == nil || noDecomposition(r) {
-		e.nfdRune(r, p.CCC())
+		e.nfdRune(r, ccc9(r, p.CCC()))
 		return
 	}
 	for len(d) > 0 {
 		dr, dn := utf8.DecodeRune(d)
-		e.nfdRune(dr, norm.NFD.Properties(d).CCC())
+		e.nfdRune(dr, ccc9(dr, norm.NFD.Properties(d).CCC()))
 		d = d[dn:]
 	}
 }

@@ -8,12 +8,13 @@ import (
 	"testing"
 )
 
-// words returns the normalised, pre-tokenized words of text (no WordPiece),
-// what the tokenizers library's normalizer + pre_tokenizer produce.
+// words returns the normalised, pre-tokenized words of text (no added
+// tokens, no WordPiece), what the tokenizers library's normalizer and
+// pre_tokenizer produce.
 func (t *Tokenizer) words(text string) []string {
 	var w []string
 	e := encoder{t: t, limit: 1 << 30, words: &w}
-	e.run(text)
+	e.segment(text)
 	return w
 }
 
@@ -56,7 +57,7 @@ func TestOracleDump(t *testing.T) {
 		if !slices.Equal(got, rec.Words) && (len(got) != 0 || len(rec.Words) != 0) {
 			bad++
 			if bad < 400 {
-				t.Errorf("%+v %q: got %q want %q", rec.Cfg, rec.Text, got, rec.Words)
+				t.Errorf("%+v %+q: got %+q want %+q", rec.Cfg, rec.Text, got, rec.Words)
 			}
 		}
 	}
