@@ -58,7 +58,7 @@ func BuildEngine(ctx context.Context, req BuildRequest) (*BuildResult, error) {
 		return nil, errors.New("no --engine output path")
 	}
 	res := &BuildResult{Profile: prof, DryRun: req.DryRun, Engine: absPath(req.Engine)}
-	if st, err := os.Stat(filepath.Dir(res.Engine)); err != nil || !st.IsDir() {
+	if st, err := os.Stat(filepath.Dir(res.Engine)); !req.DryRun && (err != nil || !st.IsDir()) {
 		return nil, fmt.Errorf("engine folder %s does not exist", filepath.Dir(res.Engine))
 	}
 	trtexec, err := FindTrtexec(req.Trtexec)
