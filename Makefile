@@ -22,9 +22,9 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
-# The main job on the bundled model.
+# The main job on the bundled model: serve it (HTTP 8000, gRPC 8001, metrics 8002).
 demo: setup build
-	./bin/m3ectl embed --model testdata/m3e-tiny/hf "m3e 是一个中文句向量模型" "Hello, world!"
+	./bin/m3ectl serve --model testdata/m3e-tiny/hf --name m3e-tiny
 
 clean:
 	rm -rf bin third_party

@@ -1,0 +1,9 @@
+package main
+
+// The inference backends the binary carries. Each registers itself with
+// engine.RegisterBackend; the CUDA engine opens its libraries only at run time,
+// so the binary builds and runs on machines without CUDA.
+import (
+	_ "github.com/m3ectl/m3ectl/pkg/engine/cuda"
+	_ "github.com/m3ectl/m3ectl/pkg/engine/onnxrt"
+)
