@@ -93,8 +93,8 @@ var (
 )
 
 // RunTrtexec runs trtexec with args, writing its whole output to logPath
-// (when not "") and reporting progress. A cancelled ctx sends SIGTERM, then
-// SIGKILL after 10 s. The returned error is only about starting or reading
+// (when not "") and reporting progress. A cancelled ctx sends SIGTERM to
+// trtexec's process group, then SIGKILL after 10 s. The returned error is only about starting or reading
 // the process; callers judge success from the TrtexecRun.
 func RunTrtexec(ctx context.Context, trtexec string, args []string, logPath string, p Progress) (*TrtexecRun, error) {
 	run := &TrtexecRun{Argv: append([]string{trtexec}, args...), LogPath: logPath}
@@ -109,7 +109,10 @@ func RunTrtexec(ctx context.Context, trtexec string, args []string, logPath stri
 		log = f
 	}
 	cmd := exec.CommandContext(ctx, trtexec, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// trtexec runs in its own process group so that a cancel reaches anything
+	// it started, and the pipes close promptly.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // updating reports whether -update (declared by the package's inspect
@@ -466,5 +467,36 @@ func BenchmarkParseTrtexecOutput(b *testing.B) {
 		if _, err := ParseTrtexecOutput(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestProbeVersionRejectsOtherPrograms(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "not-trtexec")
+	os.WriteFile(script, []byte("#!/bin/sh\necho usage: something else\n"), 0o755)
+	if _, err := ProbeVersion(context.Background(), script); err == nil || !strings.Contains(err.Error(), "no [TensorRT vNNNN] banner") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunTrtexecStopsOnCancel(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "slow-trtexec")
+	os.WriteFile(script, []byte("#!/usr/bin/env bash\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # slow'\necho '[I] Start parsing network model.'\ntrap 'echo got SIGTERM; exit 143' TERM\nsleep 30 & wait\n"), 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	phases := make(chan string, 8)
+	go func() {
+		for p := range phases {
+			if p == "parsing ONNX" {
+				cancel()
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	run, err := RunTrtexec(ctx, script, nil, "", Progress{Phase: func(p string, _ time.Duration) { phases <- p }})
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 10*time.Second || run.ExitCode != 143 {
+		t.Fatalf("exit %d after %s: SIGTERM not delivered", run.ExitCode, time.Since(start))
 	}
 }
