@@ -86,8 +86,12 @@ func (p *Progress) line(name string, l *level, el time.Duration) {
 		if l.cfg.Duration > 0 && !l.cfg.Stable {
 			total = "/" + l.cfg.Duration.String()
 		}
-		s = fmt.Sprintf("%s  %.1fs%s  %.1f infer/s  mean %.2fms  errors %d",
-			name, in.Seconds(), total, float64(ok)/in.Seconds(), mean, errs)
+		rate := "-"
+		if in >= 200*time.Millisecond {
+			rate = fmt.Sprintf("%.1f", float64(ok)/in.Seconds())
+		}
+		s = fmt.Sprintf("%s  %.1fs%s  %s infer/s  mean %.2fms  errors %d",
+			name, in.Seconds(), total, rate, mean, errs)
 	}
 	p.write(s, false)
 }
