@@ -101,6 +101,7 @@ func WriteChart(w io.Writer, format string, runs []*Result) error {
 		}
 		p.X.Tick.Marker = ticks
 		p.Y.Min = 0
+		p.Y.Max *= 1.35 // headroom for the legend above the lines
 		p.Legend.Top = true
 		p.Legend.Left = true
 		p.Add(plotter.NewGrid())
