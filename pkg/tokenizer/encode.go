@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -103,7 +104,13 @@ func (e *encoder) run(text string) {
 // length (0 when none) and id.
 func (t *Tokenizer) findAdded(s string) (at, n int, id int32) {
 	for i := 0; i < len(s); i++ {
-		if !t.addedFirst[s[i]] {
+		if t.addedByte >= 0 { // one first byte ('[' for BERT): let IndexByte scan
+			j := strings.IndexByte(s[i:], byte(t.addedByte))
+			if j < 0 {
+				return 0, 0, 0
+			}
+			i += j
+		} else if !t.addedFirst[s[i]] {
 			continue
 		}
 		for _, a := range t.added {
@@ -124,6 +131,14 @@ func (e *encoder) segment(s string) {
 	for i := 0; i < len(s) && !e.truncated; {
 		c := s[i]
 		if c >= utf8.RuneSelf {
+			// Inline the three-byte case, which covers all of CJK.
+			if c&0xf0 == 0xe0 && i+2 < len(s) && s[i+1]&0xc0 == 0x80 && s[i+2]&0xc0 == 0x80 {
+				if r := rune(c&0x0f)<<12 | rune(s[i+1]&0x3f)<<6 | rune(s[i+2]&0x3f); r >= 0x800 && (r < 0xd800 || r > 0xdfff) {
+					i += 3
+					e.rune(r)
+					continue
+				}
+			}
 			r, n := utf8.DecodeRuneInString(s[i:])
 			i += n
 			e.rune(r)

@@ -82,6 +82,15 @@ func (t *Tokenizer) addAdded(content string, id int32) {
 	}
 	t.added = append(t.added, addedToken{content: content, id: id})
 	t.addedFirst[content[0]] = true
+	t.addedByte = -1
+	for b, ok := range t.addedFirst {
+		if ok && t.addedByte == -1 {
+			t.addedByte = b
+		} else if ok {
+			t.addedByte = -1
+			break
+		}
+	}
 }
 
 // Load reads a tokenizer from a vocab.txt, a tokenizer.json, or a model

@@ -80,6 +80,7 @@ type Tokenizer struct {
 	// the bytes they start with so that the scan is a table lookup.
 	added      []addedToken
 	addedFirst [256]bool
+	addedByte  int // the one byte all added tokens start with, or -1
 }
 
 // Encode returns the ids of text: [CLS] … [SEP], truncated to MaxLength.
