@@ -116,6 +116,9 @@ func Load(path string) (*Tokenizer, error) {
 	if p := filepath.Join(path, "tokenizer.json"); exists(p) {
 		t, err := FromTokenizerJSON(p)
 		if err != nil {
+			if v := filepath.Join(path, "vocab.txt"); errors.Is(err, ErrUnsupported) && exists(v) {
+				return nil, fmt.Errorf("%w; load %s instead to tokenise as plain BERT", err, v)
+			}
 			return nil, err
 		}
 		o := t.Options()
@@ -211,16 +214,8 @@ type tokenizerJSON struct {
 		Content    string `json:"content"`
 		Normalized bool   `json:"normalized"`
 	} `json:"added_tokens"`
-	Normalizer *struct {
-		Type               string `json:"type"`
-		CleanText          *bool  `json:"clean_text"`
-		HandleChineseChars *bool  `json:"handle_chinese_chars"`
-		StripAccents       *bool  `json:"strip_accents"`
-		Lowercase          *bool  `json:"lowercase"`
-	} `json:"normalizer"`
-	PreTokenizer *struct {
-		Type string `json:"type"`
-	} `json:"pre_tokenizer"`
+	Normalizer    *normalizerJSON    `json:"normalizer"`
+	PreTokenizer  *preTokenizerJSON  `json:"pre_tokenizer"`
 	PostProcessor *postProcessorJSON `json:"post_processor"`
 	Model         struct {
 		Type                    string           `json:"type"`
@@ -229,6 +224,22 @@ type tokenizerJSON struct {
 		MaxInputCharsPerWord    int              `json:"max_input_chars_per_word"`
 		Vocab                   map[string]int32 `json:"vocab"`
 	} `json:"model"`
+}
+
+// normalizerJSON is a BertNormalizer, or a Sequence wrapping one.
+type normalizerJSON struct {
+	Type               string            `json:"type"`
+	CleanText          *bool             `json:"clean_text"`
+	HandleChineseChars *bool             `json:"handle_chinese_chars"`
+	StripAccents       *bool             `json:"strip_accents"`
+	Lowercase          *bool             `json:"lowercase"`
+	Normalizers        []*normalizerJSON `json:"normalizers"`
+}
+
+// preTokenizerJSON is a BertPreTokenizer, or a Sequence wrapping one.
+type preTokenizerJSON struct {
+	Type          string              `json:"type"`
+	PreTokenizers []*preTokenizerJSON `json:"pretokenizers"`
 }
 
 // postProcessorJSON covers TemplateProcessing and BertProcessing /
@@ -260,15 +271,27 @@ func parseTokenizerJSON(b []byte) (*Tokenizer, error) {
 	if j.Model.Type != "WordPiece" {
 		return nil, fmt.Errorf("%w: model type %q (m3ectl tokenises WordPiece only)", ErrUnsupported, j.Model.Type)
 	}
-	if j.PreTokenizer == nil || j.PreTokenizer.Type != "BertPreTokenizer" {
+	pre := j.PreTokenizer
+	for pre != nil && pre.Type == "Sequence" && len(pre.PreTokenizers) == 1 {
+		pre = pre.PreTokenizers[0]
+	}
+	if pre == nil || pre.Type != "BertPreTokenizer" {
 		typ := "null"
-		if j.PreTokenizer != nil {
-			typ = j.PreTokenizer.Type
+		if pre != nil {
+			typ = pre.Type
 		}
 		return nil, fmt.Errorf("%w: pre_tokenizer %s (m3ectl supports BertPreTokenizer)", ErrUnsupported, typ)
 	}
+	n := j.Normalizer
+	for n != nil && n.Type == "Sequence" && len(n.Normalizers) <= 1 {
+		if len(n.Normalizers) == 0 {
+			n = nil // an empty sequence normalises nothing
+			break
+		}
+		n = n.Normalizers[0]
+	}
 	var o Options // a null normalizer normalises nothing
-	if n := j.Normalizer; n != nil {
+	if n != nil {
 		if n.Type != "BertNormalizer" {
 			return nil, fmt.Errorf("%w: normalizer %q (m3ectl supports BertNormalizer)", ErrUnsupported, n.Type)
 		}

@@ -70,6 +70,11 @@ func TestTokenizerJSONSettings(t *testing.T) {
 		{"strip_accents true without lowercase", func(m map[string]any) { norm("lowercase", false)(m); norm("strip_accents", true)(m) }, "é", []string{"[CLS]", "e", "[SEP]"}},
 		{"strip_accents false with lowercase", norm("strip_accents", false), "É", []string{"[CLS]", "é", "[SEP]"}},
 		{"null normalizer does nothing", func(m map[string]any) { m["normalizer"] = nil }, "Hello", []string{"[CLS]", "Hello", "[SEP]"}},
+		{"sequence of one BertNormalizer and one BertPreTokenizer", func(m map[string]any) {
+			norm("lowercase", false)(m)
+			m["normalizer"] = map[string]any{"type": "Sequence", "normalizers": []any{m["normalizer"]}}
+			m["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{m["pre_tokenizer"]}}
+		}, "Hello!", []string{"[CLS]", "Hello", "!", "[SEP]"}},
 		{"default continuation prefix", dropHello, "hello", []string{"[CLS]", "hel", "##lo", "[SEP]"}},
 		{"continuing_subword_prefix", func(m map[string]any) { dropHello(m); model("continuing_subword_prefix", "@@")(m) }, "hello", []string{"[CLS]", "hel", "@@lo", "[SEP]"}},
 		{"max_input_chars_per_word", model("max_input_chars_per_word", 4), "hello hel", []string{"[CLS]", "[UNK]", "hel", "[SEP]"}},
@@ -105,6 +110,9 @@ func TestTokenizerJSONRefusals(t *testing.T) {
 		{"other pre-tokenizer", func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "Whitespace"} }, true, "pre_tokenizer Whitespace"},
 		{"missing pre-tokenizer", func(m map[string]any) { m["pre_tokenizer"] = nil }, true, "pre_tokenizer null"},
 		{"other normalizer", func(m map[string]any) { m["normalizer"] = map[string]any{"type": "Lowercase"} }, true, `normalizer "Lowercase"`},
+		{"longer normalizer sequence", func(m map[string]any) {
+			m["normalizer"] = map[string]any{"type": "Sequence", "normalizers": []any{map[string]any{"type": "NFD"}, map[string]any{"type": "Lowercase"}}}
+		}, true, `normalizer "Sequence"`},
 		{"other post-processor", func(m map[string]any) { m["post_processor"] = map[string]any{"type": "ByteLevel"} }, true, `post_processor "ByteLevel"`},
 		{"unk token missing", func(m map[string]any) { m["model"].(map[string]any)["unk_token"] = "<nope>" }, false, `"<nope>" is not in the vocabulary`},
 		{"special id outside vocabulary", func(m map[string]any) {
