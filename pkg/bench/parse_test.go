@@ -164,3 +164,20 @@ func FuzzParseAssertions(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRates(f *testing.F) {
+	for _, s := range []string{"200", "100,250.5", "0", "NaN", "1e9", ",", "-5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		rates, err := ParseRates(s)
+		if err != nil {
+			return
+		}
+		for _, r := range rates {
+			if !(r > 0 && r <= 1e7) {
+				t.Fatalf("ParseRates(%q) accepted %v", s, r)
+			}
+		}
+	})
+}

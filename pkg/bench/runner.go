@@ -199,7 +199,8 @@ func runLevel(ctx context.Context, cfg *Config, conc int, rate float64) (Level, 
 	l := &level{cfg: cfg, base: cfg.Clock.Now(), winFrom: int64(cfg.Warmup)}
 	l.workers = make([]*worker, conc)
 	for i := range l.workers {
-		l.workers[i] = &worker{samples: make([]sample, 0, 1024)}
+		// About 64k samples pre-sized across the level; slices grow beyond.
+		l.workers[i] = &worker{samples: make([]sample, 0, max(64, 65536/conc))}
 	}
 	winTo := l.winFrom + int64(cfg.Duration)
 	if cfg.Stable {
