@@ -72,6 +72,17 @@ func TestInspectCommandErrors(t *testing.T) {
 	if err := os.WriteFile(corrupt, []byte("this is not protobuf \xff\xff"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A sentence-transformers folder with safetensors only, as m3e-base's own
+	// repository ships it: valid for the CUDA engine, but there is no graph to inspect.
+	stOnly := filepath.Join(dir, "st-only")
+	if err := os.MkdirAll(stOnly, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "vocab.txt"} {
+		if err := os.Symlink(filepath.Join(fixtureDirAbs(t), "hf", f), filepath.Join(stOnly, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -79,7 +90,7 @@ func TestInspectCommandErrors(t *testing.T) {
 	}{
 		{"missing file", []string{filepath.Join(dir, "absent.onnx")}, "absent.onnx: no such file"},
 		{"corrupt file", []string{corrupt}, "corrupt.onnx: not an ONNX model"},
-		{"folder without an ONNX graph", []string{filepath.Join("..", "..", "testdata", "m3e-tiny", "hf")}, "no model.onnx"},
+		{"folder without an ONNX graph", []string{stOnly}, "no model.onnx"},
 		{"no argument", nil, "accepts 1 arg"},
 	}
 	for _, tc := range tests {
@@ -93,4 +104,13 @@ func TestInspectCommandErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func fixtureDirAbs(t *testing.T) string {
+	t.Helper()
+	d, err := filepath.Abs(filepath.Join("..", "..", "testdata", "m3e-tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
