@@ -20,6 +20,7 @@ import (
 	_ "github.com/m3ectl/m3ectl/pkg/engine/cuda" // M3ECTL_BENCH_ENGINE=cuda
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 	"github.com/m3ectl/m3ectl/pkg/tokenizer"
+	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
 
 // BenchmarkEngineVsServer answers issue 4's "done when": at concurrency 32,
@@ -39,7 +40,8 @@ import (
 // overhead weighs most); M3ECTL_BENCH_MODEL names another (.onnx or model
 // folder), M3ECTL_BENCH_ENGINE the backend (cpu), M3ECTL_BENCH_THREADS the
 // engine threads (GOMAXPROCS). M3ECTL_BENCH_PROFILE=FILE writes a CPU
-// profile of the server phase alone (clients included: same process).
+// profile of the server phase alone (clients included: same process),
+// M3ECTL_BENCH_PROFILE_MODEL one of the in-process phase.
 func BenchmarkEngineVsServer(b *testing.B) {
 	const conc = 32
 	modelPath := envOr("M3ECTL_BENCH_MODEL", "../../testdata/m3e-tiny/model.onnx")
@@ -75,14 +77,16 @@ func BenchmarkEngineVsServer(b *testing.B) {
 	before := m.Statistics()
 
 	b.ResetTimer()
-	stopProfile := profileServerPhase(b)
+	stopProfile := profilePhase(b, "M3ECTL_BENCH_PROFILE")
 	serverRate := runConcurrent(conc, b.N, func(i int) error { return benchPost(client, url, bodies[i%len(bodies)]) })
 	stopProfile()
 	after := m.Statistics()
+	stopProfile = profilePhase(b, "M3ECTL_BENCH_PROFILE_MODEL")
 	modelRate := runConcurrent(conc, b.N, func(i int) error {
 		_, err := m.Infer(context.Background(), texts[i%len(texts):i%len(texts)+1])
 		return err
 	})
+	stopProfile()
 	execs := after.GetExecutionCount() - before.GetExecutionCount()
 	meanBatch := float64(after.GetInferenceCount()-before.GetInferenceCount()) / float64(max(execs, 1))
 	engineRate := engineAlone(b, modelPath, backend, threads, instances, texts, max(int(meanBatch+0.5), 1), b.N)
@@ -94,12 +98,23 @@ func BenchmarkEngineVsServer(b *testing.B) {
 	b.ReportMetric(serverRate/engineRate, "server/engine")
 	b.ReportMetric(serverRate/modelRate, "server/model")
 	b.ReportMetric(meanBatch, "mean-batch")
+	// Where a server request's time goes: the client's mean latency (Little's
+	// law), the part spent inside Model.Infer, and that part's queue and
+	// compute shares, from the model's statistics over the server phase.
+	perReq := func(d func(*tritonpb.InferStatistics) *tritonpb.StatisticDuration) float64 {
+		a, z := d(after.GetInferenceStats()), d(before.GetInferenceStats())
+		return float64(a.GetNs()-z.GetNs()) / float64(max(a.GetCount()-z.GetCount(), 1)) / 1e6
+	}
+	b.ReportMetric(conc/serverRate*1e3, "client-ms")
+	b.ReportMetric(perReq((*tritonpb.InferStatistics).GetSuccess), "infer-ms")
+	b.ReportMetric(perReq((*tritonpb.InferStatistics).GetQueue), "queue-ms")
+	b.ReportMetric(perReq((*tritonpb.InferStatistics).GetComputeInfer), "compute-ms")
 }
 
-// profileServerPhase starts a CPU profile when M3ECTL_BENCH_PROFILE names
-// a file, and returns what stops it.
-func profileServerPhase(b *testing.B) func() {
-	path := os.Getenv("M3ECTL_BENCH_PROFILE")
+// profilePhase starts a CPU profile when the environment variable env
+// names a file, and returns what stops it.
+func profilePhase(b *testing.B, env string) func() {
+	path := os.Getenv(env)
 	if path == "" {
 		return func() {}
 	}
