@@ -48,3 +48,15 @@ func BenchmarkEncodeEnglish(b *testing.B) {
 func BenchmarkEncodeLong(b *testing.B) {
 	benchEncode(b, []string{reference(b)[24].Text})
 }
+
+// BenchmarkEncodeOtherScripts covers the general non-ASCII path: kana,
+// hangul (decomposed to jamo), Cyrillic, accented Latin, full-width forms.
+func BenchmarkEncodeOtherScripts(b *testing.B) {
+	benchEncode(b, []string{
+		"こんにちは世界、今日はいい天気ですね。",
+		"안녕하세요 반갑습니다",
+		"Привет мир, как дела?",
+		"Café naïve façade résumé à la carte",
+		"ＦＵＬＬ－ＷＩＤＴＨ　１２３！",
+	})
+}

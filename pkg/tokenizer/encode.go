@@ -2,7 +2,6 @@ package tokenizer
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -200,24 +199,32 @@ func (e *encoder) rune(r rune) {
 		e.appendRune(r)
 		return
 	}
+	p := t.propsOf(r)
+	if p == 0 && r != utf8.RuneError { // a plain word character
+		if e.np > 0 {
+			e.flushPending()
+		}
+		e.appendRune(r)
+		return
+	}
 	if t.clean {
-		if r == 0 || r == utf8.RuneError || isControl(r) {
+		if r == utf8.RuneError || p&pControl != 0 {
 			return
 		}
-		if unicode.IsSpace(r) {
+		if p&pSpace != 0 {
 			e.split()
 			return
 		}
 	}
-	if t.chinese && isChinese(r) {
+	if t.chinese && p&pChinese != 0 {
 		// BERT pads the ideograph with spaces, so it is a word of its own
 		// even after NFD maps a compatibility ideograph to its unified form.
 		e.split()
-		e.decompose(r)
+		e.decompose(r, p)
 		e.split()
 		return
 	}
-	e.decompose(r)
+	e.decompose(r, p)
 }
 
 // Hangul syllables decompose algorithmically (Unicode §3.12).
@@ -233,31 +240,35 @@ const (
 
 // decompose applies NFD and drops non-spacing marks when accents are
 // stripped, then passes the runes on in canonical order.
-func (e *encoder) decompose(r rune) {
+func (e *encoder) decompose(r rune, p uint8) {
 	if !e.t.strip {
-		e.post(r)
+		e.post(r, p)
+		return
+	}
+	if p&pNFD == 0 { // a starter that NFD leaves alone
+		e.nfdRune(r, p, 0)
 		return
 	}
 	if r >= hangulBase && r <= hangulLast {
 		s := r - hangulBase
-		e.nfdRune(hangulLBase+s/hangulNN, 0)
-		e.nfdRune(hangulVBase+(s%hangulNN)/hangulTN, 0)
+		e.nfdRune(hangulLBase+s/hangulNN, 0, 0) // jamo: plain letters
+		e.nfdRune(hangulVBase+(s%hangulNN)/hangulTN, 0, 0)
 		if tr := s % hangulTN; tr != 0 {
-			e.nfdRune(hangulTBase+tr, 0)
+			e.nfdRune(hangulTBase+tr, 0, 0)
 		}
 		return
 	}
 	var b [utf8.UTFMax]byte
 	n := utf8.EncodeRune(b[:], r)
-	p := norm.NFD.Properties(b[:n])
-	d := p.Decomposition()
+	np := norm.NFD.Properties(b[:n])
+	d := np.Decomposition()
 	if d == nil || noDecomposition(r) {
-		e.nfdRune(r, ccc9(r, p.CCC()))
+		e.nfdRune(r, p, ccc9(r, np.CCC()))
 		return
 	}
 	for len(d) > 0 {
 		dr, dn := utf8.DecodeRune(d)
-		e.nfdRune(dr, ccc9(dr, norm.NFD.Properties(d).CCC()))
+		e.nfdRune(dr, e.t.propsOf(dr), ccc9(dr, norm.NFD.Properties(d).CCC()))
 		d = d[dn:]
 	}
 }
@@ -266,14 +277,14 @@ func (e *encoder) decompose(r rune) {
 // Non-spacing marks are dropped (accent stripping); other non-starters wait
 // in pending so that a run of them is emitted sorted by class, as NFD's
 // canonical ordering would leave them.
-func (e *encoder) nfdRune(r rune, ccc uint8) {
-	mn := r >= 0x300 && unicode.Is(mn8, r)
+func (e *encoder) nfdRune(r rune, p, ccc uint8) {
+	mn := p&pMn != 0
 	if ccc == 0 {
 		if e.np > 0 {
 			e.flushPending()
 		}
 		if !mn {
-			e.post(r)
+			e.post(r, p)
 		}
 		return
 	}
@@ -299,26 +310,28 @@ func (e *encoder) flushPending() {
 		}
 	}
 	for i := 0; i < n; i++ {
-		e.post(e.pending[i])
+		e.post(e.pending[i], e.t.propsOf(e.pending[i]))
 	}
 }
 
-// post lower-cases a normalised rune and hands it to the pre-tokenizer.
-func (e *encoder) post(r rune) {
-	if e.t.lower {
+// post lower-cases a normalised rune (with properties p) and hands it to
+// the pre-tokenizer.
+func (e *encoder) post(r rune, p uint8) {
+	if e.t.lower && p&pLower != 0 {
 		if r == 0x130 { // İ: the one rune whose full lower case is two runes
-			e.pretok('i')
-			e.pretok(0x307)
+			e.pretok('i', 0)
+			e.pretok(0x307, e.t.propsOf(0x307))
 			return
 		}
 		r = toLower(r)
+		p = e.t.propsOf(r)
 	}
-	e.pretok(r)
+	e.pretok(r, p)
 }
 
 // pretok is the BertPreTokenizer: whitespace ends a word, punctuation is a
 // word of its own, anything else extends the current word.
-func (e *encoder) pretok(r rune) {
+func (e *encoder) pretok(r rune, p uint8) {
 	if r < utf8.RuneSelf {
 		switch asciiClass[r] {
 		case aSpace, aCtrlSpace:
@@ -332,9 +345,9 @@ func (e *encoder) pretok(r rune) {
 		return
 	}
 	switch {
-	case unicode.IsSpace(r):
+	case p&pSpace != 0:
 		e.flushWord()
-	case unicode.Is(punct8, r):
+	case p&pPunct != 0:
 		e.flushWord()
 		e.single(r)
 	default:
@@ -429,14 +442,6 @@ func (e *encoder) flushWord() {
 	e.wlen, e.wrunes = 0, 0
 	e.spilled = false
 	e.spill = e.spill[:0]
-}
-
-// isControl is BERT's control class for non-ASCII runes: Cc, Cf (U+200B and
-// friends) and Co. The tokenizers library takes it, like punctuation and
-// non-spacing marks, from tables frozen at Unicode 8.0 (see gen_tables.go),
-// where unassigned and later-assigned code points are none of these.
-func isControl(r rune) bool {
-	return unicode.Is(control8, r)
 }
 
 // isChinese is the CJK ideograph test of the tokenizers library's

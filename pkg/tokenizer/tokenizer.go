@@ -81,6 +81,8 @@ type Tokenizer struct {
 	added      []addedToken
 	addedFirst [256]bool
 	addedByte  int // the one byte all added tokens start with, or -1
+
+	props *[0x10000]uint8 // bmpProps, shared by all tokenizers
 }
 
 // Encode returns the ids of text: [CLS] … [SEP], truncated to MaxLength.
@@ -173,6 +175,7 @@ func (t *Tokenizer) clampMaxLength(n int) int {
 
 // applyOptions sets the normaliser switches and truncation from o.
 func (t *Tokenizer) applyOptions(o Options) {
+	t.props = bmpProps()
 	t.lower, t.strip, t.chinese, t.clean = o.Lower, o.stripAccents(), o.ChineseChars, o.CleanText
 	t.stripSet = o.StripAccents != nil
 	t.maxLength = t.clampMaxLength(o.MaxLength)
