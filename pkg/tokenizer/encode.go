@@ -37,6 +37,9 @@ type encoder struct {
 	pending [8]rune
 	pccc    [8]uint8
 	np      int
+	// spillR and spillC continue pending past eight marks.
+	spillR []rune
+	spillC []uint8
 
 	// words, when set (by tests), collects the pre-tokenized words instead
 	// of ids, to compare the normaliser with the tokenizers library's.
@@ -291,26 +294,36 @@ func (e *encoder) nfdRune(r rune, p, ccc uint8) {
 	if mn {
 		return
 	}
-	if e.np == len(e.pending) {
-		e.flushPending() // pathological run of spacing marks: keep input order
+	if e.np < len(e.pending) {
+		e.pending[e.np], e.pccc[e.np] = r, ccc
+	} else { // a long run of spacing marks: continue on the heap
+		if e.np == len(e.pending) {
+			e.spillR = append(e.spillR[:0], e.pending[:]...)
+			e.spillC = append(e.spillC[:0], e.pccc[:]...)
+		}
+		e.spillR = append(e.spillR, r)
+		e.spillC = append(e.spillC, ccc)
 	}
-	e.pending[e.np], e.pccc[e.np] = r, ccc
 	e.np++
 }
 
 // flushPending emits the waiting non-starters in canonical (stable by
 // class) order.
 func (e *encoder) flushPending() {
-	n := e.np
+	rs, cs := e.pending[:], e.pccc[:]
+	if e.np > len(e.pending) {
+		rs, cs = e.spillR, e.spillC
+	}
+	rs, cs = rs[:e.np], cs[:e.np]
 	e.np = 0
-	for i := 1; i < n; i++ {
-		for j := i; j > 0 && e.pccc[j-1] > e.pccc[j]; j-- {
-			e.pccc[j-1], e.pccc[j] = e.pccc[j], e.pccc[j-1]
-			e.pending[j-1], e.pending[j] = e.pending[j], e.pending[j-1]
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && cs[j-1] > cs[j]; j-- {
+			cs[j-1], cs[j] = cs[j], cs[j-1]
+			rs[j-1], rs[j] = rs[j], rs[j-1]
 		}
 	}
-	for i := 0; i < n; i++ {
-		e.post(e.pending[i], e.t.propsOf(e.pending[i]))
+	for _, r := range rs {
+		e.post(r, e.t.propsOf(r))
 	}
 }
 

@@ -190,3 +190,27 @@ func TestConcurrentEncode(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCanonicalOrdering pins NFD's reordering of the marks accent stripping
+// keeps (spacing marks with a combining class), on runs longer than the
+// encoder's fixed buffer; the expectation is the tokenizers library's.
+func TestCanonicalOrdering(t *testing.T) {
+	tok := fixtureTokenizer(t)
+	tests := []struct {
+		name, text string
+		want       string
+	}{
+		{"sorted by class, Mn dropped", "a\u302e\u1b44\U0001d165\u0301b", "a\u1b44\U0001d165\u302eb"},
+		{"28 marks", "a" + strings.Repeat("\u302e\u1b44\U0001d165\u0301", 7) + "b",
+			"a" + strings.Repeat("\u1b44", 7) + strings.Repeat("\U0001d165", 7) + strings.Repeat("\u302e", 7) + "b"},
+		{"a starter ends the run", "a\u302e\u1b44x\u302e\u1b44", "a\u1b44\u302ex\u1b44\u302e"},
+		{"marks newer than Unicode 9.0 are starters to the library", "a\U0001d16d\u1df6\U0001193d\U00016ff1", "a\U0001d16d\u1df6\U0001193d\U00016ff1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tok.words(tc.text); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("words(%+q) = %+q, want [%+q]", tc.text, got, tc.want)
+			}
+		})
+	}
+}
