@@ -14,6 +14,15 @@ import (
 // engine" error, so that callers (engine.Open's auto mode) can fall back.
 var ErrUnavailable = errors.New("cuda engine unavailable")
 
+// unavailable is an error that says why in its own words and matches
+// ErrUnavailable under errors.Is.
+type unavailable struct{ msg string }
+
+func (u *unavailable) Error() string        { return u.msg }
+func (u *unavailable) Is(target error) bool { return target == ErrUnavailable }
+
+func unavailablef(format string, a ...any) error { return &unavailable{msg: fmt.Sprintf(format, a...)} }
+
 // libSpec names one library the engine opens at run time: its sonames, newest
 // first, and the folders searched beside the loader's own path.
 type libSpec struct {
@@ -79,8 +88,8 @@ func openLib(s libSpec) (uintptr, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("%w: %s library (%s) not found (%v); install the NVIDIA driver and CUDA 12/13 libraries, set M3ECTL_CUDA_LIB_DIR, or use --engine cpu",
-		ErrUnavailable, s.what, s.names[0], lastErr)
+	return 0, unavailablef("%s library %s not found (%v); install the NVIDIA driver and CUDA 12/13 libraries, set M3ECTL_CUDA_LIB_DIR, or use --engine cpu",
+		s.what, s.names[0], lastErr)
 }
 
 // sym resolves a symbol, trying each name in turn (versioned names such as
@@ -108,31 +117,31 @@ func load() error {
 				return err
 			}
 			if err := bindDriver(hc); err != nil {
-				return fmt.Errorf("%w: CUDA driver: %v", ErrUnavailable, err)
+				return unavailablef("CUDA driver: %v; use --engine cpu", err)
 			}
 			hl, err := openLib(specLt)
 			if err != nil {
 				return err
 			}
 			if err := bindLt(hl); err != nil {
-				return fmt.Errorf("%w: cuBLASLt: %v", ErrUnavailable, err)
+				return unavailablef("cuBLASLt: %v; use --engine cpu", err)
 			}
 			hn, err := openLib(specNVRTC)
 			if err != nil {
 				return err
 			}
 			if err := bindNVRTC(hn); err != nil {
-				return fmt.Errorf("%w: NVRTC: %v", ErrUnavailable, err)
+				return unavailablef("NVRTC: %v; use --engine cpu", err)
 			}
 			if err := cuCheck(call(drv.init, 0), "cuInit"); err != nil {
-				return fmt.Errorf("%w: %v", ErrUnavailable, err)
+				return unavailablef("%v; use --engine cpu", err)
 			}
 			var n int32
 			if err := cuCheck(call(drv.deviceGetCount, ptr(&n)), "cuDeviceGetCount"); err != nil {
-				return fmt.Errorf("%w: %v", ErrUnavailable, err)
+				return unavailablef("%v; use --engine cpu", err)
 			}
 			if n == 0 {
-				return fmt.Errorf("%w: no CUDA GPU found; use --engine cpu", ErrUnavailable)
+				return unavailablef("no CUDA GPU found; use --engine cpu")
 			}
 			return nil
 		}()
