@@ -13,6 +13,7 @@ import (
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 	_ "github.com/m3ectl/m3ectl/pkg/engine/onnxrt" // the real CPU engine
+	"github.com/m3ectl/m3ectl/pkg/tokenizer"
 )
 
 const tolerance = 1e-5
@@ -81,12 +82,25 @@ func writeFile(t testing.TB, path, content string) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// autoUnlessGPU is "auto" where no GPU is usable, so that tests see the
+// rule "KIND_GPU without a GPU runs on cpu", and "cpu" on GPU machines,
+// where the CPU reference tolerance still has to hold.
+func autoUnlessGPU() string {
+	if engine.Available("cuda") == nil {
+		return "cpu"
+	}
+	return "auto"
+}
+
 // startManager creates and starts a Manager that is closed when the test
 // ends.
 func startManager(t testing.TB, cfg Config) *Manager {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
+	}
+	if cfg.Engine == "" {
+		cfg.Engine = "cpu" // reference checks hold 1e-5 on the fp32 CPU engine; GPU tests ask for more
 	}
 	if cfg.EngineOptions.Threads == 0 {
 		cfg.EngineOptions.Threads = 1
@@ -171,3 +185,5 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func loadTokenizer(path string) (*tokenizer.Tokenizer, error) { return tokenizer.Load(path) }

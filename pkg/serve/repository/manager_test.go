@@ -28,7 +28,7 @@ func TestArticleConfigServes(t *testing.T) {
 	root := t.TempDir()
 	writeModel(t, root, "m3e-base-trt", articleConfig, "1")
 	reg := prometheus.NewRegistry()
-	m := startManager(t, Config{Root: root, Engine: "auto", Registerer: reg})
+	m := startManager(t, Config{Root: root, Engine: autoUnlessGPU(), Registerer: reg})
 
 	if !m.Ready() {
 		t.Fatalf("not ready; index %+v", m.Index(false))
