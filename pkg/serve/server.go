@@ -187,6 +187,9 @@ func (s *Server) ready() bool { return !s.draining.Load() && s.repo.Ready() }
 func (s *Server) Serve(ctx context.Context) error {
 	if err := s.repo.Start(ctx); err != nil {
 		s.closeListeners()
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+		defer cancel()
+		_ = s.repo.Close(closeCtx) // free whatever loaded before the failure
 		return fmt.Errorf("start model repository: %w", err)
 	}
 	var g run.Group
