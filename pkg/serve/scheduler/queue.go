@@ -154,6 +154,19 @@ func (s *Scheduler) cut(pending []row) (*batch, []row) {
 	if p := s.largestPreferred(len(pending)); p > 0 {
 		maxRows = min(maxRows, p)
 	}
+	if s.cfg.Dynamic && len(pending) <= maxRows {
+		longest := 0
+		for _, r := range pending {
+			longest = max(longest, r.n)
+		}
+		if len(pending)*longest <= s.budget {
+			// Everything waiting fits: the common case under load.
+			b := &batch{rows: slices.Clone(pending), seq: s.seq.Add(1)}
+			clear(pending)
+			slices.SortStableFunc(b.rows, func(x, y row) int { return x.n - y.n })
+			return b, pending[:0]
+		}
+	}
 	take := make([]bool, len(pending))
 	take[0] = true
 	rows, longest := 1, pending[0].n

@@ -247,6 +247,9 @@ func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, 
 		}
 		<-req.done
 	}
+	// Accounting happens here, in the caller's goroutine, so that an
+	// instance answers a whole batch without waiting on statistics locks.
+	s.record(req, req.err)
 	if req.err != nil {
 		return nil, 0, req.err
 	}
@@ -331,13 +334,13 @@ func (s *Scheduler) signal() {
 	}
 }
 
-// answer gives req its one answer, unless the caller already gave up.
+// answer gives req its one answer, unless the caller already gave up; the
+// caller records it.
 func (s *Scheduler) answer(req *request, err error) {
 	if !req.state.CompareAndSwap(stateWaiting, stateAnswered) {
 		return
 	}
 	req.err = err
-	s.record(req, err)
 	close(req.done)
 }
 
