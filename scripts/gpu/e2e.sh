@@ -2,20 +2,22 @@
 # End to end on the GPU machine: m3ectl serve --engine cuda on a Triton-layout
 # repository with the seed article's config (max_batch_size 32, two instances,
 # dynamic batching), then m3ectl bench -c 1,2,4,16,32; then max_batch_size 128
-# at concurrency 128. Usage: scripts/gpu/e2e.sh M3ECTL MODEL_DIR OUT [DURATION]
+# at concurrency 128. With GPUS=2: one GPU against two (gpus: [0, 1]) at
+# concurrency 64 and 128 instead.
+# Usage: [GPUS=2] scripts/gpu/e2e.sh M3ECTL MODEL_DIR OUT [DURATION]
 set -euo pipefail
 bin=$1 model=$2 out=$3 dur=${4:-10s}
 repo=$(mktemp -d)/model_repository
 mkdir -p "$repo/m3e-base/1"
 cp -r "$model"/. "$repo/m3e-base/1/"
 
-config() { # $1 max_batch_size, $2 count
+config() { # $1 max_batch_size, $2 count per GPU, $3 gpus (default 0)
   cat >"$repo/m3e-base/config.pbtxt" <<CFG
 name: "m3e-base"
 max_batch_size: $1
 input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
 output [ { name: "embeddings" dims: [ 768 ] data_type: TYPE_FP32 } ]
-instance_group [ { count: $2 kind: KIND_GPU gpus: [ 0 ] } ]
+instance_group [ { count: $2 kind: KIND_GPU gpus: [ ${3:-0} ] } ]
 dynamic_batching { max_queue_delay_microseconds: 2000 }
 CFG
 }
@@ -35,6 +37,13 @@ serve_and_bench() { # $1 label, $2 levels
   kill -INT $pid; wait $pid || true
 }
 
+if [ "${GPUS:-1}" = 2 ]; then
+  config 128 2 0
+  serve_and_bench gpu1 64,128
+  config 128 2 "0, 1"
+  serve_and_bench gpu2 64,128
+  exit 0
+fi
 config 32 2
 serve_and_bench mb32 1,2,4,16,32
 config 128 2
