@@ -105,6 +105,7 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 	if f.maxLength < 2 {
 		return fmt.Errorf("serve: --max-length %d is too small (at least 2: [CLS] and [SEP])", f.maxLength)
 	}
+	serve.SetGCPercent()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	repo, err := repository.New(repository.Config{

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -48,11 +48,15 @@ func BenchmarkEngineVsServer(b *testing.B) {
 	backend := envOr("M3ECTL_BENCH_ENGINE", "cpu")
 	threads, _ := strconv.Atoi(envOr("M3ECTL_BENCH_THREADS", strconv.Itoa(runtime.GOMAXPROCS(0))))
 	texts := benchTexts(b)
+	if os.Getenv("GOGC") == "" { // as `m3ectl serve` runs
+		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
+	}
 
 	instances, _ := strconv.Atoi(envOr("M3ECTL_BENCH_INSTANCES", "1"))
 	delayUS, _ := strconv.Atoi(envOr("M3ECTL_BENCH_DELAY_US", "2000"))
+	maxBatch, _ := strconv.Atoi(envOr("M3ECTL_BENCH_MAX_BATCH", "32"))
 	root := b.TempDir()
-	benchRepository(b, root, modelPath, instances, delayUS)
+	benchRepository(b, root, modelPath, maxBatch, instances, delayUS)
 	ts := startServer(b, serverOpts{repo: repository.Config{
 		Root: root, Engine: backend, EngineOptions: engine.Options{Threads: threads},
 	}})
@@ -149,8 +153,9 @@ func benchTexts(b *testing.B) []string {
 
 // benchRepository lays out ROOT/bench with links to the model under test,
 // batching as the article configures Triton (max 32 rows, 2 ms delay by
-// default; M3ECTL_BENCH_INSTANCES and M3ECTL_BENCH_DELAY_US change them).
-func benchRepository(b *testing.B, root, modelPath string, instances, delayUS int) {
+// default; M3ECTL_BENCH_MAX_BATCH, M3ECTL_BENCH_INSTANCES and
+// M3ECTL_BENCH_DELAY_US change them).
+func benchRepository(b *testing.B, root, modelPath string, maxBatch, instances, delayUS int) {
 	abs, err := filepath.Abs(modelPath)
 	if err != nil {
 		b.Fatal(err)
@@ -184,16 +189,21 @@ func benchRepository(b *testing.B, root, modelPath string, instances, delayUS in
 		}
 	}
 	cfg := fmt.Sprintf(`name: "bench"
-max_batch_size: 32
+max_batch_size: %d
 input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
 output [ { name: "embeddings" dims: [ %d ] data_type: TYPE_FP32 } ]
 instance_group [ { count: %d kind: KIND_CPU } ]
 dynamic_batching { max_queue_delay_microseconds: %d }
-`, dim, instances, delayUS)
+`, maxBatch, dim, instances, delayUS)
 	if err := os.WriteFile(filepath.Join(root, "bench", "config.pbtxt"), []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
 }
+
+// benchBuffers keep the load generator from allocating a body per answer:
+// client and server share this process's heap, and the client's garbage
+// would be collected on the server's time.
+var benchBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func benchPost(c *http.Client, url string, body []byte) error {
 	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
@@ -201,10 +211,13 @@ func benchPost(c *http.Client, url string, body []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
+	buf := benchBuffers.Get().(*bytes.Buffer)
+	defer benchBuffers.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return err
 	}
+	b := buf.Bytes()
 	// The load generator checks status and framing only: parsing 768
 	// floats of JSON per answer would cost the client more CPU than the
 	// server spends, and this measures the server (the tests check values).

@@ -152,6 +152,10 @@ func decodeJSONInput(j *jsonInferInput, bin *[]byte, hasBinary bool) (callInput,
 // nested ([["a"],["b"]]) as KServe allows, into its elements in row-major
 // order.
 func jsonStrings(name string, raw json.RawMessage) ([]string, error) {
+	var flat []string
+	if json.Unmarshal(raw, &flat) == nil { // the common case, in one pass
+		return flat, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	var out []string
 	depth := 0
@@ -223,8 +227,9 @@ func strictUnmarshal(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return invalidf("request body is empty; expected a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal checks the whole body first (trailing data included)
+	// and decodes without the copy a json.Decoder makes.
+	if err := json.Unmarshal(data, v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
@@ -232,13 +237,8 @@ func strictUnmarshal(data []byte, v any) error {
 			return invalidf("malformed JSON at byte %d: %v", se.Offset, se)
 		case errors.As(err, &te):
 			return invalidf("malformed request: field %q must be %s, not %s", te.Field, te.Type, te.Value)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return invalidf("malformed JSON: unexpected end of body")
 		}
 		return invalidf("malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return invalidf("malformed JSON: data after the request object")
 	}
 	return nil
 }

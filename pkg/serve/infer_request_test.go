@@ -84,7 +84,7 @@ func TestDecodeAndValidateRejects(t *testing.T) {
 		{"empty body", ``, "", kindInvalidInput, "empty"},
 		{"malformed JSON", `{"inputs":[`, "", kindInvalidInput, "malformed JSON"},
 		{"not an object", `[1,2]`, "", kindInvalidInput, "malformed request"},
-		{"trailing data", `{"inputs":[]} {}`, "", kindInvalidInput, "after the request"},
+		{"trailing data", `{"inputs":[]} {}`, "", kindInvalidInput, "after top-level value"},
 		{"invalid UTF-8 in JSON", "{\"inputs\":[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"\xff\"]}]}", "", kindInvalidInput, "UTF-8"},
 		{"no inputs", `{"inputs":[]}`, "", kindInvalidInput, "no inputs"},
 		{"wrong tensor name", one(`{"name":"input_ids","datatype":"BYTES","shape":[1],"data":["x"]}`), "", kindInvalidInput, `unexpected input "input_ids"`},

@@ -120,7 +120,9 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		o.repo.MaxLength = 512
 		o.repo.Truncate = true
 	}
-	o.repo.EngineOptions.Threads = 1
+	if o.repo.EngineOptions.Threads == 0 {
+		o.repo.EngineOptions.Threads = 1
+	}
 	repo, err := repository.New(o.repo)
 	if err != nil {
 		t.Fatalf("repository: %v", err)
