@@ -11,13 +11,20 @@ repo=$(mktemp -d)/model_repository
 mkdir -p "$repo/m3e-base/1"
 cp -r "$model"/. "$repo/m3e-base/1/"
 
-config() { # $1 max_batch_size, $2 count per GPU, $3 gpus (default 0)
+# groups writes one instance group per GPU (Triton reads gpus: [0, 1] the
+# same way: count instances on each listed GPU).
+groups() {
+  local g sep=""
+  for g in $(seq 0 $(($2 - 1))); do printf '%s{ count: %s kind: KIND_GPU gpus: [ %s ] }' "$sep" "$1" "$g"; sep=", "; done
+}
+
+config() { # $1 max_batch_size, $2 count per GPU, $3 number of GPUs (default 1)
   cat >"$repo/m3e-base/config.pbtxt" <<CFG
 name: "m3e-base"
 max_batch_size: $1
 input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
 output [ { name: "embeddings" dims: [ 768 ] data_type: TYPE_FP32 } ]
-instance_group [ { count: $2 kind: KIND_GPU gpus: [ ${3:-0} ] } ]
+instance_group [ $(groups "$2" "${3:-1}") ]
 dynamic_batching { max_queue_delay_microseconds: 2000 }
 CFG
 }
@@ -38,9 +45,9 @@ serve_and_bench() { # $1 label, $2 levels
 }
 
 if [ "${GPUS:-1}" = 2 ]; then
-  config 128 2 0
+  config 128 2 1
   serve_and_bench gpu1 64,128
-  config 128 2 "0, 1"
+  config 128 2 2
   serve_and_bench gpu2 64,128
   exit 0
 fi
