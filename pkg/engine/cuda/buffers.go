@@ -28,8 +28,8 @@ func bucketFor(tokens, rows int) bucket {
 
 // tiles bounds the attention tiles of any batch in the bucket: a tile is
 // either tileQueries queries of a long row or several whole short rows, so
-// there are at most sum(ceil(len/tileQueries)) <= (T + 63N)/64 of them.
-func (b bucket) tiles() int { return (b.T + 63*b.N + 63) / 64 }
+// there are at most sum(ceil(len/tileQueries)) <= (T + 127N)/128 of them.
+func (b bucket) tiles() int { return (b.T + (tileQueries-1)*b.N + tileQueries - 1) / tileQueries }
 
 // inputInts is the size of the packed int32 input block: ids, positions,
 // row offsets, attention tiles and the two counts (rows, tiles).

@@ -257,16 +257,16 @@ extern "C" __global__ void pool(float* out, const act_t* h, const int* offsets, 
 // Long rows get one tile per 64 queries; short rows are packed together into
 // one tile, and a query attends only to keys of its own row (a token's row
 // starts at token - pos[token]), so packing never leaks between rows.
-// grid = (max tiles, heads); blocks past *ntiles (bucket padding) do nothing.
+// grid = (heads, max tiles); blocks past *ntiles (bucket padding) do nothing.
 // qkv is [T, 3*HIDDEN] (q | k | v), ctx is [T, HIDDEN].
 
 // attn_simple: CUDA-core attention, fp32 math; one warp per query.
 extern "C" __global__ void __launch_bounds__(128) attn_simple(act_t* ctx, const act_t* qkv, const int* tiles, const int* ntiles,
     const int* pos, float scale) {
   __shared__ float sc[4][MAXPOS];
-  int tile = blockIdx.x;
+  int tile = blockIdx.y;  // heads on x: a tile's blocks launch together, bucket padding (empty tiles) last
   if (tile >= *ntiles) return;
-  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.y;
+  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.x;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int ld = 3 * HIDDEN;
   for (int q = qs + warp; q < qs + ql; q += 4) {
@@ -340,9 +340,9 @@ extern "C" __global__ void __launch_bounds__(256, 3) attn_mma(half_t* ctx, const
   __shared__ __align__(16) half_t Ks[2][KC][KPAD];
   __shared__ __align__(16) half_t Vs[2][KC][KPAD];
   __shared__ int kseg[2][KC];
-  int tile = blockIdx.x;
+  int tile = blockIdx.y;  // heads on x: a tile's blocks launch together, bucket padding (empty tiles) last
   if (tile >= *ntiles) return;
-  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.y;
+  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.x;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int ld = 3 * HIDDEN;
 
