@@ -114,9 +114,9 @@ func TestResolveModel(t *testing.T) {
 			want:  Model{Safetensors: "model.safetensors", Tokenizer: "vocab.txt", HFConfig: "config.json", Pooling: DefaultPooling, Dim: 768},
 		},
 		{
-			name:  "fixture hf folder (new sentence-transformers format)",
+			name:  "fixture hf folder (new sentence-transformers format, ONNX export beside it)",
 			fixed: fixtureHF,
-			want:  Model{Safetensors: "model.safetensors", Tokenizer: ".", HFConfig: "config.json", Pooling: Pooling{PoolMean, true}, Dim: 64},
+			want:  Model{ONNX: "model.onnx", Safetensors: "model.safetensors", Tokenizer: ".", HFConfig: "config.json", Pooling: Pooling{PoolMean, true}, Dim: 64},
 		},
 		{
 			name:      "empty folder",
