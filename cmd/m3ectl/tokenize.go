@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/tokenizer"
 )
 
@@ -69,7 +70,7 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 	}
 	for i, a := range args {
 		if !utf8.ValidString(a) {
-			return fmt.Errorf("argument %d: %w", i+1, tokenizer.ErrInvalidUTF8)
+			return fmt.Errorf("argument %d: %w", i+1, engine.ErrInvalidUTF8)
 		}
 	}
 	tok, err := tokenizer.Load(f.vocab)
@@ -85,10 +86,9 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	emit := func(_ int, text string) error { return enc.Encode(tok.Encoding(text)) }
 	if f.jsonl == "" {
-		for i, a := range args {
-			if err := emit(i, a); err != nil {
+		for _, a := range args {
+			if err := enc.Encode(tok.Encoding(a)); err != nil {
 				return err
 			}
 		}
@@ -103,9 +103,15 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 		defer file.Close()
 		in, name = file, f.jsonl
 	}
-	if err := tokenizer.ScanJSONL(in, emit); err != nil {
+	sc := engine.NewTextScanner(in, name, true)
+	for sc.Scan() {
+		if err := enc.Encode(tok.Encoding(sc.Text())); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
 		w.Flush() // keep the lines before the bad one
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
 	return w.Flush()
 }

@@ -74,7 +74,7 @@ func TestTokenizeErrors(t *testing.T) {
 		lines int // lines printed before the error
 	}{
 		{"invalid UTF-8 argument", []string{"--vocab", vocab, "ok", "a\xffb"}, "argument 2: invalid UTF-8", 0},
-		{"invalid UTF-8 in jsonl", []string{"--vocab", vocab, "--jsonl", bad}, bad + ": line 2: text: invalid UTF-8", 1},
+		{"invalid UTF-8 in jsonl", []string{"--vocab", vocab, "--jsonl", bad}, bad + ":2: invalid UTF-8", 1},
 		{"missing vocab", []string{"--vocab", "nope.txt", "x"}, "nope.txt", 0},
 		{"no vocab flag", []string{"x"}, `"vocab" not set`, 0},
 		{"no texts", []string{"--vocab", vocab}, "no texts", 0},

@@ -88,10 +88,10 @@ func (s *TextScanner) Line() int { return s.line }
 func (s *TextScanner) Err() error { return s.err }
 
 // ParseTextLine decodes one JSON line {"text": "..."}. Other fields are
-// ignored. Raw invalid UTF-8 is an error (encoding/json would silently turn
-// it into U+FFFD).
+// ignored. Raw invalid UTF-8 and \u escapes of unpaired surrogates are errors
+// (encoding/json would silently turn either into U+FFFD).
 func ParseTextLine(line []byte) (string, error) {
-	if !utf8.Valid(line) {
+	if !utf8.Valid(line) || loneSurrogate(line) {
 		return "", ErrInvalidUTF8
 	}
 	var obj struct {
@@ -112,4 +112,60 @@ func ParseTextLine(line []byte) (string, error) {
 		return "", errors.New(`expected a JSON object {"text": "..."}: no "text" field`)
 	}
 	return *obj.Text, nil
+}
+
+// loneSurrogate reports whether raw JSON contains a \u escape of a surrogate
+// that is not part of a high-low pair.
+func loneSurrogate(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' || i+1 >= len(raw) {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		u, ok := hex4(raw[i+2:])
+		if !ok {
+			i++
+			continue
+		}
+		switch {
+		case u >= 0xdc00 && u <= 0xdfff:
+			return true
+		case u >= 0xd800 && u <= 0xdbff:
+			next := raw[i+6:]
+			if len(next) < 6 || next[0] != '\\' || next[1] != 'u' {
+				return true
+			}
+			if lo, ok := hex4(next[2:]); !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// hex4 parses four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -35,6 +35,11 @@ func TestTextScanner(t *testing.T) {
 		{"jsonl array", `["x"]`, true, nil, "expected a JSON object"},
 		{"jsonl two objects on a line", `{"text":"a"} {"text":"b"}`, true, nil, "one JSON object"},
 		{"jsonl broken", `{"text":`, true, nil, "in:1: expected a JSON object"},
+		{"jsonl CRLF", "{\"text\":\"a\"}\r\n{\"text\":\"b\"}\r\n", true, []string{"a", "b"}, ""},
+		{"jsonl escaped surrogate pair", `{"text":"\ud83d\ude02"}`, true, []string{"😂"}, ""},
+		{"jsonl escaped backslash before u", `{"text":"\\ud800"}`, true, []string{`\ud800`}, ""},
+		{"jsonl lone high surrogate", `{"text":"\ud800x"}`, true, nil, "in:1: invalid UTF-8"},
+		{"jsonl lone low surrogate", `{"text":"\udc00"}`, true, nil, "in:1: invalid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +70,7 @@ func TestTextScannerLineTooLong(t *testing.T) {
 // FuzzParseTextLine: accepted lines yield valid UTF-8 text; invalid UTF-8 is
 // always refused; never a panic.
 func FuzzParseTextLine(f *testing.F) {
-	for _, s := range []string{`{"text":"酒店很好"}`, `{"text":"a\u0000"}`, `{"text":null}`, `[]`, `{"text":"\ud800"}`, "{\"text\":\"\xff\"}"} {
+	for _, s := range []string{`{"text":"酒店很好"}`, `{"text":"\\\\u"}`, `{"text":"\u"}`, `{"text":"a\u0000"}`, `{"text":null}`, `[]`, `{"text":"\ud800"}`, "{\"text\":\"\xff\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -75,6 +80,10 @@ func FuzzParseTextLine(f *testing.F) {
 		}
 		if err == nil && !utf8.ValidString(text) {
 			t.Fatalf("text %q is not valid UTF-8", text)
+		}
+		// U+FFFD may only come out if the line spelt it.
+		if err == nil && strings.ContainsRune(text, 0xfffd) && !strings.ContainsRune(string(line), 0xfffd) && !strings.Contains(strings.ToLower(string(line)), `\ufffd`) {
+			t.Fatalf("U+FFFD appeared from %q", line)
 		}
 	})
 }
