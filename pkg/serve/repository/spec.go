@@ -185,12 +185,18 @@ func interpret(cfg *tritonpb.ModelConfig, dir string) (*spec, error) {
 		if n < 0 {
 			return nil, fmt.Errorf("instance_group %d: count %d is negative", i, n)
 		}
-		dev := 0
+		// Triton places count instances on each GPU the group lists.
+		devices := []int32{0}
 		if gp := g.GetGpus(); len(gp) > 0 {
-			dev = int(gp[0])
+			devices = gp
 		}
-		sp.instances = append(sp.instances, instanceSpec{kind: g.GetKind(), count: n, device: dev})
-		total += n
+		for _, d := range devices {
+			if d < 0 {
+				return nil, fmt.Errorf("instance_group %d: gpu %d is negative", i, d)
+			}
+			sp.instances = append(sp.instances, instanceSpec{kind: g.GetKind(), count: n, device: int(d)})
+			total += n
+		}
 	}
 	if len(sp.instances) == 0 {
 		sp.instances = []instanceSpec{{kind: tritonpb.ModelInstanceGroup_KIND_AUTO, count: 1}}
