@@ -2,7 +2,6 @@
 GO      ?= go
 ORT_LIB := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
-export GOFLAGS ?= -mod=mod
 
 .PHONY: setup build test vet demo clean
 
