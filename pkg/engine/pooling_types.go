@@ -1,5 +1,10 @@
 package engine
 
+import (
+	"fmt"
+	"strings"
+)
+
 // PoolingMode says how per-token hidden states become one sentence vector.
 type PoolingMode int
 
@@ -20,6 +25,19 @@ func (m PoolingMode) String() string {
 	default:
 		return "mean"
 	}
+}
+
+// ParsePoolingMode reads a mode by its sentence-transformers name.
+func ParsePoolingMode(name string) (PoolingMode, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "mean", "mean_tokens":
+		return PoolMean, nil
+	case "cls", "cls_token":
+		return PoolCLS, nil
+	case "max", "max_tokens":
+		return PoolMax, nil
+	}
+	return 0, fmt.Errorf("pooling mode %q is not supported (mean, cls, max)", name)
 }
 
 // Pooling is a model's pooling step and whether a Normalize module follows it.

@@ -114,14 +114,9 @@ func ParsePoolingConfig(data []byte) (PoolingMode, int, error) {
 	default:
 		return 0, 0, fmt.Errorf("pooling config: several pooling modes %v (concatenated pooling is not supported)", names)
 	}
-	switch strings.ToLower(names[0]) {
-	case "mean", "mean_tokens":
-		return PoolMean, dim, nil
-	case "cls", "cls_token":
-		return PoolCLS, dim, nil
-	case "max", "max_tokens":
-		return PoolMax, dim, nil
-	default:
-		return 0, 0, fmt.Errorf("pooling config: pooling mode %q is not supported (mean, cls, max)", names[0])
+	mode, err := ParsePoolingMode(names[0])
+	if err != nil {
+		return 0, 0, fmt.Errorf("pooling config: %w", err)
 	}
+	return mode, dim, nil
 }

@@ -99,6 +99,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	if err != nil {
 		return nil, err
 	}
+	sp.files.apply(em, src.path)
 	tokPath, err := findTokenizer(em, src.path, src.modelDir)
 	if err != nil {
 		return nil, err
@@ -113,6 +114,9 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	}
 	if maxLen > 0 {
 		tok = tok.WithMaxLength(maxLen)
+	}
+	if sp.files.lowercase != nil {
+		tok = tok.WithLowercase(*sp.files.lowercase)
 	}
 
 	engines, err := mgr.openInstances(ctx, sp, em, tok.MaxLength())

@@ -3,6 +3,7 @@ package repository
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/serve/scheduler"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
@@ -30,10 +32,11 @@ type spec struct {
 	outputDim      int64 // 0: not given ([-1] or absent), filled from the engine
 	instances      []instanceSpec
 	sched          scheduler.Config
-	maxBatchTokens int   // from parameters; 0: server default
-	truncate       *bool // from parameters; nil: server default
-	maxLength      int   // from parameters; 0: server default
-	graphOptLevel  *int  // from optimization.graph.level
+	maxBatchTokens int        // from parameters; 0: server default
+	truncate       *bool      // from parameters; nil: server default
+	maxLength      int        // from parameters; 0: server default
+	files          modelFiles // from parameters written by m3ectl repo
+	graphOptLevel  *int       // from optimization.graph.level
 	warmups        []warmupSpec
 }
 
@@ -77,7 +80,52 @@ const (
 	ParamMaxBatchTokens = "MAX_BATCH_TOKENS" // padded tokens per execution
 	ParamTruncate       = "TRUNCATE"         // "true": cut long texts; "false": reject them
 	ParamMaxLength      = "MAX_LENGTH"       // tokens per text, at most the model's window
+
+	// Written by m3ectl repo: the files of the version folder and the
+	// preprocessing that Triton's model.py and m3ectl serve both follow.
+	ParamONNX      = "ONNX"      // ONNX file in the version folder
+	ParamVocab     = "VOCAB"     // vocab.txt or tokenizer.json in the version folder
+	ParamPooling   = "POOLING"   // mean, cls or max
+	ParamNormalize = "NORMALIZE" // L2-normalise the pooled vector
+	ParamLowercase = "LOWERCASE" // BERT lower-casing and accent stripping
+	// ParamEngine names the TensorRT plan that Triton's model.py runs;
+	// m3ectl serve runs the ONNX model beside it, so it is known, not used.
+	ParamEngine = "ENGINE"
 )
+
+// modelFiles are the parameters that override what ResolveModel and the
+// tokenizer's own config would pick.
+type modelFiles struct {
+	onnx, vocab string
+	pooling     *engine.PoolingMode
+	normalize   *bool
+	lowercase   *bool
+}
+
+// apply points a resolved model at the configured files and pooling.
+func (f modelFiles) apply(m *engine.Model, vdir string) {
+	if f.onnx != "" {
+		m.ONNX = filepath.Join(vdir, f.onnx)
+	}
+	if f.vocab != "" {
+		m.Tokenizer = filepath.Join(vdir, f.vocab)
+	}
+	if f.pooling != nil {
+		m.Pooling.Mode = *f.pooling
+	}
+	if f.normalize != nil {
+		m.Pooling.Normalize = *f.normalize
+	}
+}
+
+// fileInFolder accepts a plain file name inside the version folder, so a
+// config cannot point the server outside the repository.
+func fileInFolder(key, val string) (string, error) {
+	if val == "" || val != filepath.Base(val) || val == "." || val == ".." {
+		return "", fmt.Errorf("parameter %s: %q must be a file name in the version folder", key, val)
+	}
+	return val, nil
+}
 
 // notHonoured walks the config and returns the paths of set fields that
 // m3ectl does not act on, plus parameters it does not know, sorted.
@@ -121,7 +169,8 @@ func notHonoured(cfg *tritonpb.ModelConfig) []string {
 	walk(cfg.ProtoReflect(), "")
 	for k := range cfg.GetParameters() {
 		switch strings.ToUpper(k) {
-		case ParamMaxBatchTokens, ParamTruncate, ParamMaxLength:
+		case ParamMaxBatchTokens, ParamTruncate, ParamMaxLength,
+			ParamONNX, ParamVocab, ParamPooling, ParamNormalize, ParamLowercase, ParamEngine:
 		default:
 			seen["parameters["+k+"]"] = true
 		}
@@ -295,12 +344,35 @@ func (sp *spec) readParameters(cfg *tritonpb.ModelConfig) error {
 			} else {
 				sp.maxBatchTokens = n
 			}
-		case ParamTruncate:
+		case ParamTruncate, ParamNormalize, ParamLowercase:
 			b, err := strconv.ParseBool(val)
 			if err != nil {
 				return fmt.Errorf("parameter %s: %q is not true or false", k, val)
 			}
-			sp.truncate = &b
+			switch strings.ToUpper(k) {
+			case ParamTruncate:
+				sp.truncate = &b
+			case ParamNormalize:
+				sp.files.normalize = &b
+			default:
+				sp.files.lowercase = &b
+			}
+		case ParamONNX, ParamVocab:
+			name, err := fileInFolder(k, val)
+			if err != nil {
+				return err
+			}
+			if strings.ToUpper(k) == ParamONNX {
+				sp.files.onnx = name
+			} else {
+				sp.files.vocab = name
+			}
+		case ParamPooling:
+			mode, err := engine.ParsePoolingMode(val)
+			if err != nil {
+				return fmt.Errorf("parameter %s: %w", k, err)
+			}
+			sp.files.pooling = &mode
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
 
@@ -54,4 +55,58 @@ output [ { name: "embeddings" data_type: TYPE_FP32 dims: [ 64 ] } ]
 			}
 		})
 	}
+}
+
+// TestInterpretRepoParameters: the parameters m3ectl repo writes take effect,
+// and file names cannot leave the version folder.
+func TestInterpretRepoParameters(t *testing.T) {
+	cls, mean := engine.PoolCLS, engine.PoolMean
+	yes, no := true, false
+	tests := []struct {
+		name    string
+		params  map[string]string
+		want    modelFiles
+		wantErr string
+	}{
+		{"as m3ectl repo writes them",
+			map[string]string{"engine": "model.plan", "onnx": "model.onnx", "vocab": "vocab.txt", "pooling": "mean", "normalize": "true", "lowercase": "true", "max_length": "512"},
+			modelFiles{onnx: "model.onnx", vocab: "vocab.txt", pooling: &mean, normalize: &yes, lowercase: &yes}, ""},
+		{"cls without normalisation, case-insensitive keys",
+			map[string]string{"POOLING": "cls", "Normalize": "false", "LOWERCASE": "false"},
+			modelFiles{pooling: &cls, normalize: &no, lowercase: &no}, ""},
+		{"vocab outside the folder", map[string]string{"vocab": "../../vocab.txt"}, modelFiles{}, "must be a file name in the version folder"},
+		{"absolute onnx path", map[string]string{"onnx": "/etc/model.onnx"}, modelFiles{}, "must be a file name in the version folder"},
+		{"unknown pooling", map[string]string{"pooling": "weightedmean"}, modelFiles{}, "not supported"},
+		{"normalize not a bool", map[string]string{"normalize": "yes please"}, modelFiles{}, "not true or false"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &tritonpb.ModelConfig{Name: "m", Parameters: map[string]*tritonpb.ModelParameter{}}
+			for k, v := range tc.params {
+				cfg.Parameters[k] = &tritonpb.ModelParameter{StringValue: v}
+			}
+			sp := &spec{cfg: cfg}
+			err := sp.readParameters(cfg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := notHonoured(cfg); len(got) != 0 {
+				t.Errorf("reported as not honoured: %v", got)
+			}
+			g, w := sp.files, tc.want
+			if g.onnx != w.onnx || g.vocab != w.vocab || !eqPtr(g.pooling, w.pooling) || !eqPtr(g.normalize, w.normalize) || !eqPtr(g.lowercase, w.lowercase) {
+				t.Errorf("files = %+v, want %+v", g, w)
+			}
+		})
+	}
+}
+
+func eqPtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
