@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strconv"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
@@ -124,10 +122,6 @@ func versionLess(a, b string) bool {
 	return a < b
 }
 
-// configJSON marshals a ModelConfig the way Triton's config endpoint shows
-// it: proto field names, defaults left out.
-var configJSON = protojson.MarshalOptions{UseProtoNames: true}
-
 func (s *Server) handleModelConfig(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.model(r)
 	if err != nil {
@@ -137,7 +131,7 @@ func (s *Server) handleModelConfig(w http.ResponseWriter, r *http.Request) error
 	if cfg == nil {
 		cfg = &tritonpb.ModelConfig{Name: m.Name()}
 	}
-	b, err := configJSON.Marshal(cfg)
+	b, err := marshalConfigJSON(cfg)
 	if err != nil {
 		return errorf(kindInternal, "encode config of model %q: %v", m.Name(), err)
 	}

@@ -131,6 +131,15 @@ func TestKServeHTTP(t *testing.T) {
 			t.Fatalf("config %d %s", code, b)
 		}
 		mustContain(t, string(b), `"max_batch_size":8`, `"TYPE_STRING"`, `"dynamic_batching"`)
+		// Triton prints 64-bit integers as numbers: clients read dims as ints.
+		var cfg struct {
+			Output []struct {
+				Dims []int64 `json:"dims"`
+			} `json:"output"`
+		}
+		if err := json.Unmarshal(b, &cfg); err != nil || len(cfg.Output) != 1 || len(cfg.Output[0].Dims) != 1 || cfg.Output[0].Dims[0] != tinyDim {
+			t.Errorf("config output dims not [%d] as numbers (%v): %s", tinyDim, err, b)
+		}
 	})
 
 	t.Run("bad input answers 4xx with a message", func(t *testing.T) {
