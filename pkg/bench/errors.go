@@ -20,6 +20,7 @@ type StatusError struct {
 	Msg string
 }
 
+// Error implements error.
 func (e *StatusError) Error() string {
 	if e.Msg == "" {
 		return e.Kind
@@ -61,6 +62,7 @@ type AssertionError struct {
 	Failed []string // one entry per failed condition and level
 }
 
+// Error implements error.
 func (e *AssertionError) Error() string {
 	return fmt.Sprintf("assertion failed: %s", strings.Join(e.Failed, "; "))
 }

@@ -44,6 +44,7 @@ type VocabMismatchError struct {
 	VocabLabel string
 }
 
+// Error implements error.
 func (e *VocabMismatchError) Error() string {
 	return fmt.Sprintf("%s: vocabulary %s has %d entries but the model's word-embedding table has %d rows; they do not belong together",
 		e.Model, e.VocabLabel, e.VocabSize, e.TableRows)

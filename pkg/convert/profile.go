@@ -31,6 +31,7 @@ type ProfileError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ProfileError) Error() string {
 	if e.Input == "" {
 		return "shape profile: " + e.Reason

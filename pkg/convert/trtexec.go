@@ -17,6 +17,7 @@ import (
 // TRTVersion is a TensorRT version as trtexec's banner reports it.
 type TRTVersion struct{ Major, Minor, Patch int }
 
+// String implements fmt.Stringer.
 func (v TRTVersion) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
 
 // AtLeast reports whether v is major.minor or newer.

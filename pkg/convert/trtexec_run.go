@@ -52,6 +52,7 @@ type TrtexecError struct {
 	LogPath string
 }
 
+// Error implements error.
 func (e *TrtexecError) Error() string {
 	msg := fmt.Sprintf("trtexec %s failed: %s", e.Op, e.Reason)
 	for _, l := range e.Lines { // the first [E] line names the cause; later ones are consequences

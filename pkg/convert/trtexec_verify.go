@@ -72,6 +72,7 @@ type Parity struct {
 // ParityError is a parity run whose numbers are outside the tolerance.
 type ParityError struct{ P *Parity }
 
+// Error implements error.
 func (e *ParityError) Error() string {
 	return fmt.Sprintf("engine and ONNX Runtime disagree: max |Δ| %.3g (allowed %.3g), min cosine %.6f (required %.6f)",
 		e.P.MaxAbsDiff, e.P.AbsTol, e.P.MinCosine, e.P.CosTol)

@@ -39,6 +39,7 @@ var ErrNoTritonserver = errors.New("tritonserver not found on PATH: install Trit
 // ExitError is tritonserver ending with a non-zero status.
 type ExitError struct{ Code int }
 
+// Error implements error.
 func (e *ExitError) Error() string { return fmt.Sprintf("tritonserver exited with status %d", e.Code) }
 
 // Command returns the argv that starts tritonserver for o: the binary

@@ -22,6 +22,7 @@ type ValidationError struct {
 	Problems []string
 }
 
+// Error implements error.
 func (e *ValidationError) Error() string {
 	if len(e.Problems) == 1 {
 		return "repository invalid: " + e.Problems[0]

@@ -93,6 +93,7 @@ type CUError struct {
 	Op   string
 }
 
+// Error implements error.
 func (e *CUError) Error() string { return fmt.Sprintf("%s: %s (CUDA error %d)", e.Op, e.Name, e.Code) }
 
 func cuCheck(code int, op string) error {

@@ -45,6 +45,7 @@ type Error struct {
 	RetryAfter time.Duration // Overloaded only: when trying again makes sense
 }
 
+// Error implements error.
 func (e *Error) Error() string { return e.Msg }
 
 // Errorf builds an *Error of the given kind.
