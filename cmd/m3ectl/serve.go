@@ -34,6 +34,7 @@ type serveFlags struct {
 	metricsPort             int
 	engine                  string
 	threads, maxBatchTokens int
+	ortLib                  string
 	maxRequestBytes         int64
 	apiKey                  string
 	truncate, noTruncate    bool
@@ -83,6 +84,7 @@ requests, then exits 0.`,
 	fl.IntVar(&f.metricsPort, "metrics-port", 8002, "Prometheus metrics port (-1: off)")
 	fl.StringVar(&f.engine, "engine", "cpu", "inference backend: cpu (ONNX Runtime), cuda, or auto")
 	fl.IntVar(&f.threads, "threads", 0, "intra-op threads per model, split across instances (0: all cores)")
+	fl.StringVar(&f.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime, then system paths)")
 	fl.IntVar(&f.maxBatchTokens, "max-batch-tokens", 0, "token budget of one dynamic batch (0: sized for the model's window)")
 	fl.Int64Var(&f.maxRequestBytes, "max-request-bytes", serve.DefaultMaxRequestBytes, "largest request body accepted (larger: 413)")
 	fl.StringVar(&f.apiKey, "api-key", "", "bearer token required on every endpoint but health (default $"+apiKeyEnv+")")
@@ -116,7 +118,7 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		SinglePath:     f.model,
 		SingleName:     f.name,
 		Engine:         f.engine,
-		EngineOptions:  engine.Options{Threads: f.threads, GraphOptLevel: -1},
+		EngineOptions:  engine.Options{Threads: f.threads, GraphOptLevel: -1, ORTLib: f.ortLib},
 		MaxBatchTokens: f.maxBatchTokens,
 		Truncate:       f.truncate && !f.noTruncate,
 		MaxLength:      f.maxLength,
