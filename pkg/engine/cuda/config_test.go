@@ -51,3 +51,54 @@ func TestKernelSourceIsEmbedded(t *testing.T) {
 		}
 	}
 }
+
+func TestAttnHeadsPerBlock(t *testing.T) {
+	t.Setenv("M3ECTL_ATTN_HPB", "")
+	h100 := deviceInfo{SMs: 132}
+	for _, c := range []struct {
+		name  string
+		heads int
+		mma   bool
+		bk    bucket
+		want  int
+	}{
+		{"64 x 128 tokens: three heads per block still fill a wave", 12, true, bucket{T: 8192, N: 64}, 3},
+		{"512 short sentences", 12, true, bucket{T: 9216, N: 512}, 3},
+		{"one sentence keeps every head in parallel", 12, true, bucket{T: 16, N: 1}, 1},
+		{"16 k tokens", 12, true, bucket{T: 16384, N: 128}, 6},
+		{"a divisor of the heads only", 7, true, bucket{T: 65536, N: 128}, 7},
+		{"simple kernel", 12, false, bucket{T: 8192, N: 64}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := &Engine{cfg: bertConfig{Heads: c.heads}, dev: h100, attnMMA: c.mma}
+			if got := e.attnHeadsPerBlock(c.bk); got != c.want {
+				t.Fatalf("attnHeadsPerBlock(%+v) = %d, want %d", c.bk, got, c.want)
+			}
+		})
+	}
+	t.Setenv("M3ECTL_ATTN_HPB", "4")
+	if got := (&Engine{cfg: bertConfig{Heads: 12}, dev: h100, attnMMA: true}).attnHeadsPerBlock(bucket{T: 16, N: 1}); got != 4 {
+		t.Fatalf("override: got %d, want 4", got)
+	}
+	t.Setenv("M3ECTL_ATTN_HPB", "5") // not a divisor of 12: ignored
+	if got := (&Engine{cfg: bertConfig{Heads: 12}, dev: h100, attnMMA: true}).attnHeadsPerBlock(bucket{T: 16, N: 1}); got != 1 {
+		t.Fatalf("bad override: got %d, want 1", got)
+	}
+}
+
+// TestAttnSmemBytes pins the host's copy of ATTN_SMEM (kernels.cu): K and V
+// 2 x 64 x 72 halves each, Q 2 x 128 x 72 halves, 512 key rows.
+func TestAttnSmemBytes(t *testing.T) {
+	for _, c := range []struct{ headDim, maxPos, want int }{
+		{64, 512, 2*(2*64*72*2) + 2*128*72*2 + 4*512},
+		{16, 512, 2*(2*64*24*2) + 2*128*24*2 + 4*512},
+		{128, 514, 2*(2*32*136*2) + 2*128*136*2 + 4*576},
+	} {
+		if got := attnSmemBytes(c.headDim, c.maxPos); got != c.want {
+			t.Errorf("attnSmemBytes(%d, %d) = %d, want %d", c.headDim, c.maxPos, got, c.want)
+		}
+	}
+	if got := attnSmemBytes(64, 512); got > 227*1024/2 {
+		t.Errorf("m3e-base attention needs %d bytes: two blocks no longer fit an SM", got)
+	}
+}

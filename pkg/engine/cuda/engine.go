@@ -53,7 +53,9 @@ type Engine struct {
 	elem                                   int // bytes per activation element
 	lnThreads                              int
 	lnWarp                                 bool
+	lnTPW                                  int // tokens per warp in add_ln
 	fnEmb, fnAddLN, fnGELU, fnPool, fnAttn uintptr
+	attnSmem                               int // attn_mma's dynamic shared memory, bytes
 	attnMMA                                bool
 	buf                                    buffers
 	graphs                                 map[bucket]uintptr
@@ -128,6 +130,13 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	if os.Getenv("M3ECTL_NVRTC_VERBOSE") == "1" {
 		opts = append(opts, "--ptxas-options=-v")
 	}
+	// M3ECTL_NVRTC_DEFINES adds -D options for kernel experiments
+	// (docs/gpu-notes.md: ATTN_MINB and friends); it is part of the cache key.
+	opts = append(opts, strings.Fields(os.Getenv("M3ECTL_NVRTC_DEFINES"))...)
+	// Two tokens per warp in add_ln: 0.335 against 0.355 ms over the 24
+	// LayerNorms of 64 x 128 tokens (H200; more loads in flight per warp).
+	e.lnTPW = envInt("M3ECTL_LN_TPW", 2)
+	opts = append(opts, fmt.Sprintf("-DLN_TPW=%d", e.lnTPW))
 	cubin, err := compileKernels(kernelSource, opts, e.dev.Major, e.dev.Minor)
 	if err != nil {
 		return err
@@ -144,6 +153,11 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	e.fnEmb, e.fnAddLN, e.fnGELU, e.fnPool, e.fnAttn = f["embed_ln"], f["add_ln"], f["gelu"], f["pool"], f["attn_simple"]
 	if e.attnMMA {
 		e.fnAttn = f["attn_mma"]
+		// Over 48 KB of dynamic shared memory needs the kernel's opt-in.
+		e.attnSmem = attnSmemBytes(e.cfg.HeadDim, e.cfg.MaxPos)
+		if err := cuCheck(call(drv.funcSetAttribute, e.fnAttn, funcAttrMaxDynamicSmem, uintptr(e.attnSmem)), "cuFuncSetAttribute(attn_mma)"); err != nil {
+			return err
+		}
 	}
 	dt := cudaR16F
 	if e.conf.FP32 {

@@ -3,6 +3,8 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"unsafe"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
@@ -26,6 +28,48 @@ func (e *Engine) attnThreads() int {
 		return 256
 	}
 	return 128
+}
+
+// funcAttrMaxDynamicSmem is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
+const funcAttrMaxDynamicSmem = 8
+
+// attnSmemBytes is attn_mma's dynamic shared memory (ATTN_SMEM in
+// kernels.cu): K and V chunks two stages deep, Q of two heads, and the row
+// of every key of a tile.
+func attnSmemBytes(headDim, maxPos int) int {
+	kc := 64
+	if headDim > 64 {
+		kc = 32
+	}
+	pitch := headDim + 8
+	kmax := (maxPos + 63) / 64 * 64
+	return 2*(2*kc*pitch*2) + 2*tileQueries*pitch*2 + 4*kmax
+}
+
+// attnHeadsPerBlock is how many heads one attention block walks for bucket
+// bk: as many as still leave about one full wave of blocks (two per SM, 5%
+// short allowed) for the tiles the bucket's tokens make at least, so that
+// big batches pay each block's start-up once for several heads and small
+// ones keep every head in parallel. On the H200, 64 x 128 tokens: 1 head
+// 0.48 ms, 2 heads 0.46, 3 heads 0.42 (this rule's pick), 4 heads 0.59
+// (docs/gpu-notes.md). M3ECTL_ATTN_HPB overrides it (a divisor of the
+// heads) for experiments.
+func (e *Engine) attnHeadsPerBlock(bk bucket) int {
+	heads := e.cfg.Heads
+	if !e.attnMMA {
+		return 1
+	}
+	if v, err := strconv.Atoi(os.Getenv("M3ECTL_ATTN_HPB")); err == nil && v > 0 && heads%v == 0 {
+		return v
+	}
+	tiles := (bk.T + tileQueries - 1) / tileQueries
+	best := 1
+	for d := 2; d <= heads; d++ {
+		if heads%d == 0 && 20*tiles*heads/d >= 19*2*e.dev.SMs {
+			best = d
+		}
+	}
+	return best
 }
 
 // marker records a named point on the stream (the profiler); nil in normal runs.
@@ -74,8 +118,10 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 		return err
 	}
 	ln, lnGrid := [3]int{e.lnThreads, 1, 1}, [3]int{T, 1, 1}
+	addGrid := lnGrid
 	if e.lnWarp {
 		ln, lnGrid = [3]int{256, 1, 1}, [3]int{(T + 7) / 8, 1, 1}
+		addGrid = [3]int{(T + 8*e.lnTPW - 1) / (8 * e.lnTPW), 1, 1}
 	}
 	errs := func(errs ...error) error {
 		for _, err := range errs {
@@ -93,12 +139,13 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 	ffnEpi := e.ffnEpilogue()
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	g := e.gemm
+	hpb := e.attnHeadsPerBlock(bk)
 	for _, lw := range e.w.layers {
 		err := errs(
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
-			e.l.launch(e.fnAttn, [3]int{c.Heads, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale), mark("attention"),
+			e.l.launch(e.fnAttn, [3]int{c.Heads / hpb, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb), mark("attention"),
 			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
-			e.l.launch(e.fnAddLN, lnGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
+			e.l.launch(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
 		)
 		if err != nil {
@@ -112,7 +159,7 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 		}
 		if err := errs(
 			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias), mark("ffn2_gemm"),
-			e.l.launch(e.fnAddLN, lnGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
+			e.l.launch(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
 		); err != nil {
 			return err
 		}

@@ -160,33 +160,44 @@ extern "C" __global__ void embed_ln(act_t* out, const int* ids, const int* pos,
 }
 
 // add_ln: r[t] = LayerNorm(a[t] + r[t]), in place on the residual stream.
+// LN_TPW tokens per warp: their loads all go out before the first is used.
+#ifndef LN_TPW
+#define LN_TPW 1
+#endif
 extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
     const float* __restrict__ beta, float eps, int ntok) {
 #if LN_WARP
-  int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-  if (t >= ntok) return;
-  size_t base = (size_t)t * HIDDEN;
-  // Issue every 16-byte load before using any, so each lane has 2*CPL in flight.
-  u32x4 av[CPL], rv[CPL];
+  int t0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * LN_TPW, lane = threadIdx.x & 31;
+  if (t0 >= ntok) return;
+  // Issue every 16-byte load before using any, so each lane has 2*CPL*LN_TPW in flight.
+  u32x4 av[LN_TPW][CPL], rv[LN_TPW][CPL];
 #pragma unroll
-  for (int i = 0; i < CPL; i++) {
-    int c = lane + 32 * i;
-    if (c < CH) {
-      av[i] = *reinterpret_cast<const u32x4*>(a + base + c * 8);
-      rv[i] = *reinterpret_cast<const u32x4*>(r + base + c * 8);
+  for (int u = 0; u < LN_TPW; u++) {
+    size_t base = (size_t)min(t0 + u, ntok - 1) * HIDDEN;
+#pragma unroll
+    for (int i = 0; i < CPL; i++) {
+      int c = lane + 32 * i;
+      if (c < CH) {
+        av[u][i] = *reinterpret_cast<const u32x4*>(a + base + c * 8);
+        rv[u][i] = *reinterpret_cast<const u32x4*>(r + base + c * 8);
+      }
     }
   }
-  float x[VPT];
 #pragma unroll
-  for (int i = 0; i < CPL; i++) {
-    u32 wa[4] = {av[i].x, av[i].y, av[i].z, av[i].w}, wr[4] = {rv[i].x, rv[i].y, rv[i].z, rv[i].w};
+  for (int u = 0; u < LN_TPW; u++) {
+    if (t0 + u >= ntok) break;
+    float x[VPT];
 #pragma unroll
-    for (int k = 0; k < 4; k++) {
-      x[i * 8 + 2 * k] = h2f((half_t)(wa[k] & 0xffff)) + h2f((half_t)(wr[k] & 0xffff));
-      x[i * 8 + 2 * k + 1] = h2f((half_t)(wa[k] >> 16)) + h2f((half_t)(wr[k] >> 16));
+    for (int i = 0; i < CPL; i++) {
+      u32 wa[4] = {av[u][i].x, av[u][i].y, av[u][i].z, av[u][i].w}, wr[4] = {rv[u][i].x, rv[u][i].y, rv[u][i].z, rv[u][i].w};
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        x[i * 8 + 2 * k] = h2f((half_t)(wa[k] & 0xffff)) + h2f((half_t)(wr[k] & 0xffff));
+        x[i * 8 + 2 * k + 1] = h2f((half_t)(wa[k] >> 16)) + h2f((half_t)(wr[k] >> 16));
+      }
     }
+    warpLayerNorm(x, r + (size_t)(t0 + u) * HIDDEN, gamma, beta, eps);
   }
-  warpLayerNorm(x, r + base, gamma, beta, eps);
 #else
   __shared__ float red[32];
   size_t base = (size_t)blockIdx.x * HIDDEN;
@@ -309,7 +320,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_simple(act_t* ctx, const 
 
 #if USE_FP16 && (HEAD_DIM % 16 == 0) && HEAD_DIM <= 128
 __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+  // Not volatile: independent products may be interleaved by the compiler.
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
@@ -321,121 +333,192 @@ __device__ __forceinline__ u32 smemAddr(const void* p) {
 }
 
 #define NEG_INF __int_as_float(0xff800000)
-#define KC (HEAD_DIM > 64 ? 32 : 64)  // keys per shared-memory chunk (two chunks stay under 48 KB)
-#define KPAD (HEAD_DIM + 8)
+#define KC (HEAD_DIM > 64 ? 32 : 64)  // keys per shared-memory chunk
+#define KPAD (HEAD_DIM + 8)           // row pitch: 16 bytes of padding keep ldmatrix free of bank conflicts
+#define QT 128                        // queries per tile (tileQueries in buffers.go)
+// ATTN_MINB: blocks per SM the register budget is cut for.
+#ifndef ATTN_MINB
+#define ATTN_MINB 2
+#endif
+// Dynamic shared memory of attn_mma, in bytes (attnSmemBytes in forward.go
+// computes the same): K and V chunks two stages deep, Q of two heads, and the
+// row of every key of the tile.
+#define ATTN_KV_BYTES (2 * KC * KPAD * 2)
+#define ATTN_Q_BYTES (2 * QT * KPAD * 2)
+#define ATTN_KMAX ((MAXPOS + 63) / 64 * 64)  // key rows: whole chunks, so a chunk never reads past them
+#define ATTN_SMEM (2 * ATTN_KV_BYTES + ATTN_Q_BYTES + 4 * ATTN_KMAX)
+
+// ex2 is 2^x without exp2f's denormal handling (scores are <= 0; -inf gives 0).
+__device__ __forceinline__ float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, int bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smemAddr(smem)), "l"(gmem), "r"(bytes));
 }
 
-// attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
-// accumulate, online softmax in base 2); 8 warps x 16 queries per block.
-// K and V chunks are copied row-major into shared memory by cp.async, two
-// stages deep so that the next chunk loads while this one is computed; V's
-// B fragments come transposed through ldmatrix.trans. A warp skips the key
-// tiles (8 keys) that hold no key of its queries' rows, so packed short rows
-// cost about what they would alone.
-extern "C" __global__ void __launch_bounds__(256, 3) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
-    const int* pos, float scale) {
-  __shared__ __align__(16) half_t Ks[2][KC][KPAD];
-  __shared__ __align__(16) half_t Vs[2][KC][KPAD];
-  __shared__ int kseg[2][KC];
-  int tile = blockIdx.y;  // heads on x: a tile's blocks launch together, bucket padding (empty tiles) last
-  if (tile >= *ntiles) return;
-  int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3], h = blockIdx.x;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int ld = 3 * HIDDEN;
+__device__ __forceinline__ void ldsm4(u32 (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smemAddr(p)));
+}
+__device__ __forceinline__ void ldsm4t(u32 (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smemAddr(p)));
+}
 
-  auto issue = [&](int stage, int kc) {
+// attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
+// accumulate, online softmax in base 2); 8 warps x 16 queries = one tile of
+// up to 128 queries per block, for hpb consecutive heads.
+//
+// One block walks hpb heads so that its start-up (tile, positions, the
+// first loads) and its final stores are paid once per hpb heads, not per
+// head: ncu put 37% of the one-head kernel's stall samples in that start-up
+// and 12% in draining the stores at exit. Its work items are (head, chunk
+// of KC keys); cp.async keeps the next item's K and V (and the next head's
+// Q) in flight while this one is computed.
+//
+// Packed short rows share a tile; a query sees only keys of its own row
+// (a token's row is named by its first token, token - pos). A tile that is
+// one row (single) needs no row test at all, only the key-count bound.
+extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
+    const int* pos, float scale, int hpb) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  typedef half_t KVChunk[KC][KPAD];
+  typedef half_t QTile[QT][KPAD];
+  KVChunk* Ks = reinterpret_cast<KVChunk*>(smem);
+  KVChunk* Vs = reinterpret_cast<KVChunk*>(smem + ATTN_KV_BYTES);
+  QTile* Qs = reinterpret_cast<QTile*>(smem + 2 * ATTN_KV_BYTES);
+  int* kseg = reinterpret_cast<int*>(smem + 2 * ATTN_KV_BYTES + ATTN_Q_BYTES);
+
+  int tile = blockIdx.y;  // head groups on x: a tile's blocks launch together, bucket padding (empty tiles) last
+  if (tile >= *ntiles) return;
+  const int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3];
+  const int h0 = blockIdx.x * hpb;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int ld = 3 * HIDDEN;
+  const int nch = (kl + KC - 1) / KC, items = hpb * nch;
+
+  auto issue = [&](int it) {
+    int hj = it / nch, c = it - hj * nch, h = h0 + hj, st = it & 1, kc = c * KC;
     int nk = min(KC, kl - kc);
     for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 256) {
-      int key = idx / (HEAD_DIM / 8), c = (idx % (HEAD_DIM / 8)) * 8;
+      int key = idx / (HEAD_DIM / 8), col = (idx % (HEAD_DIM / 8)) * 8;
       bool ok = key < nk;
-      const half_t* base = qkv + (size_t)(kst + kc + (ok ? key : 0)) * ld + h * HEAD_DIM + c;
-      cpAsync16(&Ks[stage][key][c], base + HIDDEN, ok ? 16 : 0);
-      cpAsync16(&Vs[stage][key][c], base + 2 * HIDDEN, ok ? 16 : 0);
+      const half_t* base = qkv + (size_t)(kst + kc + (ok ? key : 0)) * ld + h * HEAD_DIM + col;
+      cpAsync16(&Ks[st][key][col], base + HIDDEN, ok ? 16 : 0);
+      cpAsync16(&Vs[st][key][col], base + 2 * HIDDEN, ok ? 16 : 0);
+    }
+    if (c == 0) {
+      int rows = (ql + 15) & ~15;
+      for (int idx = threadIdx.x; idx < rows * (HEAD_DIM / 8); idx += 256) {
+        int r = idx / (HEAD_DIM / 8), col = (idx % (HEAD_DIM / 8)) * 8;
+        bool ok = r < ql;
+        cpAsync16(&Qs[hj & 1][r][col], qkv + (size_t)(qs + (ok ? r : 0)) * ld + h * HEAD_DIM + col, ok ? 16 : 0);
+      }
     }
     asm volatile("cp.async.commit_group;" ::: "memory");
-    if (threadIdx.x < KC) {
-      int k = kst + kc + threadIdx.x;
-      kseg[stage][threadIdx.x] = threadIdx.x < nk ? k - pos[k] : -1;
-    }
   };
-  issue(0, 0);
+  issue(0);
 
-  int qb = warp * 16;
-  bool active = qb < ql;
+  const bool single = pos[kst] == 0 && pos[kst + kl - 1] == kl - 1;
+  if (!single)
+    for (int i = threadIdx.x; i < kl; i += 256) kseg[i] = (kst + i) - pos[kst + i];  // read after the first barrier
+
+  const int qb = warp * 16;
+  const bool active = qb < ql;
   const float sl2 = scale * 1.4426950408889634f;
-  int r0 = qb + g, r1 = qb + g + 8;
-  int seg0 = r0 < ql ? (qs + r0) - pos[qs + r0] : -2;
-  int seg1 = r1 < ql ? (qs + r1) - pos[qs + r1] : -2;
-  // The warp's rows span segments [segLo, segHi] (a row is named by its first token).
-  int segLo = __shfl_sync(0xffffffff, seg0, 0);
-  int segHi = max(seg0, seg1);
-  for (int o = 16; o > 0; o >>= 1) segHi = max(segHi, __shfl_xor_sync(0xffffffff, segHi, o));
-  u32 qa[HEAD_DIM / 16][4];
-  {
-    const half_t* p0 = qkv + (size_t)(qs + min(r0, ql - 1)) * ld + h * HEAD_DIM;
-    const half_t* p1 = qkv + (size_t)(qs + min(r1, ql - 1)) * ld + h * HEAD_DIM;
-#pragma unroll
-    for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
-      qa[ks][0] = r0 < ql ? *reinterpret_cast<const u32*>(p0 + ks * 16 + t * 2) : 0u;
-      qa[ks][1] = r1 < ql ? *reinterpret_cast<const u32*>(p1 + ks * 16 + t * 2) : 0u;
-      qa[ks][2] = r0 < ql ? *reinterpret_cast<const u32*>(p0 + ks * 16 + 8 + t * 2) : 0u;
-      qa[ks][3] = r1 < ql ? *reinterpret_cast<const u32*>(p1 + ks * 16 + 8 + t * 2) : 0u;
-    }
+  const int r0 = qb + g, r1 = qb + g + 8;
+  int seg0 = -2, seg1 = -2, segLo = 0, segHi = 0;
+  if (!single) {
+    seg0 = r0 < ql ? (qs + r0) - pos[qs + r0] : -2;
+    seg1 = r1 < ql ? (qs + r1) - pos[qs + r1] : -2;
+    // The warp's rows span segments [segLo, segHi].
+    segLo = __shfl_sync(0xffffffff, seg0, 0);
+    segHi = max(seg0, seg1);
+    for (int o = 16; o > 0; o >>= 1) segHi = max(segHi, __shfl_xor_sync(0xffffffff, segHi, o));
   }
+
+  u32 qa[HEAD_DIM / 16][4];
   float o[HEAD_DIM / 8][4];
-#pragma unroll
-  for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
   float m0 = -1e30f, m1 = -1e30f, l0 = 0.f, l1 = 0.f;
 
-  int nchunks = (kl + KC - 1) / KC;
-  for (int ci = 0; ci < nchunks; ci++) {
-    int st = ci & 1;
-    if (ci + 1 < nchunks) {
-      issue(st ^ 1, (ci + 1) * KC);
+  for (int it = 0; it < items; it++) {
+    const int st = it & 1, hj = it / nch, c = it - hj * nch, kc = c * KC;
+    if (it + 1 < items) {
+      issue(it + 1);
       asm volatile("cp.async.wait_group 1;" ::: "memory");
     } else {
       asm volatile("cp.async.wait_group 0;" ::: "memory");
     }
     __syncthreads();
     if (active) {
-      // tmask bit nt: key tile nt holds a key of one of this warp's rows.
-      bool rel = false;
-      if (lane < KC / 8) {
+      if (c == 0) {
 #pragma unroll
-        for (int k = 0; k < 8; k++) { int ks = kseg[st][lane * 8 + k]; rel |= ks >= segLo && ks <= segHi; }
+        for (int ks = 0; ks < HEAD_DIM / 16; ks++)
+          ldsm4(qa[ks], &Qs[hj & 1][qb + (lane & 7) + ((lane >> 3) & 1) * 8][ks * 16 + (lane >> 4) * 8]);
+#pragma unroll
+        for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+        m0 = m1 = -1e30f;
+        l0 = l1 = 0.f;
       }
-      unsigned tmask = __ballot_sync(0xffffffff, rel);
-      // Keys in halves of 32 (online softmax per half) keep the score
-      // registers at 16 per thread, so three blocks fit on an SM.
+      // tmask bit n: key tile n (8 keys) of this chunk holds a key this warp may see.
+      unsigned tmask;
+      if (single) {
+        int n = min(KC, kl - kc);
+        tmask = n >= KC ? 0xffffffffu : (1u << ((n + 7) / 8)) - 1u;
+      } else {
+        bool rel = false;
+        if (lane < KC / 8) {
+#pragma unroll
+          for (int k = 0; k < 8; k++) {
+            int kx = kc + lane * 8 + k;
+            if (kx < kl) { int ks = kseg[kx]; rel |= ks >= segLo && ks <= segHi; }
+          }
+        }
+        tmask = __ballot_sync(0xffffffff, rel);
+      }
+      // Keys in groups of 32 (online softmax per group) keep the score
+      // registers at 16 per thread.
 #pragma unroll
       for (int hc = 0; hc < KC / 32; hc++) {
         if (((tmask >> (hc * 4)) & 0xfu) == 0u) continue;  // no key of this warp's rows here
         float s[4][4];
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++) {
-          int ng = hc * 4 + nt;
-          s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-          if ((tmask >> ng) & 1u) {
+        for (int nt = 0; nt < 4; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+        // ks outer, key tiles inner: four independent accumulator chains in
+        // flight. One ldmatrix.x4 brings the B fragments of two key tiles.
 #pragma unroll
-            for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
-              u32 b0 = *reinterpret_cast<const u32*>(&Ks[st][ng * 8 + g][ks * 16 + t * 2]);
-              u32 b1 = *reinterpret_cast<const u32*>(&Ks[st][ng * 8 + g][ks * 16 + 8 + t * 2]);
-              mma16816(s[nt], qa[ks], b0, b1);
-            }
+        for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
+#pragma unroll
+          for (int np = 0; np < 2; np++) {
+            u32 b[4];
+            ldsm4(b, &Ks[st][hc * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+            mma16816(s[2 * np], qa[ks], b[0], b[1]);
+            mma16816(s[2 * np + 1], qa[ks], b[2], b[3]);
           }
         }
+        // Masks, each branch uniform over the warp: rows told apart (packed
+        // tiles), or only the key-count bound (the last group of a row), or
+        // none (a full group of one row, the common case).
+        const int gk = kc + hc * 32;
+        if (!single) {
+#pragma unroll
+          for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+              int kx = gk + nt * 8 + t * 2 + (i & 1);
+              if (!((kx < kl) & (kseg[kx] == (i < 2 ? seg0 : seg1)))) s[nt][i] = NEG_INF;
+            }
+        } else if (gk + 32 > kl) {
+#pragma unroll
+          for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+              if (gk + nt * 8 + t * 2 + (i & 1) >= kl) s[nt][i] = NEG_INF;
+        }
+        // Maxima in raw score units; the scale is folded into the exponent
+        // (one FFMA and one ex2 per score).
         float mx0 = m0, mx1 = m1;
 #pragma unroll
         for (int nt = 0; nt < 4; nt++) {
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            int ks = kseg[st][(hc * 4 + nt) * 8 + t * 2 + (i & 1)];
-            bool ok = ks == (i < 2 ? seg0 : seg1);
-            s[nt][i] = ok ? s[nt][i] * sl2 : NEG_INF;
-          }
           mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
           mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
         }
@@ -443,22 +526,24 @@ extern "C" __global__ void __launch_bounds__(256, 3) attn_mma(half_t* ctx, const
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
-        float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
+        float a0 = ex2((m0 - mx0) * sl2), a1 = ex2((m1 - mx1) * sl2);
         m0 = mx0; m1 = mx1;
-        l0 *= a0; l1 *= a1;
+        const float ms0 = mx0 * sl2, ms1 = mx1 * sl2;
 #pragma unroll
         for (int i = 0; i < HEAD_DIM / 8; i++) { o[i][0] *= a0; o[i][1] *= a0; o[i][2] *= a1; o[i][3] *= a1; }
+        float p0 = 0.f, p1 = 0.f;
 #pragma unroll
         for (int nt = 0; nt < 4; nt++) {
-          s[nt][0] = exp2f(s[nt][0] - m0); s[nt][1] = exp2f(s[nt][1] - m0);
-          s[nt][2] = exp2f(s[nt][2] - m1); s[nt][3] = exp2f(s[nt][3] - m1);
-          l0 += s[nt][0] + s[nt][1];
-          l1 += s[nt][2] + s[nt][3];
+          s[nt][0] = ex2(fmaf(s[nt][0], sl2, -ms0)); s[nt][1] = ex2(fmaf(s[nt][1], sl2, -ms0));
+          s[nt][2] = ex2(fmaf(s[nt][2], sl2, -ms1)); s[nt][3] = ex2(fmaf(s[nt][3], sl2, -ms1));
+          p0 += s[nt][0] + s[nt][1];
+          p1 += s[nt][2] + s[nt][3];
         }
+        l0 = l0 * a0 + p0;
+        l1 = l1 * a1 + p1;
 #pragma unroll
         for (int j = 0; j < 2; j++) {
           int jg = hc * 2 + j;
-          if (((tmask >> (2 * jg)) & 3u) == 0u) continue;
           u32 pa[4];
           pa[0] = pack2(s[2 * j][0], s[2 * j][1]);
           pa[1] = pack2(s[2 * j][2], s[2 * j][3]);
@@ -466,29 +551,30 @@ extern "C" __global__ void __launch_bounds__(256, 3) attn_mma(half_t* ctx, const
           pa[3] = pack2(s[2 * j + 1][2], s[2 * j + 1][3]);
 #pragma unroll
           for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
-            u32 b0, b1, b2, b3;
-            u32 addr = smemAddr(&Vs[st][jg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
-            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
-            mma16816(o[dn], pa, b0, b1);
-            mma16816(o[dn + 1], pa, b2, b3);
+            u32 b[4];
+            ldsm4t(b, &Vs[st][jg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
+            mma16816(o[dn], pa, b[0], b[1]);
+            mma16816(o[dn + 1], pa, b[2], b[3]);
           }
+        }
+      }
+      if (c == nch - 1) {
+        float s0 = l0, s1 = l1;
+        s0 += __shfl_xor_sync(0xffffffff, s0, 1);
+        s0 += __shfl_xor_sync(0xffffffff, s0, 2);
+        s1 += __shfl_xor_sync(0xffffffff, s1, 1);
+        s1 += __shfl_xor_sync(0xffffffff, s1, 2);
+        float i0 = 1.f / s0, i1 = 1.f / s1;
+        int h = h0 + hj;
+#pragma unroll
+        for (int dn = 0; dn < HEAD_DIM / 8; dn++) {
+          int col = h * HEAD_DIM + dn * 8 + t * 2;
+          if (r0 < ql) *reinterpret_cast<u32*>(ctx + (size_t)(qs + r0) * HIDDEN + col) = pack2(o[dn][0] * i0, o[dn][1] * i0);
+          if (r1 < ql) *reinterpret_cast<u32*>(ctx + (size_t)(qs + r1) * HIDDEN + col) = pack2(o[dn][2] * i1, o[dn][3] * i1);
         }
       }
     }
     __syncthreads();
-  }
-  if (!active) return;
-  l0 += __shfl_xor_sync(0xffffffff, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffff, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffff, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffff, l1, 2);
-  float i0 = 1.f / l0, i1 = 1.f / l1;
-#pragma unroll
-  for (int dn = 0; dn < HEAD_DIM / 8; dn++) {
-    int col = h * HEAD_DIM + dn * 8 + t * 2;
-    if (r0 < ql) *reinterpret_cast<u32*>(ctx + (size_t)(qs + r0) * HIDDEN + col) = pack2(o[dn][0] * i0, o[dn][1] * i0);
-    if (r1 < ql) *reinterpret_cast<u32*>(ctx + (size_t)(qs + r1) * HIDDEN + col) = pack2(o[dn][2] * i1, o[dn][3] * i1);
   }
 }
 #endif

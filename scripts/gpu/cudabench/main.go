@@ -188,7 +188,12 @@ func main() {
 	out := flag.String("out", os.Getenv("OUT"), "where to write cudabench.json")
 	batches := flag.String("batches", "8,32,128,512", "short-sentence batch sizes (batch 1 is the case \"one\")")
 	ncuOnly := flag.Bool("ncu", false, "only run long64x128 and short512 twice each without graphs (for Nsight Compute)")
+	split := flag.Bool("split", false, "only time long64x128 and short512 (graphs) and print the 64x128 time split: one line per run, for kernel variants (M3ECTL_NVRTC_DEFINES)")
 	flag.Parse()
+	if *split {
+		runSplit(*work)
+		return
+	}
 	if *ncuOnly {
 		runForNCU(*work)
 		return
@@ -310,6 +315,47 @@ func main() {
 			os.Exit(2)
 		}
 	}
+}
+
+// runSplit prints one line: p50 of long64x128 and short512 with graphs, and
+// the 64x128 per-stage split, so kernel variants compare within one call.
+func runSplit(work string) {
+	var raw map[string]json.RawMessage
+	readJSON(filepath.Join(work, "speedsets.json"), &raw)
+	get := func(k string) [][]int32 {
+		var v [][]int32
+		if err := json.Unmarshal(raw[k], &v); err != nil {
+			fail(err)
+		}
+		return v
+	}
+	m, err := engine.ResolveModel(filepath.Join(work, "m3e-base-rand"))
+	if err != nil {
+		fail(err)
+	}
+	e, err := cuda.OpenConfig(m, engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}, cuda.ConfigFromEnv(engine.Options{}))
+	if err != nil {
+		fail(err)
+	}
+	defer e.Close()
+	long, short := get("long"), get("short")[:512]
+	lms := timeBatch(e, long, 20, 1500*time.Millisecond)
+	sms := timeBatch(e, short, 20, 1500*time.Millisecond)
+	p, err := e.Profile(engine.NewBatch(long), 10)
+	if err != nil {
+		fail(err)
+	}
+	var ref refFile
+	readJSON(filepath.Join(work, "reference.json"), &ref)
+	for _, a := range checkAccuracy("m3e-base-shaped", filepath.Join(work, "m3e-base-rand"), map[string][]refRow{"fixture30": ref.Fixture, "mixed": ref.Mixed}, []string{"fp16"}) {
+		fmt.Printf("  accuracy %-10s %-9s min cos %.7f max |Δ| %.2e 1-vs-batch %.2e pass %v\n", a.Mode, a.Set, a.MinCos, a.MaxAbs, a.SingleVsBatchMaxAbs, a.Pass)
+	}
+	var one []int32
+	_ = json.Unmarshal(raw["one"], &one)
+	oms := timeBatch(e, [][]int32{one}, 50, time.Second)
+	fmt.Printf("split long64x128 %.3f ms (%.0f/s)  short512 %.3f ms (%.0f/s)  one %.3f ms | 64x128 split: attention %.3f  add_ln %.3f  gemms %.3f (qkv %.3f out %.3f ffn1 %.3f ffn2 %.3f)\n",
+		lms, 64/lms*1e3, sms, 512/sms*1e3, oms, p["attention"], p["add_ln"],
+		p["qkv_gemm"]+p["attn_out_gemm"]+p["ffn1_gemm"]+p["ffn2_gemm"], p["qkv_gemm"], p["attn_out_gemm"], p["ffn1_gemm"], p["ffn2_gemm"])
 }
 
 // runForNCU launches a few plain (ungraphed) batches so that ncu can profile
