@@ -6,8 +6,10 @@ import (
 	"errors"
 	"math"
 	"os"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
@@ -175,5 +177,57 @@ func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGPUTimeMatchesEmbed checks the benchmark's device timing: positive,
+// no more than Embed's wall time (which adds host work), and it leaves the
+// engine able to embed the same batch correctly afterwards.
+func TestGPUTimeMatchesEmbed(t *testing.T) {
+	needGPU(t)
+	cases := loadFixture(t)
+	m, err := engine.ResolveModel(tinyDir + "/hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := OpenConfig(m, engine.Options{}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rows := make([][]int32, len(cases))
+	for i, fc := range cases {
+		rows[i] = fc.InputIDs
+	}
+	b := engine.NewBatch(rows)
+	before, err := e.Embed(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu, err := e.GPUTime(b, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wall []time.Duration
+	for i := 0; i < 20; i++ {
+		t0 := time.Now()
+		if _, err := e.Embed(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		wall = append(wall, time.Since(t0))
+	}
+	sort.Slice(wall, func(i, j int) bool { return wall[i] < wall[j] })
+	w := float64(wall[len(wall)/2].Microseconds()) / 1e3
+	if gpu <= 0 || gpu > w*1.5 {
+		t.Fatalf("GPUTime %.3f ms against Embed wall p50 %.3f ms", gpu, w)
+	}
+	after, err := e.Embed(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatalf("embedding %d changed after GPUTime: %v then %v", i, before[i], after[i])
+		}
 	}
 }
