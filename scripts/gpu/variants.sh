@@ -7,18 +7,21 @@
 # LayerNorm kernels of the default build.
 # Usage: [NCU=1] scripts/gpu/variants.sh BIN_DIR OUT "VAR=value ..." ...
 set -uo pipefail
-bin=$1 out=$2
+bin=$(realpath "$1") out=$2
 shift 2
+if [ -f "$bin/bin.txz" ]; then
+  mkdir -p /tmp/m3ectl-bin && tar xJf "$bin/bin.txz" -C /tmp/m3ectl-bin && bin=/tmp/m3ectl-bin
+fi
 work=/tmp/gpuwork
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader
 if [ ! -f "$work/speedsets.json" ]; then
   python3 scripts/gpu/make_model_and_baseline.py --work "$work" --out "$out" --no-bench >"$out/make.log" 2>&1 || { tail "$out/make.log"; exit 1; }
 fi
-(cd pkg/engine/cuda && M3ECTL_NVRTC_VERBOSE=1 "../../../$bin/cuda.test" -test.run 'Tiny' -test.v) >"$out/cuda-test.log" 2>&1
+(cd pkg/engine/cuda && M3ECTL_NVRTC_VERBOSE=1 "$bin/cuda.test" -test.run 'Tiny' -test.v) >"$out/cuda-test.log" 2>&1
 echo "cuda.test: exit $?"; grep -E "^(---|ok|FAIL|PASS)|attn_mma" -A2 "$out/cuda-test.log" | grep -v "^--$" | grep -E "FAIL|PASS|ok|registers|spill" | head -20
 for v in "$@"; do
   echo "== $v"
-  env $v "$bin/cudabench" -work "$work" -split 2>&1 | tail -4
+  env $v "$bin/cudabench" -work "$work" -split 2>&1 | tail -5
 done
 if [ -n "${NCU:-}" ]; then
   ncu --clock-control none --set full --import-source yes -k regex:'attn_mma|add_ln|ln_res' --launch-skip 40 --launch-count 3 \

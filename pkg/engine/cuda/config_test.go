@@ -94,11 +94,11 @@ func TestAttnSmemBytes(t *testing.T) {
 		{16, 512, 2*(2*64*24*2) + 2*128*24*2 + 4*512},
 		{128, 514, 2*(2*32*136*2) + 2*128*136*2 + 4*576},
 	} {
-		if got := attnSmemBytes(c.headDim, c.maxPos); got != c.want {
+		if got := attnSmemBytes(c.headDim, c.maxPos, attnChunkKeys(c.headDim)); got != c.want {
 			t.Errorf("attnSmemBytes(%d, %d) = %d, want %d", c.headDim, c.maxPos, got, c.want)
 		}
 	}
-	if got := attnSmemBytes(64, 512); got > 227*1024/2 {
+	if got := attnSmemBytes(64, 512, attnChunkKeys(64)); got > 227*1024/2 {
 		t.Errorf("m3e-base attention needs %d bytes: two blocks no longer fit an SM", got)
 	}
 }

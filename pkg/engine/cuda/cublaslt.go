@@ -184,6 +184,10 @@ func (g *gemmer) plan(m, n, k, epi int) (*gemmPlan, error) {
 // as they were; the extra tuning costs a few ms on each bucket's first use.
 var maxTuneAlgos = envInt("M3ECTL_GEMM_ALGOS", 32)
 
+// tuneReps is how many timed runs decide between two algorithms
+// (M3ECTL_GEMM_TUNE_REPS overrides it for experiments).
+var tuneReps = envInt("M3ECTL_GEMM_TUNE_REPS", 3)
+
 // envInt reads a positive integer setting from the environment.
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -214,7 +218,7 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 			continue // an algorithm the heuristic offered but that cannot run here
 		}
 		call(drv.eventRecord, ev[0], stream)
-		for r := 0; r < 3; r++ {
+		for r := 0; r < tuneReps; r++ {
 			_ = g.run(stream, d, x, w, bias, m, n, k, epi)
 		}
 		call(drv.eventRecord, ev[1], stream)

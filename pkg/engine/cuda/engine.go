@@ -136,7 +136,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	// Two tokens per warp in add_ln: 0.335 against 0.355 ms over the 24
 	// LayerNorms of 64 x 128 tokens (H200; more loads in flight per warp).
 	e.lnTPW = envInt("M3ECTL_LN_TPW", 2)
-	opts = append(opts, fmt.Sprintf("-DLN_TPW=%d", e.lnTPW))
+	opts = append(opts, fmt.Sprintf("-DLN_TPW=%d", e.lnTPW), fmt.Sprintf("-DATTN_KC=%d", attnChunkKeys(e.cfg.HeadDim)))
 	cubin, err := compileKernels(kernelSource, opts, e.dev.Major, e.dev.Minor)
 	if err != nil {
 		return err
@@ -154,7 +154,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	if e.attnMMA {
 		e.fnAttn = f["attn_mma"]
 		// Over 48 KB of dynamic shared memory needs the kernel's opt-in.
-		e.attnSmem = attnSmemBytes(e.cfg.HeadDim, e.cfg.MaxPos)
+		e.attnSmem = attnSmemBytes(e.cfg.HeadDim, e.cfg.MaxPos, attnChunkKeys(e.cfg.HeadDim))
 		if err := cuCheck(call(drv.funcSetAttribute, e.fnAttn, funcAttrMaxDynamicSmem, uintptr(e.attnSmem)), "cuFuncSetAttribute(attn_mma)"); err != nil {
 			return err
 		}

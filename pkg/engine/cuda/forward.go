@@ -30,17 +30,27 @@ func (e *Engine) attnThreads() int {
 	return 128
 }
 
+// attnChunkKeys is how many keys attn_mma stages in shared memory at a time
+// (KC in kernels.cu): 64 for heads up to 64 wide, else 32 (two blocks per
+// SM still fit). M3ECTL_ATTN_KC overrides it (32, 64 or 128) for experiments.
+func attnChunkKeys(headDim int) int {
+	switch v := envInt("M3ECTL_ATTN_KC", 0); v {
+	case 32, 64, 128:
+		return v
+	}
+	if headDim > 64 {
+		return 32
+	}
+	return 64
+}
+
 // funcAttrMaxDynamicSmem is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
 const funcAttrMaxDynamicSmem = 8
 
 // attnSmemBytes is attn_mma's dynamic shared memory (ATTN_SMEM in
 // kernels.cu): K and V chunks two stages deep, Q of two heads, and the row
 // of every key of a tile.
-func attnSmemBytes(headDim, maxPos int) int {
-	kc := 64
-	if headDim > 64 {
-		kc = 32
-	}
+func attnSmemBytes(headDim, maxPos, kc int) int {
 	pitch := headDim + 8
 	kmax := (maxPos + 63) / 64 * 64
 	return 2*(2*kc*pitch*2) + 2*tileQueries*pitch*2 + 4*kmax

@@ -333,7 +333,11 @@ __device__ __forceinline__ u32 smemAddr(const void* p) {
 }
 
 #define NEG_INF __int_as_float(0xff800000)
-#define KC (HEAD_DIM > 64 ? 32 : 64)  // keys per shared-memory chunk
+#ifdef ATTN_KC
+#define KC ATTN_KC                    // keys per shared-memory chunk (the host chose it: attnChunkKeys)
+#else
+#define KC (HEAD_DIM > 64 ? 32 : 64)
+#endif
 #define KPAD (HEAD_DIM + 8)           // row pitch: 16 bytes of padding keep ldmatrix free of bank conflicts
 #define QT 128                        // queries per tile (tileQueries in buffers.go)
 // ATTN_MINB: blocks per SM the register budget is cut for.
@@ -355,6 +359,14 @@ __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, int byte
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smemAddr(smem)), "l"(gmem), "r"(bytes));
 }
 
+__device__ __forceinline__ void ldsm4a(u32 (&r)[4], u32 a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+__device__ __forceinline__ void ldsm4ta(u32 (&r)[4], u32 a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
 __device__ __forceinline__ void ldsm4(u32 (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smemAddr(p)));
@@ -396,27 +408,35 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
   const int ld = 3 * HIDDEN;
   const int nch = (kl + KC - 1) / KC, items = hpb * nch;
 
-  auto issue = [&](int it) {
-    int hj = it / nch, c = it - hj * nch, h = h0 + hj, st = it & 1, kc = c * KC;
-    int nk = min(KC, kl - kc);
-    for (int idx = threadIdx.x; idx < KC * (HEAD_DIM / 8); idx += 256) {
-      int key = idx / (HEAD_DIM / 8), col = (idx % (HEAD_DIM / 8)) * 8;
+  // Shared-memory addresses as 32-bit offsets computed once: the loops below
+  // then address with immediates (ncu counted ~600 integer instructions per
+  // warp and head when every ldmatrix rebuilt its address).
+  const u32 sK = smemAddr(smem), sV = sK + ATTN_KV_BYTES, sQ = sK + 2 * ATTN_KV_BYTES;
+  constexpr int CPR = HEAD_DIM / 8;  // 16-byte pieces per row
+  const int prow = threadIdx.x / CPR, pcol = (threadIdx.x % CPR) * 8;
+  auto issue = [&](int it, int hj, int c) {
+    const int h = h0 + hj, st = it & 1, kc = c * KC, nk = min(KC, kl - kc);
+    const half_t* src = qkv + (size_t)(kst + kc) * ld + h * HEAD_DIM + pcol;
+    const u32 dk = sK + st * (KC * KPAD * 2) + (prow * KPAD + pcol) * 2, dv = dk + ATTN_KV_BYTES;
+#pragma unroll
+    for (int key = prow; key < KC; key += 256 / CPR) {
       bool ok = key < nk;
-      const half_t* base = qkv + (size_t)(kst + kc + (ok ? key : 0)) * ld + h * HEAD_DIM + col;
-      cpAsync16(&Ks[st][key][col], base + HIDDEN, ok ? 16 : 0);
-      cpAsync16(&Vs[st][key][col], base + 2 * HIDDEN, ok ? 16 : 0);
+      const half_t* p = src + (size_t)(ok ? key : 0) * ld;
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dk + (key - prow) * KPAD * 2), "l"(p + HIDDEN), "r"(ok ? 16 : 0));
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dv + (key - prow) * KPAD * 2), "l"(p + 2 * HIDDEN), "r"(ok ? 16 : 0));
     }
     if (c == 0) {
-      int rows = (ql + 15) & ~15;
-      for (int idx = threadIdx.x; idx < rows * (HEAD_DIM / 8); idx += 256) {
-        int r = idx / (HEAD_DIM / 8), col = (idx % (HEAD_DIM / 8)) * 8;
+      const int rows = (ql + 15) & ~15;
+      const half_t* q = qkv + (size_t)qs * ld + h * HEAD_DIM + pcol;
+      const u32 dq = sQ + (hj & 1) * (QT * KPAD * 2) + (prow * KPAD + pcol) * 2;
+      for (int r = prow; r < rows; r += 256 / CPR) {
         bool ok = r < ql;
-        cpAsync16(&Qs[hj & 1][r][col], qkv + (size_t)(qs + (ok ? r : 0)) * ld + h * HEAD_DIM + col, ok ? 16 : 0);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dq + (r - prow) * KPAD * 2), "l"(q + (size_t)(ok ? r : 0) * ld), "r"(ok ? 16 : 0));
       }
     }
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
-  issue(0);
+  issue(0, 0, 0);
 
   const bool single = pos[kst] == 0 && pos[kst + kl - 1] == kl - 1;
   if (!single)
@@ -440,10 +460,13 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
   float o[HEAD_DIM / 8][4];
   float m0 = -1e30f, m1 = -1e30f, l0 = 0.f, l1 = 0.f;
 
-  for (int it = 0; it < items; it++) {
-    const int st = it & 1, hj = it / nch, c = it - hj * nch, kc = c * KC;
+  const u32 kOff = ((lane & 7) + (lane >> 4) * 8) * (KPAD * 2) + ((lane >> 3) & 1) * 16;
+  const u32 vOff = ((lane & 7) + ((lane >> 3) & 1) * 8) * (KPAD * 2) + (lane >> 4) * 16;
+  const u32 qOff = (qb + (lane & 7) + ((lane >> 3) & 1) * 8) * (KPAD * 2) + (lane >> 4) * 16;
+  for (int it = 0, hj = 0, c = 0; it < items; it++) {
+    const int st = it & 1, kc = c * KC;
     if (it + 1 < items) {
-      issue(it + 1);
+      issue(it + 1, c + 1 == nch ? hj + 1 : hj, c + 1 == nch ? 0 : c + 1);
       asm volatile("cp.async.wait_group 1;" ::: "memory");
     } else {
       asm volatile("cp.async.wait_group 0;" ::: "memory");
@@ -453,7 +476,7 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
       if (c == 0) {
 #pragma unroll
         for (int ks = 0; ks < HEAD_DIM / 16; ks++)
-          ldsm4(qa[ks], &Qs[hj & 1][qb + (lane & 7) + ((lane >> 3) & 1) * 8][ks * 16 + (lane >> 4) * 8]);
+          ldsm4a(qa[ks], sQ + (hj & 1) * (QT * KPAD * 2) + qOff + ks * 32);
 #pragma unroll
         for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
         m0 = m1 = -1e30f;
@@ -490,7 +513,7 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
 #pragma unroll
           for (int np = 0; np < 2; np++) {
             u32 b[4];
-            ldsm4(b, &Ks[st][hc * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+            ldsm4a(b, sK + st * (KC * KPAD * 2) + kOff + (hc * 32 + np * 16) * (KPAD * 2) + ks * 32);
             mma16816(s[2 * np], qa[ks], b[0], b[1]);
             mma16816(s[2 * np + 1], qa[ks], b[2], b[3]);
           }
@@ -552,7 +575,7 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
 #pragma unroll
           for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
             u32 b[4];
-            ldsm4t(b, &Vs[st][jg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
+            ldsm4ta(b, sV + st * (KC * KPAD * 2) + vOff + jg * 16 * (KPAD * 2) + dn * 16);
             mma16816(o[dn], pa, b[0], b[1]);
             mma16816(o[dn + 1], pa, b[2], b[3]);
           }
@@ -575,6 +598,7 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
       }
     }
     __syncthreads();
+    if (++c == nch) c = 0, hj++;
   }
 }
 #endif

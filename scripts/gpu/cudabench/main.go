@@ -358,6 +358,34 @@ func runSplit(work string) {
 	for _, a := range checkAccuracy("m3e-base-shaped", filepath.Join(work, "m3e-base-rand"), map[string][]refRow{"fixture30": ref.Fixture, "mixed": ref.Mixed}, []string{"fp16"}) {
 		fmt.Printf("  accuracy %-10s %-9s min cos %.7f max |Δ| %.2e 1-vs-batch %.2e pass %v\n", a.Mode, a.Set, a.MinCos, a.MaxAbs, a.SingleVsBatchMaxAbs, a.Pass)
 	}
+	// Two engines (own streams) each embedding half of the 64 x 128 batch at
+	// once: what overlapping the halves inside one engine could gain.
+	e2, err := cuda.OpenConfig(m, engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}, cuda.ConfigFromEnv(engine.Options{}))
+	if err != nil {
+		fail(err)
+	}
+	halves := [2]*engine.Batch{engine.NewBatch(long[:32]), engine.NewBatch(long[32:])}
+	engines := [2]*cuda.Engine{e, e2}
+	pair := func(n int) float64 {
+		t0 := time.Now()
+		done := make(chan struct{}, 2)
+		for i := range engines {
+			go func(i int) {
+				for r := 0; r < n; r++ {
+					if _, err := engines[i].Embed(context.Background(), halves[i]); err != nil {
+						fail(err)
+					}
+				}
+				done <- struct{}{}
+			}(i)
+		}
+		<-done
+		<-done
+		return float64(time.Since(t0).Microseconds()) / 1e3 / float64(n)
+	}
+	pair(20)
+	fmt.Printf("split two engines x 32x128 at once: %.3f ms per 64 rows (one engine 64x128: %.3f ms wall)\n", pair(300), lms)
+	e2.Close()
 	var one []int32
 	_ = json.Unmarshal(raw["one"], &one)
 	oms := timeBatch(e, [][]int32{one}, 50, time.Second)
