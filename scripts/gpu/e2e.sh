@@ -3,8 +3,10 @@
 # repository with the seed article's config (max_batch_size 32, two instances,
 # dynamic batching), then m3ectl bench -c 1,2,4,16,32; then max_batch_size 128
 # at concurrency 128. With GPUS=2: one GPU against two (gpus: [0, 1]) at
-# concurrency 64 and 128 instead.
-# Usage: [GPUS=2] scripts/gpu/e2e.sh M3ECTL MODEL_DIR OUT [DURATION]
+# concurrency 64 and 128 instead. TPR lists the texts per request to run
+# (default 1; "1 8" also sends 8-text requests, which take the HTTP layer's
+# per-request cost out of the way so the GPUs, not the host, set the pace).
+# Usage: [GPUS=2] [TPR="1 8"] scripts/gpu/e2e.sh M3ECTL MODEL_DIR OUT [DURATION]
 set -euo pipefail
 bin=$1 model=$2 out=$3 dur=${4:-10s}
 repo=$(mktemp -d)/model_repository
@@ -39,8 +41,11 @@ serve_and_bench() { # $1 label, $2 levels
   curl -sf localhost:8000/v2/health/ready >/dev/null || { echo "server not ready"; tail -20 "$out/serve-$1.log"; kill $pid; return 1; }
   curl -s localhost:8000/v2/models/m3e-base/infer -d '{"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["酒店很好"]}]}' | head -c 200; echo
   nvidia-smi --query-gpu=memory.used --format=csv,noheader | sed "s/^/GPU memory used with the server up: /"
-  "$bin" bench --url http://127.0.0.1:8000 --model m3e-base -c "$2" --duration "$dur" --warmup 3s \
-    --json "$out/bench-$1.json" --label "m3ectl-cuda-$1" 2>&1 | tee "$out/bench-$1.txt" || true
+  local tpr
+  for tpr in ${TPR:-1}; do
+    "$bin" bench --url http://127.0.0.1:8000 --model m3e-base -c "$2" --duration "$dur" --warmup 3s --texts-per-request "$tpr" \
+      --json "$out/bench-$1-tpr$tpr.json" --label "m3ectl-cuda-$1-tpr$tpr" 2>&1 | tee "$out/bench-$1-tpr$tpr.txt" || true
+  done
   kill -INT $pid; wait $pid || true
 }
 
