@@ -130,9 +130,10 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	if os.Getenv("M3ECTL_NVRTC_VERBOSE") == "1" {
 		opts = append(opts, "--ptxas-options=-v")
 	}
-	// M3ECTL_NVRTC_DEFINES adds -D options for kernel experiments
-	// (docs/gpu-notes.md: ATTN_MINB and friends); it is part of the cache key.
-	opts = append(opts, strings.Fields(os.Getenv("M3ECTL_NVRTC_DEFINES"))...)
+	// M3ECTL_NVRTC_DEFINES adds -D options, separated by spaces or commas, for
+	// kernel experiments (docs/gpu-notes.md: ATTN_MINB and friends); they are
+	// part of the cache key.
+	opts = append(opts, strings.FieldsFunc(os.Getenv("M3ECTL_NVRTC_DEFINES"), func(r rune) bool { return r == ' ' || r == ',' })...)
 	// Two tokens per warp in add_ln: 0.335 against 0.355 ms over the 24
 	// LayerNorms of 64 x 128 tokens (H200; more loads in flight per warp).
 	e.lnTPW = envInt("M3ECTL_LN_TPW", 2)

@@ -473,10 +473,10 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
     }
     __syncthreads();
     if (active) {
+      const u32 qS = sQ + (hj & 1) * (QT * KPAD * 2) + qOff;
       if (c == 0) {
 #pragma unroll
-        for (int ks = 0; ks < HEAD_DIM / 16; ks++)
-          ldsm4a(qa[ks], sQ + (hj & 1) * (QT * KPAD * 2) + qOff + ks * 32);
+        for (int ks = 0; ks < HEAD_DIM / 16; ks++) ldsm4a(qa[ks], qS + ks * 32);
 #pragma unroll
         for (int i = 0; i < HEAD_DIM / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
         m0 = m1 = -1e30f;
@@ -510,12 +510,13 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
         // flight. One ldmatrix.x4 brings the B fragments of two key tiles.
 #pragma unroll
         for (int ks = 0; ks < HEAD_DIM / 16; ks++) {
+          const u32(&qf)[4] = qa[ks];
 #pragma unroll
           for (int np = 0; np < 2; np++) {
             u32 b[4];
             ldsm4a(b, sK + st * (KC * KPAD * 2) + kOff + (hc * 32 + np * 16) * (KPAD * 2) + ks * 32);
-            mma16816(s[2 * np], qa[ks], b[0], b[1]);
-            mma16816(s[2 * np + 1], qa[ks], b[2], b[3]);
+            mma16816(s[2 * np], qf, b[0], b[1]);
+            mma16816(s[2 * np + 1], qf, b[2], b[3]);
           }
         }
         // Masks, each branch uniform over the warp: rows told apart (packed
