@@ -355,10 +355,7 @@ __device__ __forceinline__ u32 smemAddr(const void* p) {
 // ex2 is 2^x without exp2f's denormal handling (scores are <= 0; -inf gives 0).
 __device__ __forceinline__ float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 
-__device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smemAddr(smem)), "l"(gmem), "r"(bytes));
-}
-
+// ldsm4a / ldsm4ta: ldmatrix.x4 (plain / transposed) at shared address a.
 __device__ __forceinline__ void ldsm4a(u32 (&r)[4], u32 a) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
@@ -366,14 +363,6 @@ __device__ __forceinline__ void ldsm4a(u32 (&r)[4], u32 a) {
 __device__ __forceinline__ void ldsm4ta(u32 (&r)[4], u32 a) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-__device__ __forceinline__ void ldsm4(u32 (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smemAddr(p)));
-}
-__device__ __forceinline__ void ldsm4t(u32 (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smemAddr(p)));
 }
 
 // attn_mma: flash-attention style on tensor cores (mma.sync m16n8k16, fp32
@@ -393,11 +382,6 @@ __device__ __forceinline__ void ldsm4t(u32 (&r)[4], const void* p) {
 extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
     const int* pos, float scale, int hpb) {
   extern __shared__ __align__(16) unsigned char smem[];
-  typedef half_t KVChunk[KC][KPAD];
-  typedef half_t QTile[QT][KPAD];
-  KVChunk* Ks = reinterpret_cast<KVChunk*>(smem);
-  KVChunk* Vs = reinterpret_cast<KVChunk*>(smem + ATTN_KV_BYTES);
-  QTile* Qs = reinterpret_cast<QTile*>(smem + 2 * ATTN_KV_BYTES);
   int* kseg = reinterpret_cast<int*>(smem + 2 * ATTN_KV_BYTES + ATTN_Q_BYTES);
 
   int tile = blockIdx.y;  // head groups on x: a tile's blocks launch together, bucket padding (empty tiles) last
