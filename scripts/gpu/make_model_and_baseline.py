@@ -11,10 +11,10 @@ Writes, under --work:
 and under --out: torch_bench.json (PyTorch fp16 eager and torch.compile(mode="reduce-overhead")).
 Nothing is downloaded: the vocabulary is the repository's testdata/m3e-tiny/vocab.txt.
 """
-import argparse, json, os, random, statistics, sys, time
+import argparse, json, os, random, shutil, statistics, sys, time
 
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 from sentence_transformers import SentenceTransformer, models
 
 ap = argparse.ArgumentParser()
@@ -52,8 +52,23 @@ with torch.no_grad():
         elif n.endswith("bias"):
             p.add_(torch.randn_like(p) * 0.02)
 bert.save_pretrained(raw, safe_serialization=True)
-BertTokenizer(vocab_file=args.vocab, do_lower_case=True).save_pretrained(raw)
+# The tokenizer must be m3e's 21128-entry vocabulary, or every Chinese
+# character becomes [UNK] and the references check one embedding row only.
+# (transformers 5 ignores BertTokenizer(vocab_file=...): it saved a tokenizer
+# of the 5 special tokens.) Give it vocab.txt and load it the normal way.
+vocab_list = [l.rstrip("\n") for l in open(args.vocab, encoding="utf-8")]
+shutil.copy(args.vocab, os.path.join(raw, "vocab.txt"))
+json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512},
+          open(os.path.join(raw, "tokenizer_config.json"), "w"))
+tk = AutoTokenizer.from_pretrained(raw)
+if len(tk) != cfg.vocab_size:
+    tk = BertTokenizer(vocab={w: i for i, w in enumerate(vocab_list)}, do_lower_case=True)
+if len(tk) != cfg.vocab_size:
+    sys.exit(f"tokenizer has {len(tk)} entries, want {cfg.vocab_size}: the references would be all [UNK]")
+tk.save_pretrained(raw)
 word = models.Transformer(raw, max_seq_length=512)
+if len(word.tokenizer) != cfg.vocab_size or word.tokenizer("酒店很好")["input_ids"][1] == word.tokenizer.unk_token_id:
+    sys.exit(f"sentence-transformers loaded a tokenizer of {len(word.tokenizer)} entries: want m3e's {cfg.vocab_size}")
 st = SentenceTransformer(modules=[word, models.Pooling(768, "mean"), models.Normalize()], device=dev)
 st.save(mdir)
 print(f"model saved to {mdir} in {time.time()-t0:.1f}s", flush=True)
@@ -74,6 +89,9 @@ with torch.no_grad():
 tok = st.tokenizer
 def ids_of(ts):
     return [tok(t, truncation=True, max_length=512)["input_ids"] for t in ts]
+want = [c["input_ids"] for c in fx["cases"]]
+if ids_of(texts) != want:
+    sys.exit("the comparison model's tokenizer gives other ids than the fixture's reference.json")
 ref = {"about": "sentence-transformers fp32 (TF32 off) on " + torch.cuda.get_device_name(0),
        "fixture": [{"text": t, "ids": i, "embedding": e.tolist()} for t, i, e in zip(texts, ids_of(texts), ref_fix)],
        "mixed": [{"ids": i, "embedding": e.tolist()} for i, e in zip(ids_of(mixed_texts), ref_mix)]}
