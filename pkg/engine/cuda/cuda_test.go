@@ -119,15 +119,31 @@ func loadFixture(t *testing.T) []fixtureCase {
 	return ref.Cases
 }
 
-// TestTinyModelMatchesSentenceTransformers runs on the GPU machine: the
-// fixture model's 30 texts, batched and one at a time, in fp32 and fp16.
-func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
-	needGPU(t)
+// openTiny opens the fixture model on the GPU with conf and returns it with
+// the fixture's cases and their token ids as one batch's rows.
+func openTiny(t *testing.T, conf Config) (*Engine, []fixtureCase, [][]int32) {
+	t.Helper()
 	cases := loadFixture(t)
 	m, err := engine.ResolveModel(tinyDir + "/hf")
 	if err != nil {
 		t.Fatal(err)
 	}
+	e, err := OpenConfig(m, engine.Options{}, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	rows := make([][]int32, len(cases))
+	for i, fc := range cases {
+		rows[i] = fc.InputIDs
+	}
+	return e, cases, rows
+}
+
+// TestTinyModelMatchesSentenceTransformers runs on the GPU machine: the
+// fixture model's 30 texts, batched and one at a time, in fp32 and fp16.
+func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
+	needGPU(t)
 	for _, c := range []struct {
 		name   string
 		conf   Config
@@ -140,15 +156,7 @@ func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
 		{"fp16-exact-gelu", Config{ExactGELU: true}, 2e-3, 0.9999},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e, err := OpenConfig(m, engine.Options{}, c.conf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
-			rows := make([][]int32, len(cases))
-			for i, fc := range cases {
-				rows[i] = fc.InputIDs
-			}
+			e, cases, rows := openTiny(t, c.conf)
 			dim := e.Info().Dim
 			got, err := e.Embed(context.Background(), engine.NewBatch(rows))
 			if err != nil {
@@ -185,20 +193,7 @@ func TestTinyModelMatchesSentenceTransformers(t *testing.T) {
 // engine able to embed the same batch correctly afterwards.
 func TestGPUTimeMatchesEmbed(t *testing.T) {
 	needGPU(t)
-	cases := loadFixture(t)
-	m, err := engine.ResolveModel(tinyDir + "/hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := OpenConfig(m, engine.Options{}, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	rows := make([][]int32, len(cases))
-	for i, fc := range cases {
-		rows[i] = fc.InputIDs
-	}
+	e, _, rows := openTiny(t, Config{})
 	b := engine.NewBatch(rows)
 	before, err := e.Embed(context.Background(), b)
 	if err != nil {
