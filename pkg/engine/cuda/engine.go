@@ -136,7 +136,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	opts = append(opts, strings.FieldsFunc(os.Getenv("M3ECTL_NVRTC_DEFINES"), func(r rune) bool { return r == ' ' || r == ',' })...)
 	// Two tokens per warp in add_ln: 0.335 against 0.355 ms over the 24
 	// LayerNorms of 64 x 128 tokens (H200; more loads in flight per warp).
-	e.lnTPW = envInt("M3ECTL_LN_TPW", 2)
+	e.lnTPW = min(envInt("M3ECTL_LN_TPW", 2), 4) // more would only spill registers
 	opts = append(opts, fmt.Sprintf("-DLN_TPW=%d", e.lnTPW), fmt.Sprintf("-DATTN_KC=%d", attnChunkKeys(e.cfg.HeadDim)))
 	cubin, err := compileKernels(kernelSource, opts, e.dev.Major, e.dev.Minor)
 	if err != nil {
