@@ -154,10 +154,13 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	e.fnEmb, e.fnAddLN, e.fnGELU, e.fnPool, e.fnAttn = f["embed_ln"], f["add_ln"], f["gelu"], f["pool"], f["attn_simple"]
 	if e.attnMMA {
 		e.fnAttn = f["attn_mma"]
-		// Over 48 KB of dynamic shared memory needs the kernel's opt-in.
+		// Over 48 KB of dynamic shared memory needs the kernel's opt-in; a
+		// GPU with less shared memory per block (a 99 KB consumer card and
+		// 128-wide heads) keeps the plain attention kernel instead.
 		e.attnSmem = attnSmemBytes(e.cfg.HeadDim, e.cfg.MaxPos, attnChunkKeys(e.cfg.HeadDim))
 		if err := cuCheck(call(drv.funcSetAttribute, e.fnAttn, funcAttrMaxDynamicSmem, uintptr(e.attnSmem)), "cuFuncSetAttribute(attn_mma)"); err != nil {
-			return err
+			slog.Info("cuda: tensor-core attention does not fit this GPU's shared memory; using the plain kernel", "bytes", e.attnSmem, "err", err)
+			e.attnMMA, e.attnSmem, e.fnAttn = false, 0, f["attn_simple"]
 		}
 	}
 	dt := cudaR16F
