@@ -3,9 +3,13 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
 func TestParsePolicy(t *testing.T) {
@@ -108,5 +112,53 @@ func TestContinuousBatchesWhatQueuedWhileBusy(t *testing.T) {
 	}
 	if fmt.Sprint(rows) != "[1 3 2]" {
 		t.Errorf("batch rows %v, want [1 3 2]: the lone request at once, then the queue in batches of max_batch_size", rows)
+	}
+}
+
+// intoEngine is a fakeEngine that writes into the scheduler's buffer
+// (engine.IntoEmbedder) and records whether it was handed one.
+type intoEngine struct {
+	*fakeEngine
+	calls atomic.Int32
+}
+
+func (f *intoEngine) EmbedInto(ctx context.Context, b *engine.Batch, dst []float32) ([]float32, error) {
+	f.calls.Add(1)
+	out, err := f.Embed(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	if len(dst) < len(out) {
+		return nil, fmt.Errorf("destination of %d floats for %d", len(dst), len(out))
+	}
+	return dst[:copy(dst, out)], nil
+}
+
+// Answers stay each text's own when every batch reuses the instance's one
+// output buffer, batch after batch of different sizes.
+func TestReusedOutputBuffer(t *testing.T) {
+	eng := &intoEngine{fakeEngine: &fakeEngine{}}
+	s, err := New(Config{Name: "tiny", Version: "1", MaxBatchSize: 8, Policy: PolicyContinuous, Logger: quiet}, fakeEncoder{testMaxLen}, []engine.Engine{eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			texts := []string{fmt.Sprint("t", i), strings.Repeat("x", i%7)}[:1+i%2]
+			emb, _, err := s.Infer(context.Background(), texts)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			checkRows(t, texts, emb)
+		}(i)
+	}
+	wg.Wait()
+	if eng.calls.Load() == 0 {
+		t.Error("the scheduler never used EmbedInto")
 	}
 }
