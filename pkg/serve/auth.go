@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -24,6 +25,8 @@ var healthMethods = map[string]bool{
 	tritonpb.GRPCInferenceService_ServerLive_FullMethodName:  true,
 	tritonpb.GRPCInferenceService_ServerReady_FullMethodName: true,
 	tritonpb.GRPCInferenceService_ModelReady_FullMethodName:  true,
+	healthpb.Health_Check_FullMethodName:                     true,
+	healthpb.Health_Watch_FullMethodName:                     true,
 }
 
 // checkBearer reports whether an Authorization value carries the key. The
@@ -52,7 +55,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !healthPaths[r.URL.Path] {
 			if err := checkBearer(r.Header.Get("Authorization"), key); err != nil {
-				writeError(w, err)
+				s.writeErrorFor(w, r, err)
 				return
 			}
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -103,6 +104,7 @@ type Server struct {
 	grpcSrv                   *grpc.Server
 
 	draining atomic.Bool
+	health   *healthService
 }
 
 // New binds the listeners (so that their addresses are known before Serve)
@@ -132,6 +134,8 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
 	tritonpb.RegisterGRPCInferenceServiceServer(s.grpcSrv, &grpcService{s: s})
+	s.health = newHealthService(s)
+	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
 	return s, nil
 }
 
@@ -210,6 +214,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.addHTTP(&g, "metrics", s.metricsLn, s.authenticate(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	}
 	if s.grpcLn != nil {
+		s.addHealthSync(&g)
 		s.addGRPC(&g)
 	}
 	err := g.Run()
