@@ -95,6 +95,7 @@ func TestSchemas(t *testing.T) {
 	tests := []struct{ file, crd, version string }{
 		{"servingruntime.yaml", runtimeCRD, "v1alpha1"},
 		{"inferenceservice.yaml", isvcCRD, "v1beta1"},
+		{"inferenceservice-triton.yaml", isvcCRD, "v1beta1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
