@@ -29,6 +29,7 @@ type serveFlags struct {
 	loadModels              []string
 	pollSecs                int
 	model, name             string
+	batching                string
 	host                    string
 	httpPort, grpcPort      int
 	metricsPort             int
@@ -83,6 +84,7 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.StringArrayVar(&f.loadModels, "load-model", nil, "`NAME` of a model to load at startup in explicit mode (repeatable)")
 	fl.IntVar(&f.pollSecs, "repository-poll-secs", 15, "seconds between repository scans in poll mode")
 	fl.StringVar(&f.model, "model", "", "serve one model `PATH` (an ONNX file or a model folder) instead of a repository")
+	fl.StringVar(&f.batching, "batching", "", "batching policy of --model: continuous (default: an idle instance takes what is queued at once) or triton (wait up to max_queue_delay to fill a batch); a repository's models set parameter BATCHING_POLICY")
 	fl.StringVar(&f.name, "name", "", "model name for --model (default: the file or folder name)")
 	fl.StringVar(&f.host, "host", "0.0.0.0", "address to listen on")
 	fl.IntVar(&f.httpPort, "http-port", 8000, "KServe v2 HTTP and OpenAI port")
@@ -125,6 +127,7 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		PollInterval:   time.Duration(f.pollSecs) * time.Second,
 		SinglePath:     f.model,
 		SingleName:     f.name,
+		SingleBatching: f.batching,
 		Engine:         f.engine,
 		EngineOptions:  engine.Options{Threads: f.threads, GraphOptLevel: -1, ORTLib: f.ortLib},
 		MaxBatchTokens: f.maxBatchTokens,

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/serve/scheduler"
 )
 
 // Load loads or reloads a model (explicit mode). A model whose folder has
@@ -283,6 +285,12 @@ func (m *Manager) loadSingle(ctx context.Context) error {
 	sp, err := singleSpec(name)
 	if err != nil {
 		return err
+	}
+	sp.sched.Policy = scheduler.PolicyContinuous
+	if m.cfg.SingleBatching != "" {
+		if sp.sched.Policy, err = scheduler.ParsePolicy(m.cfg.SingleBatching); err != nil {
+			return err
+		}
 	}
 	dir := m.cfg.SinglePath
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/serve/metrics"
+	"github.com/m3ectl/m3ectl/pkg/serve/scheduler"
 )
 
 // Model control modes, Triton's.
@@ -60,13 +61,16 @@ type Config struct {
 	// repository (the --model shortcut) under SingleName (default: derived
 	// from the path), version "1", with a synthesised config.
 	SinglePath, SingleName string
-	Engine                 string         // cpu | cuda | auto (default)
-	EngineOptions          engine.Options // Threads is the total, split across instances
-	MaxBatchTokens         int            // padded tokens per execution; 0: max_batch_size × MaxLength
-	Truncate               bool           // cut over-long texts (true) or reject them (false)
-	MaxLength              int            // tokens per text; 0: the tokenizer's (512)
-	Registerer             prometheus.Registerer
-	Logger                 *slog.Logger
+	// SingleBatching is the --model shortcut's batching policy
+	// (scheduler.ParsePolicy); "" means continuous.
+	SingleBatching string
+	Engine         string         // cpu | cuda | auto (default)
+	EngineOptions  engine.Options // Threads is the total, split across instances
+	MaxBatchTokens int            // padded tokens per execution; 0: max_batch_size × MaxLength
+	Truncate       bool           // cut over-long texts (true) or reject them (false)
+	MaxLength      int            // tokens per text; 0: the tokenizer's (512)
+	Registerer     prometheus.Registerer
+	Logger         *slog.Logger
 }
 
 // IndexEntry is one row of the repository index.
@@ -128,6 +132,14 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.SingleBatching != "" {
+		if cfg.SinglePath == "" {
+			return nil, fmt.Errorf("a batching policy flag applies to a single --model; set parameter %s in each config.pbtxt instead", ParamBatchingPolicy)
+		}
+		if _, err := scheduler.ParsePolicy(cfg.SingleBatching); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.SinglePath == "" {
 		if cfg.Root == "" {
