@@ -2,9 +2,9 @@ package serve
 
 import (
 	"context"
+	"sync"
 	"time"
 
-	"github.com/oklog/run"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -26,12 +26,14 @@ const healthSyncInterval = 250 * time.Millisecond
 // statuses first.
 type healthService struct {
 	*health.Server
-	s    *Server
-	done chan struct{} // closed on drain: Watch streams end
+	s       *Server
+	once    sync.Once
+	stopped chan struct{} // closed by stop: the sync loop ends
+	done    chan struct{} // closed after stop: Watch streams end
 }
 
 func newHealthService(s *Server) *healthService {
-	return &healthService{Server: health.NewServer(), s: s, done: make(chan struct{})}
+	return &healthService{Server: health.NewServer(), s: s, stopped: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Watch streams status changes until the client goes or the server drains:
@@ -78,31 +80,31 @@ func (h *healthService) sync() {
 		ready[e.Name] = ready[e.Name] || e.State == repository.StateReady
 	}
 	for name, ok := range ready {
-		h.SetServingStatus(name, status(ok && !h.s.draining.Load()))
+		h.SetServingStatus(name, status(ok && !h.s.drain.draining.Load()))
 	}
 }
 
-// addHealthSync runs the periodic sync as an actor; on interrupt every
-// service turns NOT_SERVING (grpc-go's Shutdown), so watchers learn of the
-// drain before the listener closes.
-func (s *Server) addHealthSync(g *run.Group) {
-	stop := make(chan struct{})
-	g.Add(func() error {
-		t := time.NewTicker(healthSyncInterval)
-		defer t.Stop()
-		for {
-			s.health.sync()
-			select {
-			case <-stop:
-				return nil
-			case <-t.C:
-			}
+// run keeps the statuses current for Watch streams until stop.
+func (h *healthService) run() {
+	t := time.NewTicker(healthSyncInterval)
+	defer t.Stop()
+	for {
+		h.sync()
+		select {
+		case <-h.stopped:
+			return
+		case <-t.C:
 		}
-	}, func(error) {
-		s.health.Shutdown()
-		close(stop)
-		// Give watchers a moment to receive NOT_SERVING before their
-		// streams end.
-		time.AfterFunc(100*time.Millisecond, func() { close(s.health.done) })
+	}
+}
+
+// stop turns every service NOT_SERVING (grpc-go's Shutdown) and, a moment
+// later so that watchers receive it, ends the open Watch streams, which a
+// graceful stop would otherwise wait on.
+func (h *healthService) stop() {
+	h.once.Do(func() {
+		h.Shutdown()
+		close(h.stopped)
+		time.AfterFunc(100*time.Millisecond, func() { close(h.done) })
 	})
 }
