@@ -19,11 +19,11 @@ import (
 // healthPaths are the HTTP endpoints open without the key.
 var healthPaths = map[string]bool{"/v2/health/live": true, "/v2/health/ready": true}
 
-// healthMethods are the gRPC methods open without the key.
+// healthMethods are the gRPC methods open without the key, as the HTTP
+// health paths are; ModelReady needs the key, as GET .../ready does.
 var healthMethods = map[string]bool{
 	tritonpb.GRPCInferenceService_ServerLive_FullMethodName:  true,
 	tritonpb.GRPCInferenceService_ServerReady_FullMethodName: true,
-	tritonpb.GRPCInferenceService_ModelReady_FullMethodName:  true,
 }
 
 // checkBearer reports whether an Authorization value carries the key. The
@@ -76,7 +76,16 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err := s.grpcAuth(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	if healthMethods[info.FullMethod] {
+		return handler(ctx, req)
+	}
+	var resp any
+	err := s.grpcTracked(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = handler(ctx, req)
+		return err
+	})
+	return resp, grpcError(err)
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -1,12 +1,14 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime/debug"
+	"time"
 )
 
 // routes registers every HTTP endpoint, grouped by protocol. This is the
@@ -41,7 +43,7 @@ func (s *Server) routes() http.Handler {
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path)
 	})
-	return s.authenticate(mux)
+	return s.track(s.authenticate(mux))
 }
 
 // apiFunc is an HTTP handler that reports failure by returning an error.
@@ -61,6 +63,10 @@ func (s *Server) api(f apiFunc) http.Handler {
 			}
 		}()
 		if err := f(w, r); err != nil {
+			if cutByDrain(r.Context()) {
+				s.drain.expired.Add(1)
+				err = drainExpiredError()
+			}
 			kind, msg, _ := classify(err)
 			if kind == kindInternal {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", msg)
@@ -80,6 +86,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 		return nil, errorf(kindTooLarge, "request body of %d bytes is larger than the limit of %d bytes (--max-request-bytes)", r.ContentLength, limit)
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
+	// A slow body must not hold shutdown: when the drain deadline cancels
+	// the request, the pending read ends and the client is answered 503.
+	stop := context.AfterFunc(r.Context(), func() {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	})
+	defer stop()
 	buf := getBuffer()
 	b := (*buf)[:0]
 	if r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
@@ -100,6 +112,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, errorf(kindTooLarge, "request body is larger than the limit of %d bytes (--max-request-bytes)", limit)
+			}
+			if cutByDrain(r.Context()) {
+				return nil, drainExpiredError()
 			}
 			return nil, invalidf("read request body: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -185,6 +186,19 @@ func complete(cfg *tritonpb.ModelConfig, sp *spec, dim int) {
 		cfg.Output = []*tritonpb.ModelOutput{{Name: sp.outputName, DataType: tritonpb.DataType_TYPE_FP32}}
 	}
 	cfg.Output[0].Dims = []int64{int64(dim)}
+	// The batching policy in force, so that a client reading the config of a
+	// --model shortcut (continuous by default) sees how it batches.
+	for k := range cfg.GetParameters() {
+		if strings.EqualFold(k, ParamBatchingPolicy) {
+			return
+		}
+	}
+	if sp.sched.Policy == scheduler.PolicyContinuous {
+		if cfg.Parameters == nil {
+			cfg.Parameters = map[string]*tritonpb.ModelParameter{}
+		}
+		cfg.Parameters[ParamBatchingPolicy] = &tritonpb.ModelParameter{StringValue: scheduler.PolicyNameContinuous}
+	}
 }
 
 // openInstances opens one engine per instance. Threads are split across

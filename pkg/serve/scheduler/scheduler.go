@@ -64,7 +64,10 @@ type Config struct {
 	MaxBatchSize int
 	// Dynamic turns dynamic batching on (a dynamic_batching block exists);
 	// without it each request runs alone.
-	Dynamic             bool
+	Dynamic bool
+	// Policy is how the queue becomes batches; PolicyContinuous implies
+	// Dynamic and ignores MaxQueueDelay.
+	Policy              Policy
 	MaxQueueDelay       time.Duration
 	PreferredBatchSizes []int
 	// MaxBatchTokens caps one execution's padded size, rows × longest row;
@@ -128,6 +131,9 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	}
 	if cfg.MaxQueueRows <= 0 {
 		cfg.MaxQueueRows = DefaultMaxQueueRows
+	}
+	if cfg.Policy == PolicyContinuous {
+		cfg.Dynamic, cfg.MaxQueueDelay = true, 0
 	}
 	budget := cfg.MaxBatchTokens
 	if budget <= 0 {
