@@ -17,8 +17,10 @@ import (
 // not changed since it loaded is left as it is; a changed one is reloaded:
 // the new versions load and warm up while the old ones keep serving, then
 // the old ones drain and close. A version that fails to reload keeps its
-// previous instance serving, as in Triton.
-func (m *Manager) Load(ctx context.Context, name string) error {
+// previous instance serving, as in Triton. The work runs under the
+// manager's lifetime, not ctx: a caller that goes away does not cut it.
+func (m *Manager) Load(_ context.Context, name string) error {
+	ctx := m.life
 	if err := ValidateName(name); err != nil {
 		return err
 	}
@@ -38,8 +40,11 @@ func (m *Manager) Load(ctx context.Context, name string) error {
 
 // Unload unloads a model (explicit mode): it stops taking requests at
 // once, lets the accepted ones finish, then frees the engines. Unloading a
-// model that is not loaded succeeds.
-func (m *Manager) Unload(ctx context.Context, name string) error {
+// model that is not loaded succeeds. As with Load, the drain runs under
+// the manager's lifetime: every request accepted before the unload gets its
+// answer even when the caller of Unload disconnects.
+func (m *Manager) Unload(_ context.Context, name string) error {
+	ctx := m.life
 	if err := ValidateName(name); err != nil {
 		return err
 	}
@@ -367,6 +372,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	defer m.endLife()
+	stopLife := context.AfterFunc(ctx, m.endLife) // a load or drain in progress ends with ctx
+	defer stopLife()
 	if m.stopPoll != nil {
 		m.stopPoll()
 		<-m.pollDone

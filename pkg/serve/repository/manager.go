@@ -97,6 +97,13 @@ type Manager struct {
 
 	stopPoll context.CancelFunc
 	pollDone chan struct{}
+
+	// life is the context loads, unloads and their drains run under: the
+	// server's, not the caller's, so that a client that disconnects or
+	// times out cannot cut a drain short or leave a load half done. Close
+	// ends it when its own deadline passes.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // entry is one model name's state.
@@ -161,7 +168,9 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, log: log, metrics: met, models: map[string]*entry{}, warned: map[string]bool{}}, nil
+	life, endLife := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg, log: log, metrics: met, models: map[string]*entry{}, warned: map[string]bool{},
+		life: life, endLife: endLife}, nil
 }
 
 // Start loads the startup models (each warmed up before it is ready) and,
