@@ -10,8 +10,13 @@ setup: $(ORT_LIB)
 $(ORT_LIB): scripts/setup-ort.sh
 	./scripts/setup-ort.sh
 
+# The version and commit `m3ectl version` and GET /v2 report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/m3ectl/m3ectl/pkg/buildinfo.version=$(VERSION) -X github.com/m3ectl/m3ectl/pkg/buildinfo.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/m3ectl ./cmd/m3ectl
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/m3ectl ./cmd/m3ectl
 
 vet:
 	$(GO) vet ./...
