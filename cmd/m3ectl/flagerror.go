@@ -66,4 +66,3 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
-

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"time"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -331,4 +331,3 @@ func singleSpec(name string) (*spec, error) {
 	}
 	return interpret(cfg, "")
 }
-
