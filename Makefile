@@ -3,7 +3,7 @@ GO      ?= go
 ORT_LIB := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build test test-deploy vet demo clean
+.PHONY: setup build install test test-deploy vet demo clean
 
 setup: $(ORT_LIB)
 
@@ -17,6 +17,15 @@ LDFLAGS := -X github.com/m3ectl/m3ectl/pkg/buildinfo.version=$(VERSION) -X githu
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/m3ectl ./cmd/m3ectl
+
+# Installs bin/m3ectl into $(BINDIR) and the checksum-verified ONNX Runtime
+# library into the per-user location every m3ectl command searches
+# ($XDG_DATA_HOME/m3ectl/onnxruntime), so the installed binary runs anywhere.
+PREFIX ?= $(HOME)/.local
+BINDIR ?= $(PREFIX)/bin
+install: setup build
+	install -D -m 0755 bin/m3ectl $(DESTDIR)$(BINDIR)/m3ectl
+	env -u ONNXRUNTIME_LIB $(DESTDIR)$(BINDIR)/m3ectl setup --from $(ORT_LIB)
 
 vet:
 	$(GO) vet ./...
