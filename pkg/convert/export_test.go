@@ -52,6 +52,20 @@ func needORT(t testing.TB) {
 // batches, ONNX Runtime, the engine's pooling unless the graph pools).
 func embedAll(t *testing.T, model string, pool *engine.Pooling) ([][]float32, engine.Info) {
 	t.Helper()
+	var texts []string
+	for _, c := range reference(t) {
+		texts = append(texts, c.Text)
+	}
+	return embedWith(t, model, pool, texts)
+}
+
+// embedTexts embeds texts with the model's own pooling.
+func embedTexts(t *testing.T, model string, texts []string) ([][]float32, engine.Info) {
+	return embedWith(t, model, nil, texts)
+}
+
+func embedWith(t *testing.T, model string, pool *engine.Pooling, texts []string) ([][]float32, engine.Info) {
+	t.Helper()
 	needORT(t)
 	m, err := engine.ResolveModel(model)
 	if err != nil {
@@ -65,10 +79,6 @@ func embedAll(t *testing.T, model string, pool *engine.Pooling) ([][]float32, en
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	var texts []string
-	for _, c := range reference(t) {
-		texts = append(texts, c.Text)
-	}
 	got, err := emb.EmbedTexts(context.Background(), texts)
 	if err != nil {
 		t.Fatal(err)

@@ -85,6 +85,9 @@ func Convert(in, out string, o ConvertOptions) (*ConvertResult, error) {
 	if o.ExternalData != nil {
 		external = *o.ExternalData
 	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	if res.ExternalData, err = WriteModel(out, m, WriteOptions{ExternalData: external}); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
