@@ -342,3 +342,22 @@ func TestExportRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestExportMatchesFixtureGraph: the unpooled export's token states equal
+// those of the fixture's own torch.onnx.export graph, seen through every
+// pooling without normalisation (CLS is token 0's raw state, max and mean
+// cover every token).
+func TestExportMatchesFixtureGraph(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "none", "model.onnx")
+	if _, err := convert.Export(filepath.Join(tiny, "hf"), convert.ExportOptions{Out: none, Pooling: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []engine.PoolingMode{engine.PoolMean, engine.PoolCLS, engine.PoolMax} {
+		p := &engine.Pooling{Mode: mode}
+		got, _ := embedAll(t, none, p)
+		want, _ := embedAll(t, filepath.Join(tiny, "model.onnx"), p)
+		if d, _ := parity(got, want); d > 1e-5 {
+			t.Errorf("%s: max |Δ| %g between the export and the fixture's model.onnx", mode, d)
+		}
+	}
+}
