@@ -34,7 +34,7 @@ var labels = []string{"model", "version"}
 // registry), those are reused so both record into the same series.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		success:        counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes"),
+		success: counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes"),
 		failure: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nv_inference_request_failure",
 			Help: "Number of failed inference requests, all batch sizes",
