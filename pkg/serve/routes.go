@@ -116,6 +116,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			if cutByDrain(r.Context()) {
 				return nil, drainExpiredError()
 			}
+			var ae *apiError
+			if errors.As(err, &ae) {
+				return nil, err // the in-flight budget refused the rest of the body
+			}
 			return nil, invalidf("read request body: %v", err)
 		}
 	}
