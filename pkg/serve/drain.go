@@ -79,7 +79,7 @@ func (s *Server) track(next http.Handler) http.Handler {
 		s.drain.inflight.Add(1)
 		defer s.drain.inflight.Add(-1)
 		if s.drain.closing.Load() {
-			writeError(w, shuttingDown())
+			s.writeErrorFor(w, r, shuttingDown())
 			return
 		}
 		s.withBudget(w, r, next)

@@ -1,9 +1,11 @@
 package serve
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,8 +87,9 @@ func (b *inflightBudget) release(w int64) {
 type budgetBody struct {
 	io.ReadCloser
 	b        *inflightBudget
-	held     int64 // weight reserved
-	covered  int64 // body bytes the reservation covers
+	held     *int64 // weight reserved, released when the handler ends
+	covered  int64  // body bytes the reservation covers
+	limit    int64  // --max-request-bytes: no reservation needed past it
 	consumed int64
 	err      error
 }
@@ -95,25 +98,50 @@ func (r *budgetBody) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if r.consumed+int64(len(p)) > r.covered {
-		w, err := r.b.reserve(readChunk)
+	// Past the body limit the reader in front answers 413; past the whole
+	// budget this request is the one that fits alone.
+	if r.consumed+int64(len(p)) > r.covered && r.covered < r.limit && *r.held < r.b.total {
+		w, err := r.b.reserve(min(readChunk, r.limit-r.covered))
 		if err != nil {
 			r.err = err
 			return 0, err
 		}
-		r.held += w
-		r.covered += readChunk
+		*r.held += w
+		r.covered += min(readChunk, r.limit-r.covered)
 	}
-	p = p[:min(int64(len(p)), r.covered-r.consumed)]
+	if r.covered < r.limit && *r.held < r.b.total {
+		p = p[:min(int64(len(p)), r.covered-r.consumed)]
+	}
 	n, err := r.ReadCloser.Read(p)
 	r.consumed += int64(n)
 	return n, err
 }
 
+// budgetKey carries a compressed request's hold to readBody.
+type budgetKey struct{}
+
+// budgetedInflated wraps the inflated body of a compressed request so that
+// what comes out of it is reserved as it is read (the Content-Length of a
+// compressed body says nothing about what it inflates to).
+func (s *Server) budgetedInflated(r *http.Request, body io.Reader) io.Reader {
+	held, ok := r.Context().Value(budgetKey{}).(*int64)
+	if !ok {
+		return body
+	}
+	return &budgetBody{ReadCloser: io.NopCloser(body), b: s.budget, held: held, limit: s.cfg.MaxRequestBytes}
+}
+
 // withBudget runs an HTTP request with its body's weight reserved: the
-// declared Content-Length up front (refused before a byte is read), or a
-// chunked body as it is read. The weight is returned when the handler ends.
+// declared Content-Length up front (refused before a byte is read), a
+// chunked body as it is read, a compressed one as it inflates. The weight
+// is returned when the handler ends.
 func (s *Server) withBudget(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(strings.TrimSpace(enc), "identity") {
+		var held int64
+		defer func() { s.budget.release(held) }()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), budgetKey{}, &held)))
+		return
+	}
 	switch {
 	case r.ContentLength > s.cfg.MaxRequestBytes:
 		next.ServeHTTP(w, r) // readBody answers 413 without reading
@@ -126,8 +154,9 @@ func (s *Server) withBudget(w http.ResponseWriter, r *http.Request, next http.Ha
 		defer s.budget.release(weight)
 		next.ServeHTTP(w, r)
 	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
-		bb := &budgetBody{ReadCloser: r.Body, b: s.budget}
-		defer func() { s.budget.release(bb.held) }()
+		var held int64
+		bb := &budgetBody{ReadCloser: r.Body, b: s.budget, held: &held, limit: s.cfg.MaxRequestBytes}
+		defer func() { s.budget.release(held) }()
 		r.Body = bb
 		next.ServeHTTP(w, r)
 	default:

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -120,6 +121,7 @@ type Server struct {
 	drain  drainState
 	budget *inflightBudget
 	codec  *grpcCodec
+	health *healthService
 }
 
 // New binds the listeners (so that their addresses are known before Serve)
@@ -153,6 +155,8 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
 	tritonpb.RegisterGRPCInferenceServiceServer(s.grpcSrv, &grpcService{s: s})
+	s.health = newHealthService(s)
+	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
 	return s, nil
 }
 
@@ -233,6 +237,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
 	if s.grpcLn != nil {
+		go s.health.run()
 		s.log.Info("listening", "protocol", "gRPC", "addr", s.grpcLn.Addr().String())
 		go func() {
 			if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -251,6 +256,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.drain.closing.Store(true)
 		s.drain.cancel(errDrainExpired)
 	}
+	s.health.stop()
 	s.stopListeners(https)
 
 	// Queues are empty after a complete drain; after a cut one, Close

@@ -28,6 +28,9 @@ type Model struct {
 	backend       string
 	sched         *scheduler.Scheduler
 	metrics       *metrics.Model
+	tok           *tokenizer.Tokenizer
+	pooling       engine.Pooling
+	truncate      bool
 }
 
 // Result is one request's answer.
@@ -176,7 +179,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	return &Model{
 		name: src.name, version: src.version, cfg: cfg, dim: info.Dim,
 		inputName: sp.inputName, outputName: sp.outputName, backend: info.Backend,
-		sched: sched, metrics: mm,
+		sched: sched, metrics: mm, tok: tok, pooling: info.Pooling, truncate: sc.Truncate,
 	}, nil
 }
 

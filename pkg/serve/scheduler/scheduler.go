@@ -229,6 +229,12 @@ func (r row) tokens() []int32 { return r.req.ids[r.req.offsets[r.idx]:r.req.offs
 func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, error) {
 	arrived := time.Now()
 	req, err := s.prepare(ctx, texts)
+	return s.submit(req, err, arrived)
+}
+
+// submit queues a prepared request (or accounts for its preparation error)
+// and waits for its answer; Infer and InferIDs share it.
+func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float32, int, error) {
 	if err != nil {
 		s.stats.failed(arrived)
 		s.cfg.Metrics.Request(false, 0, time.Since(arrived), 0, 0, 0, 0)
