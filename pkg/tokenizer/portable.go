@@ -122,3 +122,9 @@ func decomposition(r rune) []int32 {
 	}
 	return out
 }
+
+// PadID is the id of [PAD], the id padded positions carry (0 and false
+// when the vocabulary has none).
+func (t *Tokenizer) PadID() (int32, bool) {
+	return t.vocab.id("[PAD]")
+}

@@ -100,7 +100,11 @@ def words_hashes(tok_cls, vocab, spec, cfg):
     t.clean, t.chinese, t.lower = cfg["clean"], cfg["chinese"], cfg["lower"]
     t.strip = cfg["lower"] if cfg.get("strip") is None else cfg["strip"]
     blocks = []
+    only = cfg.get("blocks")
     for blk in range(0x110000 // 4096):
+        if only is not None and blk not in only:
+            blocks.append("")
+            continue
         h = hashlib.sha256()
         for r in range(blk * 4096, (blk + 1) * 4096):
             if 0xD800 <= r <= 0xDFFF:
@@ -112,10 +116,34 @@ def words_hashes(tok_cls, vocab, spec, cfg):
     return blocks
 
 
+def imports(path):
+    """Every module model.py imports, wherever the import statement is."""
+    import ast
+    with open(path, "r", encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(("." * node.level) + (node.module or ""))
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("__import__", "exec", "eval"):
+            names.add("<dynamic:%s>" % node.func.id)
+    out = []
+    for n in sorted(names):
+        top = n.split(".")[0]
+        kind = "stdlib" if top in sys.stdlib_module_names else "other"
+        out.append({"module": n, "kind": kind})
+    return out
+
+
 def main():
     job = json.load(sys.stdin)
-    mod = load(job)
     vdir = os.path.join(job["model_dir"], str(job["version"]))
+    if "imports" in job:
+        json.dump({"imports": imports(os.path.join(vdir, "model.py"))}, sys.stdout)
+        return
+    mod = load(job)
     if "tokenize" in job:
         t = mod.BertTokenizer(os.path.join(vdir, job["vocab"]), os.path.join(vdir, job["spec"]))
         json.dump({"ids": [t.encode(s) for s in job["tokenize"]]}, sys.stdout)
