@@ -54,8 +54,8 @@ type RepoOptions struct {
 	MaxQueueDelayUs int
 	Layout          string
 	Version         int
-	Dim             int // embedding width; 0: from the ONNX graph or the engine's metadata
-	MaxLength       int // tokens per text; 0: the model's window capped by the engine's profile
+	Dim             int    // embedding width; 0: from the ONNX graph or the engine's metadata
+	MaxLength       int    // tokens per text; 0: the model's window capped by the engine's profile
 	TritonImage     string // image the repository is meant for: refused when its TensorRT differs from the engine's
 	Force           bool   // write even when TritonImage does not match
 }
