@@ -29,6 +29,7 @@ type serveFlags struct {
 	loadModels              []string
 	pollSecs                int
 	model, name             string
+	batching                string
 	host                    string
 	httpPort, grpcPort      int
 	metricsPort             int
@@ -40,6 +41,8 @@ type serveFlags struct {
 	truncate, noTruncate    bool
 	maxLength               int
 	drainTimeout            time.Duration
+	shutdownDelay           time.Duration
+	metricsNoAuth           bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -51,8 +54,12 @@ func newServeCmd() *cobra.Command {
 repository laid out as Triton lays it out (DIR/<name>/config.pbtxt plus numbered
 version folders), or a single model with --model. KServe v2 HTTP on --http-port,
 gRPC on --grpc-port, Prometheus metrics on --metrics-port; OpenAI-compatible
-POST /v1/embeddings on the HTTP port. SIGTERM or Ctrl-C drains in-flight
-requests, then exits 0.`,
+POST /v1/embeddings on the HTTP port.
+
+SIGTERM or Ctrl-C turns readiness to 503 at once, keeps serving for
+--shutdown-delay, then answers new requests 503 while in-flight ones finish;
+the exit status is 0 when all finished within --drain-timeout, 1 when the
+deadline answered pending ones 503. A second signal exits at once (status 2).`,
 		Example: `  # serve the bundled model, then ask it as the article's client does
   m3ectl serve --model testdata/m3e-tiny/hf --name m3e
   curl -s localhost:8000/v2/models/m3e/infer -d '{"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["酒店很好"]}]}'
@@ -77,6 +84,7 @@ requests, then exits 0.`,
 	fl.StringArrayVar(&f.loadModels, "load-model", nil, "`NAME` of a model to load at startup in explicit mode (repeatable)")
 	fl.IntVar(&f.pollSecs, "repository-poll-secs", 15, "seconds between repository scans in poll mode")
 	fl.StringVar(&f.model, "model", "", "serve one model `PATH` (an ONNX file or a model folder) instead of a repository")
+	fl.StringVar(&f.batching, "batching", "", "batching policy of --model: continuous (default: an idle instance takes what is queued at once) or triton (wait up to max_queue_delay to fill a batch); a repository's models set parameter BATCHING_POLICY")
 	fl.StringVar(&f.name, "name", "", "model name for --model (default: the file or folder name)")
 	fl.StringVar(&f.host, "host", "0.0.0.0", "address to listen on")
 	fl.IntVar(&f.httpPort, "http-port", 8000, "KServe v2 HTTP and OpenAI port")
@@ -91,7 +99,9 @@ requests, then exits 0.`,
 	fl.BoolVar(&f.truncate, "truncate", true, "truncate texts longer than --max-length tokens")
 	fl.BoolVar(&f.noTruncate, "no-truncate", false, "reject texts longer than --max-length tokens (400) instead of truncating")
 	fl.IntVar(&f.maxLength, "max-length", 512, "longest text in tokens, [CLS] and [SEP] included")
-	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; those still pending then get 503 and the exit status is 1")
+	fl.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep serving every request this long while readiness answers 503, so load balancers stop sending first")
+	fl.BoolVar(&f.metricsNoAuth, "metrics-no-auth", false, "serve /metrics without the API key (for scrapers without credentials)")
 	cmd.MarkFlagsMutuallyExclusive("model-repository", "model")
 	cmd.MarkFlagsMutuallyExclusive("truncate", "no-truncate")
 	return cmd
@@ -117,6 +127,7 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		PollInterval:   time.Duration(f.pollSecs) * time.Second,
 		SinglePath:     f.model,
 		SingleName:     f.name,
+		SingleBatching: f.batching,
 		Engine:         f.engine,
 		EngineOptions:  engine.Options{Threads: f.threads, GraphOptLevel: -1, ORTLib: f.ortLib},
 		MaxBatchTokens: f.maxBatchTokens,
@@ -136,6 +147,8 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		APIKey:          f.apiKey,
 		Gatherer:        reg,
 		DrainTimeout:    f.drainTimeout,
+		ShutdownDelay:   f.shutdownDelay,
+		MetricsNoAuth:   f.metricsNoAuth,
 		Version:         cmd.Root().Version,
 		Logger:          slog.Default(),
 	})

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/floatfmt"
 )
 
 // StreamChunk is how many texts EmbedStream embeds before writing their
@@ -116,7 +118,7 @@ func AppendEmbeddingJSON(b []byte, index int, v []float32) []byte {
 		if k > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendFloat(b, float64(x), 'g', -1, 32)
+		b = floatfmt.AppendFloat32(b, x)
 	}
 	return append(b, "]}\n"...)
 }

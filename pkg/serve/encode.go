@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/m3ectl/m3ectl/pkg/floatfmt"
 )
 
 // Responses are written by hand into pooled buffers: an m3e-base answer is
@@ -46,7 +48,7 @@ func appendFloat32(b []byte, f float32) []byte {
 	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
 		return append(b, "null"...)
 	}
-	return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
+	return floatfmt.AppendFloat32(b, f) // strconv's shortest form, about twice as fast
 }
 
 // appendFloat32LE appends v as little-endian IEEE-754 float32s, the layout

@@ -150,6 +150,9 @@ func grpcError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (a handler's own answer)
+	}
 	kind, msg, _ := classify(err)
 	return status.Error(errorTable[kind].grpc, msg)
 }

@@ -112,7 +112,12 @@ func (g *grpcService) ModelStreamInfer(stream tritonpb.GRPCInferenceService_Mode
 			return err
 		}
 		out := &tritonpb.ModelStreamInferResponse{}
-		resp, ierr := g.modelInfer(stream.Context(), req)
+		var resp *tritonpb.ModelInferResponse
+		ierr := g.s.grpcTracked(stream.Context(), func(ctx context.Context) error {
+			var err error
+			resp, err = g.modelInfer(ctx, req)
+			return err
+		})
 		if ierr != nil {
 			_, msg, _ := classify(ierr)
 			out.ErrorMessage = msg

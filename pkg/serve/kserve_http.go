@@ -32,9 +32,14 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	if s.ready() {
+	switch {
+	case s.ready():
 		w.WriteHeader(http.StatusOK)
-	} else {
+	case s.drain.draining.Load():
+		// Shutting down: 503, the answer load balancers take out of rotation.
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	default:
 		w.WriteHeader(http.StatusBadRequest)
 	}
 	return nil

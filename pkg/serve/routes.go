@@ -1,12 +1,14 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime/debug"
+	"time"
 )
 
 // routes registers every HTTP endpoint, grouped by protocol. This is the
@@ -37,11 +39,15 @@ func (s *Server) routes() http.Handler {
 	// OpenAI-compatible embeddings, adapters onto the same infer path.
 	h("POST /v1/embeddings", s.handleOpenAIEmbeddings)
 	h("GET /v1/models", s.handleOpenAIModels)
+	h("GET /v1/models/{id}", s.handleOpenAIModel)
+
+	// text-embeddings-inference's API.
+	s.registerTEI(h)
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path)
+		return withCode("unknown_url", errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
-	return s.authenticate(mux)
+	return s.track(s.authenticate(mux))
 }
 
 // apiFunc is an HTTP handler that reports failure by returning an error.
@@ -57,17 +63,21 @@ func (s *Server) api(f apiFunc) http.Handler {
 					panic(v)
 				}
 				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				writeError(w, errorf(kindInternal, "internal error: %v", v))
+				s.writeErrorFor(w, r, errorf(kindInternal, "internal error: %v", v))
 			}
 		}()
 		if err := f(w, r); err != nil {
+			if cutByDrain(r.Context()) {
+				s.drain.expired.Add(1)
+				err = drainExpiredError()
+			}
 			kind, msg, _ := classify(err)
 			if kind == kindInternal {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", msg)
 			} else {
 				s.log.Debug("request rejected", "method", r.Method, "path", r.URL.Path, "err", msg)
 			}
-			writeError(w, err)
+			s.writeErrorFor(w, r, err)
 		}
 	})
 }
@@ -79,10 +89,19 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	if r.ContentLength > limit {
 		return nil, errorf(kindTooLarge, "request body of %d bytes is larger than the limit of %d bytes (--max-request-bytes)", r.ContentLength, limit)
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	body, compressed, err := s.requestBody(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	// A slow body must not hold shutdown: when the drain deadline cancels
+	// the request, the pending read ends and the client is answered 503.
+	stop := context.AfterFunc(r.Context(), func() {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	})
+	defer stop()
 	buf := getBuffer()
 	b := (*buf)[:0]
-	if r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
+	if !compressed && r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
 		b = make([]byte, 0, r.ContentLength)
 	}
 	for {
@@ -100,6 +119,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, errorf(kindTooLarge, "request body is larger than the limit of %d bytes (--max-request-bytes)", limit)
+			}
+			if cutByDrain(r.Context()) {
+				return nil, drainExpiredError()
+			}
+			var ae *apiError
+			if errors.As(err, &ae) {
+				return nil, err
 			}
 			return nil, invalidf("read request body: %v", err)
 		}

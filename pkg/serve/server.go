@@ -20,13 +20,12 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
-	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -48,6 +47,9 @@ type Config struct {
 	// APIKey, when set, is required as a bearer token on every endpoint but
 	// the health checks.
 	APIKey string
+	// MetricsNoAuth serves /metrics without the key (for Prometheus
+	// scrapers without credentials); the API stays behind it.
+	MetricsNoAuth bool
 	// Gatherer is the registry the repository's metrics are registered in;
 	// the metrics listener serves it. Default prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
@@ -55,8 +57,12 @@ type Config struct {
 	// Timeouts that cut slow clients off; zero values take the defaults
 	// (10 s header, 60 s body, 120 s write, 120 s idle).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// DrainTimeout bounds how long shutdown waits for in-flight requests.
-	// Default 30 s.
+	// ShutdownDelay is how long, after the signal, the server keeps serving
+	// every request while readiness answers 503, so that load balancers stop
+	// sending first. Default 0.
+	ShutdownDelay time.Duration
+	// DrainTimeout bounds how long shutdown then waits for in-flight
+	// requests; those still pending are answered 503. Default 30 s.
 	DrainTimeout time.Duration
 
 	Version string // reported by GET /v2
@@ -102,7 +108,8 @@ type Server struct {
 	handler                   http.Handler
 	grpcSrv                   *grpc.Server
 
-	draining atomic.Bool
+	drain  drainState
+	health *healthService
 }
 
 // New binds the listeners (so that their addresses are known before Serve)
@@ -113,6 +120,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	}
 	cfg.setDefaults()
 	s := &Server{repo: repo, cfg: cfg, log: cfg.Logger}
+	s.drain.init()
 	var err error
 	if s.httpLn, err = listen(cfg.HTTPListener, cfg.HTTPAddr, "HTTP", true); err != nil {
 		return nil, err
@@ -132,6 +140,8 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
 	tritonpb.RegisterGRPCInferenceServiceServer(s.grpcSrv, &grpcService{s: s})
+	s.health = newHealthService(s)
+	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
 	return s, nil
 }
 
@@ -180,12 +190,13 @@ func addrOf(l net.Listener) string {
 // embedding the server in another mux or an httptest server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) ready() bool { return !s.draining.Load() && s.repo.Ready() }
+func (s *Server) ready() bool { return !s.drain.draining.Load() && s.repo.Ready() }
 
 // Serve starts the repository (startup models load and warm up first), then
-// serves until ctx is cancelled or a listener fails. On cancellation it stops
-// accepting, lets every in-flight request finish (up to DrainTimeout), closes
-// the repository and returns nil.
+// serves until ctx is cancelled or a listener fails. On cancellation it
+// shuts down in the phases drain.go describes and closes the repository. It
+// returns nil after a complete drain and an error wrapping ErrDrainCutShort
+// when the drain deadline answered pending requests 503.
 func (s *Server) Serve(ctx context.Context) error {
 	if err := s.repo.Start(ctx); err != nil {
 		s.closeListeners()
@@ -194,91 +205,101 @@ func (s *Server) Serve(ctx context.Context) error {
 		_ = s.repo.Close(closeCtx) // free whatever loaded before the failure
 		return fmt.Errorf("start model repository: %w", err)
 	}
-	var g run.Group
-	stop := make(chan struct{})
-	g.Add(func() error {
-		select {
-		case <-ctx.Done():
-			s.log.Info("shutting down: draining in-flight requests")
-		case <-stop:
-		}
-		return nil
-	}, func(error) { close(stop) })
-
-	s.addHTTP(&g, "HTTP", s.httpLn, s.handler)
+	errc := make(chan error, 3)
+	var https []*http.Server
+	serveHTTP := func(what string, ln net.Listener, h http.Handler) {
+		srv := s.httpServer(h)
+		https = append(https, srv)
+		s.log.Info("listening", "protocol", what, "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s server: %w", what, err)
+			}
+		}()
+	}
+	serveHTTP("HTTP", s.httpLn, s.handler)
 	if s.metricsLn != nil {
-		s.addHTTP(&g, "metrics", s.metricsLn, s.authenticate(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
 	if s.grpcLn != nil {
-		s.addGRPC(&g)
+		go s.health.run()
+		s.log.Info("listening", "protocol", "gRPC", "addr", s.grpcLn.Addr().String())
+		go func() {
+			if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("gRPC server: %w", err)
+			}
+		}()
 	}
-	err := g.Run()
 
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+	var err error
+	complete := true
+	select {
+	case <-ctx.Done():
+		complete = s.shutdown()
+	case err = <-errc:
+		s.drain.draining.Store(true)
+		s.drain.closing.Store(true)
+		s.drain.cancel(errDrainExpired)
+	}
+	s.health.stop()
+	s.stopListeners(https)
+
+	// Queues are empty after a complete drain; after a cut one, Close
+	// answers what is left and frees the engines once running batches end.
+	closeTimeout := s.cfg.DrainTimeout
+	if !complete {
+		closeTimeout = drainGrace
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	if cerr := s.repo.Close(closeCtx); cerr != nil && err == nil {
+	if cerr := s.repo.Close(closeCtx); cerr != nil && err == nil && complete {
 		err = fmt.Errorf("close model repository: %w", cerr)
+	}
+	if err == nil && !complete {
+		err = s.drainSummary()
 	}
 	return err
 }
 
-// addHTTP adds one HTTP listener as an actor. Its interrupt starts a
-// graceful shutdown in the background, so that all listeners drain at once;
-// the actor returns when its drain is done.
-func (s *Server) addHTTP(g *run.Group, what string, ln net.Listener, h http.Handler) {
-	srv := &http.Server{
+// httpServer is one listener's server; every request's context derives from
+// the drain's base context, so that the drain deadline can answer them.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.drain.base },
 	}
-	drained := make(chan struct{})
-	g.Add(func() error {
-		s.log.Info("listening", "protocol", what, "addr", ln.Addr().String())
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			<-drained
-			return nil
-		}
-		return fmt.Errorf("%s server: %w", what, err)
-	}, func(error) {
-		s.draining.Store(true)
+}
+
+// stopListeners closes every listener once nothing is in flight: idle
+// connections at once, the rest (slow clients) after a short grace.
+func (s *Server) stopListeners(https []*http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), drainGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range https {
+		wg.Add(1)
 		go func() {
-			defer close(drained)
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				s.log.Warn("drain cut short", "protocol", what, "err", err)
+			defer wg.Done()
+			if srv.Shutdown(ctx) != nil {
 				_ = srv.Close()
 			}
 		}()
-	})
-}
-
-func (s *Server) addGRPC(g *run.Group) {
-	drained := make(chan struct{})
-	g.Add(func() error {
-		s.log.Info("listening", "protocol", "gRPC", "addr", s.grpcLn.Addr().String())
-		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("gRPC server: %w", err)
+	}
+	if s.grpcLn != nil {
+		done := make(chan struct{})
+		go func() { s.grpcSrv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpcSrv.Stop()
 		}
-		<-drained
-		return nil
-	}, func(error) {
-		go func() {
-			defer close(drained)
-			done := make(chan struct{})
-			go func() { s.grpcSrv.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(s.cfg.DrainTimeout):
-				s.log.Warn("drain cut short", "protocol", "gRPC")
-				s.grpcSrv.Stop()
-			}
-		}()
-	})
+	}
+	wg.Wait()
 }
 
 // retryAfterSeconds renders a Retry-After hint, at least one second.

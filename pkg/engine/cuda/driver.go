@@ -128,6 +128,9 @@ const (
 	attrCCMajor  = 75
 	attrCCMinor  = 76
 	captureRelax = 2 // CU_STREAM_CAPTURE_MODE_RELAXED
+
+	eventBlockingSync  = 0x1 // CU_EVENT_BLOCKING_SYNC
+	eventDisableTiming = 0x2 // CU_EVENT_DISABLE_TIMING
 )
 
 // deviceInfo describes the GPU an engine runs on.

@@ -59,6 +59,7 @@ type Engine struct {
 	attnMMA                                bool
 	buf                                    buffers
 	graphs                                 map[bucket]uintptr
+	done                                   uintptr // blocking-sync event recorded after each batch
 	closed                                 bool
 }
 
@@ -111,6 +112,17 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 		return err
 	}
 	if err := cuCheck(call(drv.streamCreate, ptr(&e.l.stream), 1), "cuStreamCreate"); err != nil {
+		return err
+	}
+	// Waiting on a blocking-sync event puts the thread to sleep until the
+	// GPU is done; cuStreamSynchronize on the primary context's default
+	// scheduling spins a core for the whole batch, CPU the server then
+	// lacks for HTTP and encoding. M3ECTL_CUDA_SYNC=spin restores spinning.
+	evFlags := uintptr(eventDisableTiming | eventBlockingSync)
+	if os.Getenv("M3ECTL_CUDA_SYNC") == "spin" {
+		evFlags = eventDisableTiming
+	}
+	if err := cuCheck(call(drv.eventCreate, ptr(&e.done), evFlags), "cuEventCreate"); err != nil {
 		return err
 	}
 	ln := 256
@@ -208,6 +220,20 @@ func (e *Engine) WeightBytes() int64 { return e.w.bytes }
 // Embed runs the encoder on b and returns pooled (and, per the model,
 // normalised) embeddings, b.Rows()*Dim float32s.
 func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) {
+	return e.embed(ctx, b, nil)
+}
+
+// EmbedInto is Embed writing into dst (at least b.Rows()*Dim long), so a
+// caller that reuses one buffer allocates nothing per batch
+// (engine.IntoEmbedder).
+func (e *Engine) EmbedInto(ctx context.Context, b *engine.Batch, dst []float32) ([]float32, error) {
+	if len(dst) < b.Rows()*e.cfg.Hidden {
+		return nil, fmt.Errorf("EmbedInto: destination holds %d floats, %d rows need %d", len(dst), b.Rows(), b.Rows()*e.cfg.Hidden)
+	}
+	return e.embed(ctx, b, dst)
+}
+
+func (e *Engine) embed(ctx context.Context, b *engine.Batch, dst []float32) ([]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -235,12 +261,18 @@ func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) 
 	if err := e.run(bk); err != nil {
 		return nil, err
 	}
-	if err := cuCheck(call(drv.streamSynchronize, e.l.stream), "cuStreamSynchronize"); err != nil {
+	if err := cuCheck(call(drv.eventRecord, e.done, e.l.stream), "cuEventRecord"); err != nil {
 		return nil, err
 	}
-	out := make([]float32, b.Rows()*e.cfg.Hidden)
-	copy(out, e.buf.hostOut.float32s())
-	return out, nil
+	if err := cuCheck(call(drv.eventSynchronize, e.done), "cuEventSynchronize"); err != nil {
+		return nil, err
+	}
+	n := b.Rows() * e.cfg.Hidden
+	if dst == nil {
+		dst = make([]float32, n)
+	}
+	copy(dst[:n], e.buf.hostOut.float32s())
+	return dst[:n], nil
 }
 
 // run replays (capturing first if needed) the graph of bucket bk, or
@@ -326,6 +358,10 @@ func (e *Engine) release() {
 		}
 	}
 	e.dropGraphs()
+	if e.done != 0 {
+		call(drv.eventDestroy, e.done)
+		e.done = 0
+	}
 	e.buf.free()
 	if e.w != nil {
 		e.w.free()

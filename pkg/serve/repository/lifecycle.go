@@ -9,14 +9,18 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/serve/scheduler"
 )
 
 // Load loads or reloads a model (explicit mode). A model whose folder has
 // not changed since it loaded is left as it is; a changed one is reloaded:
 // the new versions load and warm up while the old ones keep serving, then
 // the old ones drain and close. A version that fails to reload keeps its
-// previous instance serving, as in Triton.
-func (m *Manager) Load(ctx context.Context, name string) error {
+// previous instance serving, as in Triton. The work runs under the
+// manager's lifetime, not ctx: a caller that goes away does not cut it.
+func (m *Manager) Load(_ context.Context, name string) error {
+	ctx := m.life
 	if err := ValidateName(name); err != nil {
 		return err
 	}
@@ -36,8 +40,11 @@ func (m *Manager) Load(ctx context.Context, name string) error {
 
 // Unload unloads a model (explicit mode): it stops taking requests at
 // once, lets the accepted ones finish, then frees the engines. Unloading a
-// model that is not loaded succeeds.
-func (m *Manager) Unload(ctx context.Context, name string) error {
+// model that is not loaded succeeds. As with Load, the drain runs under
+// the manager's lifetime: every request accepted before the unload gets its
+// answer even when the caller of Unload disconnects.
+func (m *Manager) Unload(_ context.Context, name string) error {
+	ctx := m.life
 	if err := ValidateName(name); err != nil {
 		return err
 	}
@@ -279,6 +286,12 @@ func (m *Manager) loadSingle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sp.sched.Policy = scheduler.PolicyContinuous
+	if m.cfg.SingleBatching != "" {
+		if sp.sched.Policy, err = scheduler.ParsePolicy(m.cfg.SingleBatching); err != nil {
+			return err
+		}
+	}
 	dir := m.cfg.SinglePath
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		dir = filepath.Dir(dir)
@@ -359,6 +372,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	defer m.endLife()
+	stopLife := context.AfterFunc(ctx, m.endLife) // a load or drain in progress ends with ctx
+	defer stopLife()
 	if m.stopPoll != nil {
 		m.stopPoll()
 		<-m.pollDone

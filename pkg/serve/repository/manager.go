@@ -30,6 +30,7 @@ import (
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/serve/metrics"
+	"github.com/m3ectl/m3ectl/pkg/serve/scheduler"
 )
 
 // Model control modes, Triton's.
@@ -60,13 +61,16 @@ type Config struct {
 	// repository (the --model shortcut) under SingleName (default: derived
 	// from the path), version "1", with a synthesised config.
 	SinglePath, SingleName string
-	Engine                 string         // cpu | cuda | auto (default)
-	EngineOptions          engine.Options // Threads is the total, split across instances
-	MaxBatchTokens         int            // padded tokens per execution; 0: max_batch_size × MaxLength
-	Truncate               bool           // cut over-long texts (true) or reject them (false)
-	MaxLength              int            // tokens per text; 0: the tokenizer's (512)
-	Registerer             prometheus.Registerer
-	Logger                 *slog.Logger
+	// SingleBatching is the --model shortcut's batching policy
+	// (scheduler.ParsePolicy); "" means continuous.
+	SingleBatching string
+	Engine         string         // cpu | cuda | auto (default)
+	EngineOptions  engine.Options // Threads is the total, split across instances
+	MaxBatchTokens int            // padded tokens per execution; 0: max_batch_size × MaxLength
+	Truncate       bool           // cut over-long texts (true) or reject them (false)
+	MaxLength      int            // tokens per text; 0: the tokenizer's (512)
+	Registerer     prometheus.Registerer
+	Logger         *slog.Logger
 }
 
 // IndexEntry is one row of the repository index.
@@ -93,6 +97,13 @@ type Manager struct {
 
 	stopPoll context.CancelFunc
 	pollDone chan struct{}
+
+	// life is the context loads, unloads and their drains run under: the
+	// server's, not the caller's, so that a client that disconnects or
+	// times out cannot cut a drain short or leave a load half done. Close
+	// ends it when its own deadline passes.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // entry is one model name's state.
@@ -122,6 +133,14 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if cfg.SingleBatching != "" {
+		if cfg.SinglePath == "" {
+			return nil, fmt.Errorf("a batching policy flag applies to a single --model; set parameter %s in each config.pbtxt instead", ParamBatchingPolicy)
+		}
+		if _, err := scheduler.ParsePolicy(cfg.SingleBatching); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.SinglePath == "" {
 		if cfg.Root == "" {
 			return nil, errors.New("no model repository and no model given")
@@ -149,7 +168,9 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, log: log, metrics: met, models: map[string]*entry{}, warned: map[string]bool{}}, nil
+	life, endLife := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg, log: log, metrics: met, models: map[string]*entry{}, warned: map[string]bool{},
+		life: life, endLife: endLife}, nil
 }
 
 // Start loads the startup models (each warmed up before it is ready) and,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +28,9 @@ type Model struct {
 	backend       string
 	sched         *scheduler.Scheduler
 	metrics       *metrics.Model
+	tok           *tokenizer.Tokenizer
+	pooling       engine.Pooling
+	truncate      bool
 }
 
 // Result is one request's answer.
@@ -189,7 +193,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	return &Model{
 		name: src.name, version: src.version, cfg: cfg, dim: info.Dim,
 		inputName: sp.inputName, outputName: sp.outputName, backend: info.Backend,
-		sched: sched, metrics: mm,
+		sched: sched, metrics: mm, tok: tok, pooling: info.Pooling, truncate: sc.Truncate,
 	}, nil
 }
 
@@ -203,6 +207,19 @@ func complete(cfg *tritonpb.ModelConfig, sp *spec, dim int) {
 		cfg.Output = []*tritonpb.ModelOutput{{Name: sp.outputName, DataType: tritonpb.DataType_TYPE_FP32}}
 	}
 	cfg.Output[0].Dims = []int64{int64(dim)}
+	// The batching policy in force, so that a client reading the config of a
+	// --model shortcut (continuous by default) sees how it batches.
+	for k := range cfg.GetParameters() {
+		if strings.EqualFold(k, ParamBatchingPolicy) {
+			return
+		}
+	}
+	if sp.sched.Policy == scheduler.PolicyContinuous {
+		if cfg.Parameters == nil {
+			cfg.Parameters = map[string]*tritonpb.ModelParameter{}
+		}
+		cfg.Parameters[ParamBatchingPolicy] = &tritonpb.ModelParameter{StringValue: scheduler.PolicyNameContinuous}
+	}
 }
 
 // openInstances opens one engine per instance. Threads are split across

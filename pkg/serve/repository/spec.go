@@ -81,6 +81,10 @@ const (
 	ParamMaxBatchTokens = "MAX_BATCH_TOKENS" // padded tokens per execution
 	ParamTruncate       = "TRUNCATE"         // "true": cut long texts; "false": reject them
 	ParamMaxLength      = "MAX_LENGTH"       // tokens per text, at most the model's window
+	// ParamBatchingPolicy picks the batcher: "triton" (the default: wait up
+	// to max_queue_delay to fill a batch) or "continuous" (an idle instance
+	// takes what is queued at once; scheduler.PolicyContinuous).
+	ParamBatchingPolicy = "BATCHING_POLICY"
 
 	// Written by m3ectl repo: the files of the version folder and the
 	// preprocessing that Triton's model.py and m3ectl serve both follow.
@@ -170,7 +174,7 @@ func notHonoured(cfg *tritonpb.ModelConfig) []string {
 	walk(cfg.ProtoReflect(), "")
 	for k := range cfg.GetParameters() {
 		switch strings.ToUpper(k) {
-		case ParamMaxBatchTokens, ParamTruncate, ParamMaxLength,
+		case ParamMaxBatchTokens, ParamTruncate, ParamMaxLength, ParamBatchingPolicy,
 			ParamONNX, ParamVocab, ParamPooling, ParamNormalize, ParamLowercase, ParamEngine,
 			// the rest of what m3ectl repo writes: read by its model.py, or
 			// layout wiring m3ectl serve follows (layout.go)
@@ -379,6 +383,12 @@ func (sp *spec) readParameters(cfg *tritonpb.ModelConfig) error {
 			} else {
 				sp.files.vocab = name
 			}
+		case ParamBatchingPolicy:
+			p, err := scheduler.ParsePolicy(val)
+			if err != nil {
+				return fmt.Errorf("parameter %s: %w", k, err)
+			}
+			sp.sched.Policy = p
 		case ParamPooling:
 			mode, err := engine.ParsePoolingMode(val)
 			if err != nil {

@@ -103,7 +103,7 @@ func (s *Scheduler) dropAbandoned(pending []row) []row {
 
 // ready says whether to cut a batch now rather than wait for more rows.
 func (s *Scheduler) ready(pending []row, now time.Time) bool {
-	if !s.cfg.Dynamic {
+	if !s.cfg.Dynamic || s.cfg.Policy == PolicyContinuous {
 		return true
 	}
 	if now.Sub(pending[0].req.enqueued) >= s.cfg.MaxQueueDelay {

@@ -64,7 +64,10 @@ type Config struct {
 	MaxBatchSize int
 	// Dynamic turns dynamic batching on (a dynamic_batching block exists);
 	// without it each request runs alone.
-	Dynamic             bool
+	Dynamic bool
+	// Policy is how the queue becomes batches; PolicyContinuous implies
+	// Dynamic and ignores MaxQueueDelay.
+	Policy              Policy
 	MaxQueueDelay       time.Duration
 	PreferredBatchSizes []int
 	// MaxBatchTokens caps one execution's padded size, rows × longest row;
@@ -128,6 +131,9 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	}
 	if cfg.MaxQueueRows <= 0 {
 		cfg.MaxQueueRows = DefaultMaxQueueRows
+	}
+	if cfg.Policy == PolicyContinuous {
+		cfg.Dynamic, cfg.MaxQueueDelay = true, 0
 	}
 	budget := cfg.MaxBatchTokens
 	if budget <= 0 {
@@ -220,6 +226,12 @@ func (r row) tokens() []int32 { return r.req.ids[r.req.offsets[r.idx]:r.req.offs
 func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, error) {
 	arrived := time.Now()
 	req, err := s.prepare(ctx, texts)
+	return s.submit(req, err, arrived)
+}
+
+// submit queues a prepared request (or accounts for its preparation error)
+// and waits for its answer; Infer and InferIDs share it.
+func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float32, int, error) {
 	if err != nil {
 		s.stats.failed(arrived)
 		s.cfg.Metrics.Request(false, 0, time.Since(arrived), 0, 0, 0, 0)

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -10,19 +11,39 @@ import (
 // instance runs batches on its own engine until the owner closes the work
 // channel. One engine per instance: engines are not safe for concurrent use.
 func (s *Scheduler) instance(e engine.Engine) {
-	eb := &engine.Batch{}
-	var reqs []*request
+	x := &executor{eb: &engine.Batch{}}
+	x.into, _ = e.(engine.IntoEmbedder)
 	for b := range s.work {
-		reqs = s.execute(e, eb, b, reqs[:0])
-		clear(reqs)
+		x.reqs = s.execute(e, x, b, x.reqs[:0])
+		clear(x.reqs)
 		s.free <- struct{}{}
 	}
+}
+
+// executor is one instance's reusable state: nothing on the path of a batch
+// allocates once these have grown to the largest batch.
+type executor struct {
+	eb   *engine.Batch
+	reqs []*request
+	into engine.IntoEmbedder // nil when the engine allocates its results
+	out  []float32           // into's destination
+}
+
+func (x *executor) embed(ctx context.Context, e engine.Engine, dim int) ([]float32, error) {
+	if x.into == nil {
+		return e.Embed(ctx, x.eb)
+	}
+	if n := x.eb.Rows() * dim; cap(x.out) < n {
+		x.out = make([]float32, n)
+	}
+	return x.into.EmbedInto(ctx, x.eb, x.out[:cap(x.out)])
 }
 
 // execute runs one batch and hands each row's embedding to its request;
 // a request is answered when its last row is done, or at once when the
 // engine fails.
-func (s *Scheduler) execute(e engine.Engine, eb *engine.Batch, b *batch, reqs []*request) []*request {
+func (s *Scheduler) execute(e engine.Engine, x *executor, b *batch, reqs []*request) []*request {
+	eb := x.eb
 	start := time.Now()
 	eb.Reset()
 	live := b.rows[:0]
@@ -42,7 +63,7 @@ func (s *Scheduler) execute(e engine.Engine, eb *engine.Batch, b *batch, reqs []
 		return reqs
 	}
 	inputDone := time.Now()
-	emb, err := e.Embed(s.ctx, eb)
+	emb, err := x.embed(s.ctx, e, s.dim)
 	inferDone := time.Now()
 	if err == nil && len(emb) != len(live)*s.dim {
 		err = fmt.Errorf("engine returned %d floats for %d rows of width %d", len(emb), len(live), s.dim)

@@ -1,0 +1,118 @@
+package floatfmt
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+)
+
+func check(t *testing.T, f float32) {
+	t.Helper()
+	want := strconv.AppendFloat(nil, float64(f), 'g', -1, 32)
+	if got := AppendFloat32(nil, f); string(got) != string(want) {
+		t.Fatalf("%#08x (%v): got %q, want %q", math.Float32bits(f), f, got, want)
+	}
+}
+
+func TestSpecialValues(t *testing.T) {
+	for _, f := range []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.1, 0.5, 1e6, 999999, 1234567, 123456,
+		1e-4, 9.99e-5, 1e-5, 1.5e-05, 3.4028235e38, -3.4028235e38, 1e-45, 1.1754944e-38, 1.1754942e-38,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 16777216, 16777215, 33554432, 1e10, 7e22, 0.3} {
+		check(t, f)
+	}
+	for e := -45; e <= 38; e++ {
+		check(t, float32(math.Pow10(e)))
+		check(t, float32(2*math.Pow10(e)))
+	}
+	for e := -149; e <= 127; e++ {
+		check(t, float32(math.Ldexp(1, e)))
+	}
+}
+
+func TestRandomBitPatterns(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 2_000_000
+	if testing.Short() {
+		n = 200_000
+	}
+	for i := 0; i < n; i++ {
+		check(t, math.Float32frombits(r.Uint32()))
+	}
+}
+
+// TestEmbeddingRange checks every float32 of the magnitudes embeddings
+// hold, [2^-20, 2): 21 binades of 2^23 values each. It takes about a
+// minute, so it runs only with FLOATFMT_EXHAUSTIVE=1; CI checks a stride.
+func TestEmbeddingRange(t *testing.T) {
+	lo := math.Float32bits(float32(math.Ldexp(1, -20)))
+	hi := math.Float32bits(2)
+	step := uint32(9973)
+	if os.Getenv("FLOATFMT_EXHAUSTIVE") == "1" {
+		step = 1
+	}
+	for u := lo; u < hi; u += step {
+		check(t, math.Float32frombits(u))
+		check(t, -math.Float32frombits(u))
+	}
+}
+
+func TestAllSubnormalsAndExponentEdges(t *testing.T) {
+	for m := uint32(0); m < 1<<23; m += 997 {
+		check(t, math.Float32frombits(m))
+	}
+	for e := uint32(1); e < 255; e++ {
+		for _, m := range []uint32{0, 1, 2, 3, 1<<23 - 1, 1<<23 - 2, 1 << 22} {
+			check(t, math.Float32frombits(e<<23|m))
+		}
+	}
+}
+
+func FuzzAppendFloat32(f *testing.F) {
+	f.Add(uint32(0x3f800000))
+	f.Add(uint32(0x00000001))
+	f.Fuzz(func(t *testing.T, u uint32) { check(t, math.Float32frombits(u)) })
+}
+
+var sink []byte
+
+func benchValues() []float32 {
+	r := rand.New(rand.NewPCG(3, 4))
+	v := make([]float32, 768)
+	var ss float64
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+		ss += float64(v[i]) * float64(v[i])
+	}
+	for i := range v {
+		v[i] /= float32(math.Sqrt(ss))
+	}
+	return v
+}
+
+// BenchmarkEmbedding768 formats one m3e-base-wide normalised embedding.
+func BenchmarkEmbedding768(b *testing.B) {
+	v := benchValues()
+	buf := make([]byte, 0, 16<<10)
+	b.Run("floatfmt", func(b *testing.B) {
+		for b.Loop() {
+			buf = buf[:0]
+			for _, x := range v {
+				buf = AppendFloat32(buf, x)
+				buf = append(buf, ',')
+			}
+		}
+		sink = buf
+	})
+	b.Run("strconv", func(b *testing.B) {
+		for b.Loop() {
+			buf = buf[:0]
+			for _, x := range v {
+				buf = strconv.AppendFloat(buf, float64(x), 'g', -1, 32)
+				buf = append(buf, ',')
+			}
+		}
+		sink = buf
+	})
+}
