@@ -3,6 +3,8 @@ package triton
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/m3ectl/m3ectl/pkg/convert"
@@ -21,6 +23,18 @@ func gatherFacts(o RepoOptions) (*modelFacts, []string, error) {
 	f.tok = tok
 	window := 0
 	var onnxInputs []encoderInput
+	if o.ONNX != "" && o.Engine != "" {
+		// build-engine --pooling builds from a pooled rewrite of the graph
+		// it is given; the repository needs that rewrite, not the original.
+		if meta, err := convert.ReadEngineMeta(o.Engine); err == nil && meta != nil && meta.Pooled && meta.SourceONNX != "" && meta.ONNX != "" {
+			if abs, _ := filepath.Abs(o.ONNX); abs == meta.SourceONNX {
+				if _, err := os.Stat(meta.ONNX); err == nil {
+					notes = append(notes, "the engine was built from the pooled rewrite "+meta.ONNX+" of "+o.ONNX+"; the repository takes that graph")
+					o.ONNX = meta.ONNX
+				}
+			}
+		}
+	}
 	if o.ONNX != "" {
 		rep, err := convert.Inspect(o.ONNX)
 		if err != nil {
@@ -108,6 +122,7 @@ func gatherFacts(o RepoOptions) (*modelFacts, []string, error) {
 	if f.output == "" {
 		f.output = OutputName
 	}
+	f.onnx = o.ONNX
 	return f, notes, nil
 }
 
@@ -150,12 +165,18 @@ func engineFacts(o RepoOptions, f *modelFacts, onnxInputs []encoderInput, notes 
 	outNames := map[string]bool{}
 	for _, out := range meta.Outputs {
 		outNames[out.Name] = true
+		if len(out.Dims) == 2 && out.Dims[1] > 0 && (out.Name == OutputName || meta.Pooled) {
+			if f.dim != 0 && f.dim != int(out.Dims[1]) {
+				return fmt.Errorf("repo: the engine's output %s is %d wide, the model says %d", out.Name, out.Dims[1], f.dim)
+			}
+			f.dim = int(out.Dims[1])
+		}
 	}
 	switch {
 	case o.ONNX != "" && !outNames[f.output]:
 		return fmt.Errorf("repo: the engine's outputs %v do not include %s, the pooled output of %s: build the engine from that graph", keys(outNames), f.output, o.ONNX)
 	case o.ONNX == "" && !outNames[OutputName]:
-		return fmt.Errorf("repo: the engine's outputs %v have no %q; the repository needs a pooled engine (m3ectl convert --pooling mean --normalize, then build-engine), or pass --onnx with the graph it was built from", keys(outNames), OutputName)
+		return fmt.Errorf("repo: the engine's outputs %v have no %q; the repository needs a pooled engine (build-engine --pooling mean --normalize, or m3ectl convert --pooling mean --normalize first), or pass --onnx with the graph it was built from", keys(outNames), OutputName)
 	case o.ONNX == "":
 		f.output = OutputName
 	}

@@ -221,7 +221,7 @@ func TestCommandSwitchesServicesOff(t *testing.T) {
 			t.Fatalf("argv %q lacks %q", got, want)
 		}
 	}
-	if strings.Contains(got, "-1") {
+	if strings.Contains(got, "=-1") {
 		t.Fatalf("argv %q passes a port of -1", got)
 	}
 }

@@ -207,7 +207,8 @@ func pooledEngine(t *testing.T, ver convert.TRTVersion, maxBatch int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta.Outputs = []convert.EngineTensor{{Name: "embeddings", ONNXDType: "float32", DType: "float32"}}
+	meta.Outputs = []convert.EngineTensor{{Name: "embeddings", ONNXDType: "float32", DType: "float32", Dims: []int64{-1, 64}}}
+	meta.Pooled = true
 	if err := convert.WriteEngineMeta(convert.MetaPath(path), meta); err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,7 @@ type modelFacts struct {
 	trt       string // TensorRT version that built the engine, "" when unknown
 	extData   []string
 	tok       *tokenizer.Tokenizer
+	onnx      string // the graph the repository takes (a pooled rewrite of --onnx when the engine was built from one)
 }
 
 // encoderInput is one input of the encoder with the dtype the encoder
@@ -106,6 +107,7 @@ func WriteRepository(o RepoOptions) (*RepoResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.ONNX = facts.onnx
 	if o.TritonImage != "" {
 		note, err := CheckImage(o.TritonImage, facts.trt, o.Force)
 		if err != nil {
