@@ -83,7 +83,7 @@ tokenizer.json beside the .onnx or in its folder) unless --vocab is given.`,
 	f.IntVar(&cfg.BatchSize, "batch-size", engine.DefaultBatchSize, "texts per engine call (texts are grouped by length first)")
 	f.StringVar(&kind, "engine", "cpu", "engine: cpu (ONNX Runtime), cuda, or auto (cuda when available)")
 	f.IntVar(&cfg.Options.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
-	f.StringVar(&cfg.Options.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime, then system paths)")
+	f.StringVar(&cfg.Options.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then $XDG_DATA_HOME/m3ectl/onnxruntime, then third_party/onnxruntime, then system paths)")
 	f.StringVar(&cfg.Options.Provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, tensorrt (needs a GPU build of ONNX Runtime)")
 	f.IntVar(&cfg.Options.Device, "device", 0, "GPU ordinal for cuda / tensorrt")
 	f.BoolVar(&asJSON, "json", true, "output JSON lines (always on: embeddings have no text form)")

@@ -73,6 +73,9 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	}
 	triton := addTritonFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkServeFlags(&f); err != nil {
+			return err
+		}
 		if triton.enabled() {
 			return triton.run(cmd.Context(), f.repository, f.loadModels, f.httpPort, f.grpcPort, f.metricsPort)
 		}
@@ -92,7 +95,7 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.IntVar(&f.metricsPort, "metrics-port", 8002, "Prometheus metrics port (-1: off)")
 	fl.StringVar(&f.engine, "engine", "cpu", "inference backend: cpu (ONNX Runtime), cuda, or auto")
 	fl.IntVar(&f.threads, "threads", 0, "intra-op threads per model, split across instances (0: all cores)")
-	fl.StringVar(&f.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime, then system paths)")
+	fl.StringVar(&f.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then $XDG_DATA_HOME/m3ectl/onnxruntime, then third_party/onnxruntime, then system paths)")
 	fl.IntVar(&f.maxBatchTokens, "max-batch-tokens", 0, "token budget of one dynamic batch (0: sized for the model's window)")
 	fl.Int64Var(&f.maxRequestBytes, "max-request-bytes", serve.DefaultMaxRequestBytes, "largest request body accepted (larger: 413)")
 	fl.StringVar(&f.apiKey, "api-key", "", "bearer token required on every endpoint but health (default $"+apiKeyEnv+")")
@@ -102,7 +105,6 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; those still pending then get 503 and the exit status is 1")
 	fl.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep serving every request this long while readiness answers 503, so load balancers stop sending first")
 	fl.BoolVar(&f.metricsNoAuth, "metrics-no-auth", false, "serve /metrics without the API key (for scrapers without credentials)")
-	cmd.MarkFlagsMutuallyExclusive("model-repository", "model")
 	cmd.MarkFlagsMutuallyExclusive("truncate", "no-truncate")
 	return cmd
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -141,10 +141,12 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 		tok = tok.WithLowercase(*sp.files.lowercase)
 	}
 
+	mgr.log.Info("loading model", "model", src.name, "version", src.version, "path", src.path)
 	engines, err := mgr.openInstances(ctx, sp, em, tok.MaxLength())
 	if err != nil {
 		return nil, err
 	}
+	mgr.logInstances(src, sp, engines)
 	ok := false
 	defer func() {
 		if !ok {
@@ -163,11 +165,13 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	if info.VocabSize > 0 && tok.VocabSize() > info.VocabSize {
 		return nil, fmt.Errorf("the tokenizer's vocabulary (%d) is larger than the model's embedding table (%d): wrong vocab.txt?", tok.VocabSize(), info.VocabSize)
 	}
+	warmStart := time.Now()
 	for i, e := range engines {
 		if err := warmup(ctx, e, tok, sp.warmups); err != nil {
 			return nil, fmt.Errorf("warmup of instance %d: %w", i, err)
 		}
 	}
+	mgr.log.Info("model warmed up", "model", src.name, "version", src.version, "instances", len(engines), "samples", warmupSamples(sp.warmups), "took", time.Since(warmStart).Round(time.Millisecond))
 
 	sc := sp.sched
 	sc.Name, sc.Version = src.name, src.version
@@ -253,6 +257,9 @@ func (mgr *Manager) openInstances(ctx context.Context, sp *spec, em *engine.Mode
 	var engines []engine.Engine
 	for _, g := range sp.instances {
 		kind := mgr.engineKind(g.kind)
+		if g.kind == tritonpb.ModelInstanceGroup_KIND_GPU && kind == "cpu" && mgr.cfg.Engine == "cpu" {
+			mgr.log.Warn("config asks for KIND_GPU instances but --engine cpu runs them on the CPU; use --engine cuda or auto for the GPU", "model", sp.cfg.GetName(), "count", g.count)
+		}
 		o := opts
 		if g.device > 0 {
 			o.Device = g.device
@@ -341,21 +348,4 @@ func singleSpec(name string) (*spec, error) {
 		SchedulingChoice: &tritonpb.ModelConfig_DynamicBatching{DynamicBatching: &tritonpb.ModelDynamicBatching{}},
 	}
 	return interpret(cfg, "")
-}
-
-// singleName derives a model name from a --model path: the folder's name,
-// or the file's name without .onnx (its folder's for model.onnx).
-func singleName(path string) string {
-	clean := filepath.Clean(path)
-	base := filepath.Base(clean)
-	if ext := filepath.Ext(base); ext == ".onnx" {
-		base = base[:len(base)-len(ext)]
-		if base == "model" {
-			base = filepath.Base(filepath.Dir(clean))
-		}
-	}
-	if ValidateName(base) != nil {
-		return "model"
-	}
-	return base
 }
