@@ -78,6 +78,7 @@ OUT must differ from IN; nothing is written on failure.`,
 	f.StringVar(&out, "out", "", "ONNX file to write (not the input)")
 	f.StringVar(&o.Pooling, "pooling", "none", "none, mean, cls or max")
 	f.BoolVar(&o.Normalize, "normalize", false, "L2-normalise the pooled vector")
+	f.StringVar(&o.Output, "output", "", "the [batch, seq, hidden] output to pool (default: the first such output)")
 	f.BoolVar(&o.FP16, "fp16", false, "AutoCast to fp16 (TensorRT 11 strongly typed)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd

@@ -52,6 +52,20 @@ func needORT(t testing.TB) {
 // batches, ONNX Runtime, the engine's pooling unless the graph pools).
 func embedAll(t *testing.T, model string, pool *engine.Pooling) ([][]float32, engine.Info) {
 	t.Helper()
+	var texts []string
+	for _, c := range reference(t) {
+		texts = append(texts, c.Text)
+	}
+	return embedWith(t, model, pool, texts)
+}
+
+// embedTexts embeds texts with the model's own pooling.
+func embedTexts(t *testing.T, model string, texts []string) ([][]float32, engine.Info) {
+	return embedWith(t, model, nil, texts)
+}
+
+func embedWith(t *testing.T, model string, pool *engine.Pooling, texts []string) ([][]float32, engine.Info) {
+	t.Helper()
 	needORT(t)
 	m, err := engine.ResolveModel(model)
 	if err != nil {
@@ -65,10 +79,6 @@ func embedAll(t *testing.T, model string, pool *engine.Pooling) ([][]float32, en
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	var texts []string
-	for _, c := range reference(t) {
-		texts = append(texts, c.Text)
-	}
 	got, err := emb.EmbedTexts(context.Background(), texts)
 	if err != nil {
 		t.Fatal(err)
@@ -330,5 +340,24 @@ func TestExportRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExportMatchesFixtureGraph: the unpooled export's token states equal
+// those of the fixture's own torch.onnx.export graph, seen through every
+// pooling without normalisation (CLS is token 0's raw state, max and mean
+// cover every token).
+func TestExportMatchesFixtureGraph(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "none", "model.onnx")
+	if _, err := convert.Export(filepath.Join(tiny, "hf"), convert.ExportOptions{Out: none, Pooling: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []engine.PoolingMode{engine.PoolMean, engine.PoolCLS, engine.PoolMax} {
+		p := &engine.Pooling{Mode: mode}
+		got, _ := embedAll(t, none, p)
+		want, _ := embedAll(t, filepath.Join(tiny, "model.onnx"), p)
+		if d, _ := parity(got, want); d > 1e-5 {
+			t.Errorf("%s: max |Δ| %g between the export and the fixture's model.onnx", mode, d)
+		}
 	}
 }

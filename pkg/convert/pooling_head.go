@@ -29,14 +29,23 @@ var ErrAlreadyPooled = errors.New("the graph is already pooled")
 // output, "embeddings" [batch, hidden] float32; the other outputs and what
 // only they needed are removed.
 func AddPoolingHead(m *onnxpb.ModelProto, p engine.Pooling) error {
+	return AddPoolingHeadOn(m, p, "")
+}
+
+// AddPoolingHeadOn is AddPoolingHead on the named output ("" picks the
+// first [batch, seq, hidden] float output, as Report.HiddenStates does).
+func AddPoolingHeadOn(m *onnxpb.ModelProto, p engine.Pooling, output string) error {
 	g := m.GetGraph()
 	rep, err := inspectModel(m, "model.onnx")
 	if err != nil {
 		return err
 	}
 	hidden, err := rep.HiddenStates()
+	if output != "" {
+		hidden, err = namedHiddenStates(rep, output)
+	}
 	if err != nil {
-		if _, ok := rep.Embeddings(); ok {
+		if _, ok := rep.Embeddings(); ok && output == "" {
 			return fmt.Errorf("%w: its output %q is [batch, hidden] already", ErrAlreadyPooled, EmbeddingsOutput)
 		}
 		return err
@@ -91,6 +100,23 @@ func AddPoolingHead(m *onnxpb.ModelProto, p engine.Pooling) error {
 	g.Output = []*onnxpb.ValueInfoProto{tensorValue(EmbeddingsOutput, onnxpb.TensorProto_FLOAT, batch, width)}
 	prune(g)
 	return nil
+}
+
+// ErrNoSuchOutput marks an output name the graph does not have.
+var ErrNoSuchOutput = errors.New("no such output")
+
+func namedHiddenStates(rep *Report, name string) (ValueInfo, error) {
+	var names []string
+	for _, o := range rep.Outputs {
+		if o.Name == name {
+			if len(o.Shape) != 3 || (o.DType != "float32" && o.DType != "float16") {
+				return ValueInfo{}, fmt.Errorf("output %q is %s %s, not [batch, seq, hidden] float; pool a hidden-state output", name, o.DType, FormatShape(o.Shape))
+			}
+			return o, nil
+		}
+		names = append(names, o.Name)
+	}
+	return ValueInfo{}, fmt.Errorf("%w %q; the graph's outputs are %s", ErrNoSuchOutput, name, strings.Join(names, ", "))
 }
 
 // maskAsInt64 returns the mask as int64 (a graph may take int32 ids).

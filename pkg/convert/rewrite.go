@@ -14,6 +14,7 @@ import (
 type ConvertOptions struct {
 	Pooling   string // "" or "none": keep the hidden-state output; "mean", "cls", "max": add the head
 	Normalize bool   // L2-normalise after pooling
+	Output    string // the [batch, seq, hidden] output to pool; "" picks it
 	FP16      bool   // AutoCast: fp16 weights and compute, sensitive parts in fp32
 	// ExternalData writes the weights to OUT.data; nil keeps what the input did.
 	ExternalData *bool
@@ -54,6 +55,9 @@ func Convert(in, out string, o ConvertOptions) (*ConvertResult, error) {
 		}
 		pool = &engine.Pooling{Mode: mode, Normalize: o.Normalize}
 	}
+	if pool == nil && o.Output != "" {
+		return nil, errors.New("convert: --output names the output to pool; give --pooling too")
+	}
 	if pool == nil && !o.FP16 {
 		return nil, errors.New("convert: nothing to do; give --pooling and/or --fp16")
 	}
@@ -77,13 +81,16 @@ func Convert(in, out string, o ConvertOptions) (*ConvertResult, error) {
 		}
 	}
 	if pool != nil {
-		if err := AddPoolingHead(m, *pool); err != nil {
+		if err := AddPoolingHeadOn(m, *pool, o.Output); err != nil {
 			return nil, fmt.Errorf("convert %s: %w", in, err)
 		}
 	}
 	external := len(before.ExternalData) > 0
 	if o.ExternalData != nil {
 		external = *o.ExternalData
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
 	}
 	if res.ExternalData, err = WriteModel(out, m, WriteOptions{ExternalData: external}); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)

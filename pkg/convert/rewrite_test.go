@@ -172,6 +172,8 @@ func TestConvertRefusals(t *testing.T) {
 		{"not an encoder", notEncoder, convert.ConvertOptions{Pooling: "mean"}, "not an encoder", convert.ErrNotEncoder},
 		{"unknown op for fp16", unknownOp, convert.ConvertOptions{FP16: true}, `node "the_node": op HardSwish`, nil},
 		{"already pooled", pooled, convert.ConvertOptions{Pooling: "cls"}, "already pooled", convert.ErrAlreadyPooled},
+		{"output that does not exist", fixtureModel, convert.ConvertOptions{Pooling: "mean", Output: "last_hidden"}, `no such output "last_hidden"; the graph's outputs are output`, convert.ErrNoSuchOutput},
+		{"output that is not hidden states", filepath.Join(tiny, "dynamo", "model.onnx"), convert.ConvertOptions{Pooling: "mean", Output: "tanh"}, "not [batch, seq, hidden]", nil},
 		{"normalize alone", fixtureModel, convert.ConvertOptions{Normalize: true}, "--normalize needs --pooling", nil},
 		{"nothing to do", fixtureModel, convert.ConvertOptions{}, "nothing to do", nil},
 		{"bad pooling", fixtureModel, convert.ConvertOptions{Pooling: "weighted"}, "not supported", nil},
