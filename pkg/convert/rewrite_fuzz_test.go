@@ -45,7 +45,9 @@ func FuzzRewrite(f *testing.F) {
 		}
 		for _, step := range []func(*onnxpb.ModelProto) error{
 			func(m *onnxpb.ModelProto) error { _, err := AutoCastFP16(m); return err },
-			func(m *onnxpb.ModelProto) error { return AddPoolingHead(m, engine.Pooling{Mode: engine.PoolMean, Normalize: true}) },
+			func(m *onnxpb.ModelProto) error {
+				return AddPoolingHead(m, engine.Pooling{Mode: engine.PoolMean, Normalize: true})
+			},
 			func(m *onnxpb.ModelProto) error { return AddPoolingHead(m, engine.Pooling{Mode: engine.PoolMax}) },
 		} {
 			m, err := LoadModel(p)
