@@ -122,6 +122,9 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 	serve.SetGCPercent()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerSystemMetrics(reg, f.engine); err != nil {
+		return err
+	}
 	repo, err := repository.New(repository.Config{
 		Root:           f.repository,
 		ControlMode:    f.controlMode,

@@ -3,6 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/m3ectl/m3ectl/pkg/serve/metrics"
 )
 
 // checkServeFlags refuses flag combinations that cannot work, in words a
@@ -21,6 +26,20 @@ func checkServeFlags(f *serveFlags) error {
 				return fmt.Errorf("serve: %s and %s are both %d; each listener needs its own port (-1 turns gRPC or metrics off)", a.flag, b.flag, a.port)
 			}
 		}
+	}
+	return nil
+}
+
+// registerSystemMetrics adds Triton's nv_cpu_* metrics and, unless the
+// engine is cpu, its nv_gpu_* metrics through NVML; without NVML one line
+// says GPU metrics are off.
+func registerSystemMetrics(reg prometheus.Registerer, engine string) error {
+	gpuOff, err := metrics.RegisterSystem(reg, engine != "cpu")
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if gpuOff != nil {
+		slog.Info("GPU metrics (nv_gpu_*) off", "reason", gpuOff.Error())
 	}
 	return nil
 }

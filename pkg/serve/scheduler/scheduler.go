@@ -234,7 +234,7 @@ func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, 
 func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float32, int, error) {
 	if err != nil {
 		s.stats.failed(arrived)
-		s.cfg.Metrics.Request(false, 0, time.Since(arrived), 0, 0, 0, 0)
+		s.cfg.Metrics.Failed(metrics.Other, time.Since(arrived))
 		return nil, 0, err
 	}
 	req.arrived = arrived
@@ -245,7 +245,7 @@ func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float3
 	}
 	if err := s.admit(req); err != nil {
 		s.stats.failed(arrived)
-		s.cfg.Metrics.Request(false, req.rows(), time.Since(arrived), 0, 0, 0, 0)
+		s.cfg.Metrics.Failed(failureReason(req.ctx, err), time.Since(arrived))
 		return nil, 0, err
 	}
 	select {
@@ -364,7 +364,7 @@ func (s *Scheduler) record(req *request, err error) {
 	in, inf, out := time.Duration(req.computeInput.Load()), time.Duration(req.computeInfer.Load()), time.Duration(req.computeOutput.Load())
 	if err != nil {
 		s.stats.failed(req.arrived)
-		s.cfg.Metrics.Request(false, req.rows(), total, 0, 0, 0, 0)
+		s.cfg.Metrics.Failed(failureReason(req.ctx, err), total)
 		return
 	}
 	s.stats.succeeded(req.rows(), total, queue, in, inf, out)
