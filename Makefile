@@ -3,9 +3,13 @@ GO      ?= go
 ORT_LIB := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build install test test-deploy vet demo clean
+.PHONY: setup setup-debian build install test test-deploy vet demo clean
 
-setup: $(ORT_LIB)
+setup: $(ORT_LIB) setup-debian
+
+# Debian packages the tests need (python3, python3-numpy, ...), installed only when missing.
+setup-debian:
+	./scripts/setup-debian.sh
 
 $(ORT_LIB): scripts/setup-ort.sh
 	./scripts/setup-ort.sh

@@ -95,16 +95,34 @@ type versionSource struct {
 func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource) (*Model, error) {
 	var em *engine.Model
 	var err error
-	if src.path == mgr.cfg.SinglePath && mgr.cfg.SinglePath != "" {
+	tokVdir, tokDir := src.path, src.modelDir
+	switch {
+	case src.path == mgr.cfg.SinglePath && mgr.cfg.SinglePath != "":
 		em, err = engine.ResolveModel(src.path)
-	} else {
+	case sp.layout != nil && sp.layout.encoderDir != "":
+		// An m3ectl layout: the graph is the encoder model's (its
+		// onnxruntime_onnx graph, or the ONNX beside its tensorrt_plan).
+		var encV string
+		if encV, err = newestVersionDir(sp.layout.encoderDir); err == nil {
+			em, err = resolveVersion(encV)
+		}
+		if sp.layout.tokenizerDir != "" {
+			tokDir = sp.layout.tokenizerDir
+			if tokVdir, err = newestVersionDir(tokDir); err != nil {
+				return nil, err
+			}
+		}
+	default:
 		em, err = resolveVersion(src.path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	sp.files.apply(em, src.path)
-	tokPath, err := findTokenizer(em, src.path, src.modelDir)
+	if sp.layout != nil {
+		em.Tokenizer = "" // the vocabulary is the tokenizer model's, not the encoder folder's
+	}
+	sp.files.apply(em, tokVdir)
+	tokPath, err := findTokenizer(em, tokVdir, tokDir)
 	if err != nil {
 		return nil, err
 	}
