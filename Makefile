@@ -3,15 +3,33 @@ GO      ?= go
 ORT_LIB := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build test test-deploy image dockerfiles vet demo clean
+.PHONY: setup setup-debian build install test test-deploy image dockerfiles vet demo clean
 
-setup: $(ORT_LIB)
+setup: $(ORT_LIB) setup-debian
+
+# Debian packages the tests need (python3, python3-numpy, ...), installed only when missing.
+setup-debian:
+	./scripts/setup-debian.sh
 
 $(ORT_LIB): scripts/setup-ort.sh
 	./scripts/setup-ort.sh
 
+# The version and commit `m3ectl version` and GET /v2 report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/m3ectl/m3ectl/pkg/buildinfo.version=$(VERSION) -X github.com/m3ectl/m3ectl/pkg/buildinfo.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/m3ectl ./cmd/m3ectl
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/m3ectl ./cmd/m3ectl
+
+# Installs bin/m3ectl into $(BINDIR) and the checksum-verified ONNX Runtime
+# library into the per-user location every m3ectl command searches
+# ($XDG_DATA_HOME/m3ectl/onnxruntime), so the installed binary runs anywhere.
+PREFIX ?= $(HOME)/.local
+BINDIR ?= $(PREFIX)/bin
+install: setup build
+	install -D -m 0755 bin/m3ectl $(DESTDIR)$(BINDIR)/m3ectl
+	env -u ONNXRUNTIME_LIB $(DESTDIR)$(BINDIR)/m3ectl setup --from $(ORT_LIB)
 
 vet:
 	$(GO) vet ./...

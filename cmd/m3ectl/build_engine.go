@@ -38,11 +38,18 @@ trtexec's output goes to OUT.plan.log behind a progress line; success needs
 exit 0, "&&&& PASSED" and a non-empty engine. The engine's profile, dtypes
 and TensorRT version are recorded in OUT.plan.meta.json, then the engine is
 verified (deserialisation, and parity with ONNX Runtime when a vocabulary
-sits next to the model). Arguments after "--" go to trtexec unchanged.`,
+sits next to the model). Arguments after "--" go to trtexec unchanged.
+
+TensorRT 11 is strongly typed only: its trtexec has no --fp16/--int8. There
+--fp16 writes OUT.plan.fp16.onnx (m3ectl convert --fp16: LayerNorm, Softmax and
+pooling kept in fp32) and builds it with no precision flag; --int8 is refused.
+--pooling mean builds from the ONNX with the pooling head, so the engine's
+output is embeddings [N, dim] (what Triton serves without a Python step).`,
 		Example: `  m3ectl build-engine --onnx m3e-base.onnx --engine m3e-base.plan --min 1x1 --opt 16x128 --max 64x512 --fp16
   m3ectl build-engine --onnx model.onnx --engine model.plan --min input_ids:1x1,attention_mask:1x1 \
       --opt input_ids:16x128,attention_mask:16x128 --max input_ids:64x512,attention_mask:64x512 --dry-run
-  m3ectl build-engine --onnx model.onnx --engine model.plan --min 1x1 --opt 8x64 --max 32x256 -- --noTF32`,
+  m3ectl build-engine --onnx model.onnx --engine model.plan --min 1x1 --opt 8x64 --max 32x256 -- --noTF32
+  m3ectl build-engine --onnx m3e-base.onnx --engine m3e-base.plan --fp16 --pooling mean --dry-run --trt-version 10.3`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -105,8 +112,12 @@ sits next to the model). Arguments after "--" go to trtexec unchanged.`,
 	f.StringVar(&req.Min, "min", "1x1", "smallest shape: BxS for every dynamic input, or name:BxS,...")
 	f.StringVar(&req.Opt, "opt", "16x128", "shape TensorRT tunes for")
 	f.StringVar(&req.Max, "max", "64x512", "largest shape")
-	f.BoolVar(&req.FP16, "fp16", false, "allow fp16 kernels")
-	f.BoolVar(&req.INT8, "int8", false, "allow int8 kernels (no calibration: placeholder scales)")
+	f.BoolVar(&req.FP16, "fp16", false, "fp16: trtexec --fp16 up to TensorRT 10; on 11 (strongly typed) the ONNX is AutoCast to fp16 first, next to the engine")
+	f.BoolVar(&req.INT8, "int8", false, "allow int8 kernels (no calibration: placeholder scales); refused on TensorRT 11")
+	f.BoolVar(&req.StronglyTyped, "strongly-typed", false, "the ONNX is already mixed precision: trtexec --stronglyTyped (TensorRT 10; 11 always is)")
+	f.StringVar(&req.Pooling, "pooling", "", "build from the ONNX with this pooling head (mean, cls, max) so the engine outputs embeddings [N, dim]")
+	f.BoolVar(&req.Normalize, "normalize", true, "with --pooling: L2-normalise the embeddings")
+	f.StringVar(&req.TRTVersion, "trt-version", "", "with --dry-run and no trtexec: the TensorRT version to write flags for (default: the newest, 11.1)")
 	f.IntVar(&req.WorkspaceMiB, "workspace", 0, "builder workspace in MiB (0: TensorRT's default)")
 	f.StringVar(&req.TimingCache, "timing-cache", "", "timing cache file to read and update")
 	f.IntVar(&req.OptLevel, "opt-level", -1, "builder optimisation level 0-5, TensorRT ≥ 8.6 (-1: trtexec's default, 3)")

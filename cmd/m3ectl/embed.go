@@ -21,6 +21,7 @@ func newEmbedCmd() *cobra.Command {
 		model, vocab, jsonl, kind string
 		cfg                       engine.EmbedderConfig
 		asJSON                    bool
+		bf                        bulkFlags
 	)
 	cmd := &cobra.Command{
 		Use:   `embed --model MODEL.onnx|DIR ["text" ... | --jsonl FILE]`,
@@ -53,11 +54,25 @@ tokenizer.json beside the .onnx or in its folder) unless --vocab is given.`,
 					return fmt.Errorf("argument %d: %w", i+1, engine.ErrInvalidUTF8)
 				}
 			}
+			if bf.input != "" && (jsonl != "" || len(args) > 0) {
+				return fmt.Errorf("give texts as arguments, --jsonl or --input, not several")
+			}
+			devices, err := parseDevices(bf.device)
+			if err != nil {
+				return err
+			}
+			cfg.Options.Device = devices[0]
 			m, err := engine.ResolveModel(model)
 			if err != nil {
 				return err
 			}
 			cfg.Kind, cfg.Vocab = kind, vocab
+			if bf.output != "" {
+				return runBulk(cmd, m, cfg, devices, &bf, args, jsonl)
+			}
+			if bf.input != "" || len(devices) > 1 {
+				return fmt.Errorf("--input and several --device need --output FILE (.npy, .parquet or .jsonl)")
+			}
 			emb, err := engine.NewEmbedder(m, cfg)
 			if err != nil {
 				return err
@@ -83,9 +98,10 @@ tokenizer.json beside the .onnx or in its folder) unless --vocab is given.`,
 	f.IntVar(&cfg.BatchSize, "batch-size", engine.DefaultBatchSize, "texts per engine call (texts are grouped by length first)")
 	f.StringVar(&kind, "engine", "cpu", "engine: cpu (ONNX Runtime), cuda, or auto (cuda when available)")
 	f.IntVar(&cfg.Options.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
-	f.StringVar(&cfg.Options.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then third_party/onnxruntime, then system paths)")
+	f.StringVar(&cfg.Options.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then $XDG_DATA_HOME/m3ectl/onnxruntime, then third_party/onnxruntime, then system paths)")
 	f.StringVar(&cfg.Options.Provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, tensorrt (needs a GPU build of ONNX Runtime)")
-	f.IntVar(&cfg.Options.Device, "device", 0, "GPU ordinal for cuda / tensorrt")
+	f.StringVar(&bf.device, "device", "0", "GPU ordinal(s): with --output, a list (0,1) spreads batches over the GPUs")
+	addBulkFlags(f, &bf)
 	f.BoolVar(&asJSON, "json", true, "output JSON lines (always on: embeddings have no text form)")
 	return cmd
 }

@@ -75,7 +75,7 @@ func TestServeCommandErrors(t *testing.T) {
 		want string
 	}{
 		{"no model", []string{"serve"}, "--model-repository DIR or --model PATH"},
-		{"both sources", []string{"serve", "--model", "x", "--model-repository", "y"}, "none of the others"},
+		{"both sources", []string{"serve", "--model", "x", "--model-repository", "y"}, "exclude each other"},
 		{"missing model file", []string{"serve", "--model", "does/not/exist.onnx", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--metrics-port", "-1"}, "exist"},
 	}
 	for _, tc := range tests {

@@ -37,11 +37,13 @@ truncated to --max-length) and prints one JSON line per text, in order:
 --vocab takes a vocab.txt, a tokenizer.json, or a model folder (tokenizer.json
 preferred, else vocab.txt; tokenizer_config.json's do_lower_case,
 strip_accents and tokenize_chinese_chars are honoured). Texts come from the
-arguments or from a JSON Lines file of {"text": "..."} objects ("-" for
-stdin). Text that is not valid UTF-8 is an error naming the input.`,
+arguments, from a JSON Lines file of {"text": "..."} objects ("-" for
+stdin), or, with neither, one text per line on stdin (as embed reads them).
+Text that is not valid UTF-8 is an error naming the input.`,
 		Example: `  m3ectl tokenize --vocab testdata/m3e-tiny/hf "m3e 是一个中文句向量模型" "Hello, world!"
   m3ectl tokenize --vocab testdata/m3e-tiny/vocab.txt --max-length 16 --jsonl texts.jsonl
-  echo '{"text":"你好,世界!"}' | m3ectl tokenize --vocab tokenizer.json --jsonl -`,
+  echo '{"text":"你好,世界!"}' | m3ectl tokenize --vocab tokenizer.json --jsonl -
+  printf '酒店很好\n房间很小\n' | m3ectl tokenize --vocab testdata/m3e-tiny/hf`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,6 +55,8 @@ stdin). Text that is not valid UTF-8 is an error naming the input.`,
 	fl.BoolVar(&f.noLower, "no-lower", false, "do not lower-case (nor strip accents), for cased vocabularies")
 	fl.IntVar(&f.maxLength, "max-length", 0, "truncate to N ids, [CLS] and [SEP] included (default: the tokenizer's, 512)")
 	fl.StringVar(&f.jsonl, "jsonl", "", `read texts from this JSON Lines file of {"text": "..."} ("-": stdin)`)
+	var asJSON bool
+	fl.BoolVar(&asJSON, "json", true, "output JSON lines (always on, as for embed)")
 	_ = cmd.MarkFlagRequired("vocab")
 	return cmd
 }
@@ -63,8 +67,6 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 	switch {
 	case f.jsonl != "" && len(args) > 0:
 		return errors.New("give texts as arguments or with --jsonl, not both")
-	case f.jsonl == "" && len(args) == 0:
-		return errors.New(`no texts: give them as arguments or with --jsonl FILE`)
 	case f.maxLength < 0:
 		return fmt.Errorf("--max-length %d: must be positive", f.maxLength)
 	}
@@ -86,7 +88,7 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	if f.jsonl == "" {
+	if f.jsonl == "" && len(args) > 0 {
 		for _, a := range args {
 			if err := enc.Encode(tok.Encoding(a)); err != nil {
 				return err
@@ -95,7 +97,7 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 		return w.Flush()
 	}
 	in, name := stdin, "stdin"
-	if f.jsonl != "-" {
+	if f.jsonl != "" && f.jsonl != "-" {
 		file, err := os.Open(f.jsonl)
 		if err != nil {
 			return err
@@ -103,7 +105,9 @@ func runTokenize(stdin io.Reader, stdout io.Writer, f tokenizeFlags, args []stri
 		defer file.Close()
 		in, name = file, f.jsonl
 	}
-	sc := engine.NewTextScanner(in, name, true)
+	// With neither arguments nor --jsonl, one text per line on stdin, as
+	// embed reads it.
+	sc := engine.NewTextScanner(in, name, f.jsonl != "")
 	for sc.Scan() {
 		if err := enc.Encode(tok.Encoding(sc.Text())); err != nil {
 			return err

@@ -77,7 +77,6 @@ func TestTokenizeErrors(t *testing.T) {
 		{"invalid UTF-8 in jsonl", []string{"--vocab", vocab, "--jsonl", bad}, bad + ":2: invalid UTF-8", 1},
 		{"missing vocab", []string{"--vocab", "nope.txt", "x"}, "nope.txt", 0},
 		{"no vocab flag", []string{"x"}, `"vocab" not set`, 0},
-		{"no texts", []string{"--vocab", vocab}, "no texts", 0},
 		{"both sources", []string{"--vocab", vocab, "--jsonl", bad, "x"}, "not both", 0},
 		{"negative max length", []string{"--vocab", vocab, "--max-length", "-1", "x"}, "--max-length -1", 0},
 	}
@@ -94,5 +93,24 @@ func TestTokenizeErrors(t *testing.T) {
 				t.Errorf("%d lines printed before the error, want %d", n, tc.lines)
 			}
 		})
+	}
+}
+
+// TestTokenizeStdinLines: with neither arguments nor --jsonl, tokenize reads
+// one text per line on stdin, as embed does and as the README says.
+func TestTokenizeStdinLines(t *testing.T) {
+	vocab := filepath.Join("..", "..", "testdata", "m3e-tiny", "hf")
+	out, err := runTokenizeCmd(t, "酒店很好\n房间很小\n", "--vocab", vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"ids":[101,6983,2421,2523,1962,102],"tokens":["[CLS]","酒","店","很","好","[SEP]"]}
+{"ids":[101,2791,7313,2523,2207,102],"tokens":["[CLS]","房","间","很","小","[SEP]"]}
+`
+	if out != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+	if _, err := runTokenizeCmd(t, "ok\n\xff\n", "--vocab", vocab); err == nil || !strings.Contains(err.Error(), "stdin:2") {
+		t.Fatalf("invalid UTF-8 on stdin: %v", err)
 	}
 }

@@ -66,7 +66,7 @@ fails when either is outside the tolerance (defaults fit an fp16 engine).`,
 	f.StringVar(&req.Trtexec, "trtexec", "", "trtexec executable (default: $TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)")
 	f.Float64Var(&req.AbsTol, "tolerance", convert.DefaultAbsTol, "largest |Δ| of hidden states allowed")
 	f.Float64Var(&req.MinCosine, "min-cosine", convert.DefaultMinCosine, "smallest cosine of pooled embeddings allowed")
-	f.StringVar(&req.ORTLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB or scripts/setup-ort.sh's location)")
+	f.StringVar(&req.ORTLib, "ort-lib", "", "ONNX Runtime library (default: the lookup serve uses: $ONNXRUNTIME_LIB, $XDG_DATA_HOME/m3ectl/onnxruntime, third_party/onnxruntime, system paths)")
 	f.StringSliceVar(&req.Sentences, "sentence", nil, "sample sentence for the parity run (repeatable; default: a built-in set)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd

@@ -128,6 +128,7 @@ func inspectModel(m *onnxpb.ModelProto, path string) (*Report, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r.Architecture = detectBERT(g, r)
+	_, r.Pooled = r.Embeddings()
 	r.SuggestedProfile = suggestProfile(r)
 	return r, nil
 }

@@ -102,7 +102,11 @@ type Report struct {
 	ParameterBytes int64 `json:"parameter_bytes"`
 	// ExternalData lists the external-data files, relative to the model's
 	// folder, in first-use order; empty when every weight is inside the file.
-	ExternalData     []string      `json:"external_data"`
-	Architecture     *Architecture `json:"architecture"`
-	SuggestedProfile *Profile      `json:"profile"`
+	ExternalData []string      `json:"external_data"`
+	Architecture *Architecture `json:"architecture"`
+	// Pooled is true when the graph's output is already the sentence
+	// embedding ([batch, hidden], see Report.Embeddings): embed, serve and
+	// verify-engine then do no pooling of their own.
+	Pooled           bool     `json:"pooled"`
+	SuggestedProfile *Profile `json:"profile"`
 }

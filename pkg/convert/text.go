@@ -33,6 +33,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	} else {
 		fmt.Fprintf(tw, "architecture\tnot recognised (no word-embedding table)\n")
 	}
+	if e, ok := r.Embeddings(); ok {
+		fmt.Fprintf(tw, "pooling\tin the graph: %s %s is the sentence embedding; embed, serve and verify-engine skip their own pooling\n",
+			e.Name, FormatShape(e.Shape))
+	}
 	if p := r.SuggestedProfile; p != nil {
 		for i, f := range p.TrtexecFlags(r.Inputs) {
 			label := ""

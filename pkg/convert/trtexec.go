@@ -92,21 +92,35 @@ func ProbeVersion(ctx context.Context, trtexec string) (TRTVersion, error) {
 
 // BuildOptions are the choices behind one trtexec engine build.
 type BuildOptions struct {
-	ONNX         string
-	Engine       string
-	Profile      *ShapeProfile
-	FP16, INT8   bool
-	WorkspaceMiB int    // 0: trtexec's default
-	TimingCache  string // "" for none
-	OptLevel     int    // builder optimisation level 0-5; -1: trtexec's default
-	Extra        []string
-	Version      TRTVersion
+	ONNX          string
+	Engine        string
+	Profile       *ShapeProfile
+	FP16, INT8    bool
+	StronglyTyped bool   // the ONNX carries its own precisions (TensorRT 10's --stronglyTyped)
+	WorkspaceMiB  int    // 0: trtexec's default
+	TimingCache   string // "" for none
+	OptLevel      int    // builder optimisation level 0-5; -1: trtexec's default
+	Extra         []string
+	Version       TRTVersion
 }
 
+// ErrStronglyTypedOnly marks a precision flag TensorRT 11 no longer has.
+var ErrStronglyTypedOnly = errors.New("TensorRT 11 is strongly typed only")
+
 // BuildArgs writes the trtexec arguments for o, using only flags that
-// o.Version accepts:
-//   - --memPoolSize=workspace:N (TensorRT ≥ 8.4; unit suffix "M" from 8.6),
-//     --workspace=N before 8.4 (deprecated in 8.4, removed in 10.0);
+// o.Version accepts (the rules and their sources are tabled in
+// docs/tensorrt-triton.md):
+//   - --fp16/--int8 up to 10.x; TensorRT 11's BuildOptions::parse has none
+//     of --fp16, --bf16, --int8, --best (samples/common/sampleOptions.cpp@v11.0,
+//     BuildOptions::parse), so on 11 precision comes from the ONNX itself
+//     (BuildEngine AutoCasts first) and these are refused here;
+//   - --stronglyTyped from 10.0 (sampleOptions.cpp@v10.0.0:1201); a no-op on
+//     11 (@v11.0 help: "[Deprecated] ... now enabled by default"), so not written;
+//   - --memPoolSize=workspace:N with a plain number, which every version
+//     reads as MiB: 8.6 parses it with std::stod (sampleOptions.cpp@v8.6.1:60),
+//     10.0 multiplies a unit suffix by its byte value and then treats the
+//     result as MiB again, so "1024M" is lost there (@v10.0.0:113, 1135),
+//     10.3+ adds the default suffix M (@v10.3.0:1134);
 //   - --skipInference from 8.6, --buildOnly before;
 //   - --builderOptimizationLevel from 8.6 (refused before).
 func BuildArgs(o BuildOptions) ([]string, error) {
@@ -114,6 +128,18 @@ func BuildArgs(o BuildOptions) ([]string, error) {
 		return nil, errors.New("build args: no shape profile")
 	}
 	v := o.Version
+	if v.AtLeast(11, 0) && o.INT8 {
+		return nil, fmt.Errorf("--int8: %w: its trtexec has no --int8 (sampleOptions.cpp@v11.0); quantise the ONNX with Q/DQ nodes (NVIDIA ModelOpt) and build it without --int8", ErrStronglyTypedOnly)
+	}
+	if v.AtLeast(11, 0) && o.FP16 {
+		return nil, fmt.Errorf("--fp16: %w: build from an fp16 ONNX (m3ectl convert --fp16, which build-engine --fp16 does for you)", ErrStronglyTypedOnly)
+	}
+	if o.StronglyTyped && !v.AtLeast(10, 0) {
+		return nil, fmt.Errorf("--strongly-typed needs TensorRT 10 or newer (trtexec --stronglyTyped); this trtexec is %s", v)
+	}
+	if o.StronglyTyped && (o.FP16 || o.INT8) {
+		return nil, errors.New("--strongly-typed takes the precisions the ONNX carries; TensorRT 10 drops --fp16/--int8 with it (sampleOptions.cpp@v10.0.0:1202), so give one or the other")
+	}
 	args := []string{
 		"--onnx=" + o.ONNX,
 		"--saveEngine=" + o.Engine,
@@ -127,16 +153,16 @@ func BuildArgs(o BuildOptions) ([]string, error) {
 	if o.INT8 {
 		args = append(args, "--int8")
 	}
+	if o.StronglyTyped && !v.AtLeast(11, 0) {
+		args = append(args, "--stronglyTyped")
+	}
 	if o.WorkspaceMiB < 0 {
 		return nil, fmt.Errorf("workspace %d MiB is negative", o.WorkspaceMiB)
 	}
 	if o.WorkspaceMiB > 0 {
-		switch {
-		case v.AtLeast(8, 6):
-			args = append(args, fmt.Sprintf("--memPoolSize=workspace:%dM", o.WorkspaceMiB))
-		case v.AtLeast(8, 4):
+		if v.AtLeast(8, 4) {
 			args = append(args, fmt.Sprintf("--memPoolSize=workspace:%d", o.WorkspaceMiB))
-		default:
+		} else {
 			args = append(args, fmt.Sprintf("--workspace=%d", o.WorkspaceMiB))
 		}
 	}
@@ -158,6 +184,26 @@ func BuildArgs(o BuildOptions) ([]string, error) {
 		args = append(args, "--buildOnly")
 	}
 	return append(args, o.Extra...), nil
+}
+
+// ParseTRTVersion reads "11.1", "10.3.0" or "8.6.1".
+func ParseTRTVersion(s string) (TRTVersion, error) {
+	var v TRTVersion
+	parts := strings.Split(strings.TrimPrefix(strings.TrimSpace(s), "v"), ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return v, fmt.Errorf("TensorRT version %q: want MAJOR.MINOR[.PATCH], e.g. 10.3 or 8.6.1", s)
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return v, fmt.Errorf("TensorRT version %q: want MAJOR.MINOR[.PATCH], e.g. 10.3 or 8.6.1", s)
+		}
+		*[]*int{&v.Major, &v.Minor, &v.Patch}[i] = n
+	}
+	if !v.AtLeast(8, 6) {
+		return v, fmt.Errorf("TensorRT %s: build-engine supports 8.6 and newer", v)
+	}
+	return v, nil
 }
 
 // EngineInputDType is the dtype the engine built by TensorRT v takes for an
@@ -230,10 +276,10 @@ func absPath(p string) string {
 	return p
 }
 
-// trtLogLevel returns the severity tag of a trtexec log line ("E", "W", "I",
-// "V") or "".
+// trtLogLevel returns the severity tag of a trtexec log line ("F", "E",
+// "W", "I", "V") or "". [F] is kINTERNAL_ERROR (samples/common/logging.h@v11.0:197).
 func trtLogLevel(line string) string {
-	for _, l := range []string{"E", "W", "I", "V"} {
+	for _, l := range []string{"F", "E", "W", "I", "V"} {
 		if strings.Contains(line, "] ["+l+"] ") || strings.HasPrefix(line, "["+l+"] ") {
 			return l
 		}

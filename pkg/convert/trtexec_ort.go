@@ -1,44 +1,19 @@
 package convert
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/m3ectl/m3ectl/pkg/ortlib"
 )
 
 var ortInitMu sync.Mutex
 
-// ortLibrary finds the ONNX Runtime shared library: explicit, then
-// $ONNXRUNTIME_LIB, then scripts/setup-ort.sh's location next to the working
-// folder or the binary.
-func ortLibrary(explicit string) (string, error) {
-	cands := []string{explicit, os.Getenv("ONNXRUNTIME_LIB")}
-	rel := filepath.Join("third_party", "onnxruntime", "libonnxruntime.so")
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			cands = append(cands, filepath.Join(d, rel))
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		cands = append(cands, filepath.Join(filepath.Dir(exe), "..", rel))
-	}
-	for _, c := range cands {
-		if c == "" {
-			continue
-		}
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
-		}
-	}
-	return "", errors.New("ONNX Runtime library not found: run scripts/setup-ort.sh or set ONNXRUNTIME_LIB")
-}
+// ortLibrary finds the ONNX Runtime shared library exactly as serve does
+// (ortlib.Find), so verify-engine --onnx loads the same library.
+func ortLibrary(explicit string) (string, error) { return ortlib.Find(explicit) }
 
 // ortInit starts the process-wide ONNX Runtime environment unless another
 // package already has.

@@ -32,6 +32,24 @@ func runParity(ctx context.Context, trtexec string, ver TRTVersion, meta *Engine
 	if err != nil {
 		return nil, nil, fmt.Errorf("inspect %s: %w", req.ONNX, err)
 	}
+	refONNX := req.ONNX
+	dir := req.WorkDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "m3ectl-verify-"); err != nil {
+			return nil, nil, fmt.Errorf("work folder: %w", err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	if meta != nil && meta.Pooled && meta.Pooling != "" && !rep.Pooled {
+		// The engine pools (build-engine --pooling); compare it with the
+		// given fp32 graph under the same head.
+		refONNX = filepath.Join(dir, "reference.onnx")
+		conv, err := Convert(req.ONNX, refONNX, ConvertOptions{Pooling: meta.Pooling, Normalize: meta.Normalize})
+		if err != nil {
+			return nil, nil, fmt.Errorf("pooled reference: %w", err)
+		}
+		rep = conv.Report
+	}
 	tokPath := req.Tokenizer
 	if tokPath == "" {
 		if tokPath, err = FindTokenizer(req.ONNX); err != nil {
@@ -52,15 +70,7 @@ func runParity(ctx context.Context, trtexec string, ver TRTVersion, meta *Engine
 	}
 	hidden := hiddenOutput(rep)
 	if hidden == "" {
-		return nil, nil, fmt.Errorf("%s has no [batch, seq, hidden] output to compare", req.ONNX)
-	}
-
-	dir := req.WorkDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "m3ectl-verify-"); err != nil {
-			return nil, nil, fmt.Errorf("work folder: %w", err)
-		}
-		defer os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("%s has no [batch, seq, hidden] or pooled embeddings output to compare", req.ONNX)
 	}
 	args := []string{"--loadEngine=" + res.Engine}
 	var shapes, loads []string
@@ -94,14 +104,19 @@ func runParity(ctx context.Context, trtexec string, ver TRTVersion, meta *Engine
 	if !ok {
 		return nil, nil, fmt.Errorf("trtexec's exported output has no tensor %q", hidden)
 	}
-	ref, err := ortHiddenStates(req.ORTLib, req.ONNX, rep, in, hidden)
+	ref, err := ortHiddenStates(req.ORTLib, refONNX, rep, in, hidden)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(trt.Values) != len(ref) {
 		return nil, nil, fmt.Errorf("engine output %q has %d values (%s), ONNX Runtime's has %d", hidden, len(trt.Values), trt.Dims, len(ref))
 	}
-	p := compareHidden(trt.Values, ref, in)
+	var p *Parity
+	if rep.Pooled {
+		p = comparePooled(trt.Values, ref, in)
+	} else {
+		p = compareHidden(trt.Values, ref, in)
+	}
 	p.Sentences, p.Output, p.InputDType = len(sentences), hidden, in.dtypes[0]
 	p.AbsTol, p.CosTol = req.AbsTol, req.MinCosine
 	if p.AbsTol == 0 {
@@ -170,8 +185,12 @@ func buildParityInputs(rep *Report, meta *EngineMeta, ver TRTVersion, tok *token
 	return in, nil
 }
 
-// hiddenOutput picks the [batch, seq, hidden] output (last_hidden_state).
+// hiddenOutput picks the output to compare: the pooled embeddings of a
+// graph that pools, else the [batch, seq, hidden] output (last_hidden_state).
 func hiddenOutput(rep *Report) string {
+	if e, ok := rep.Embeddings(); ok {
+		return e.Name
+	}
 	for _, o := range rep.Outputs {
 		if len(o.Shape) == 3 {
 			return o.Name
@@ -317,6 +336,30 @@ func compareHidden(trt, ref []float32, in *parityInputs) *Parity {
 			dot += a[i] * b[i]
 			na += a[i] * a[i]
 			nb += b[i] * b[i]
+		}
+		c := dot / math.Sqrt(na*nb)
+		if math.IsNaN(c) {
+			c = -1
+		}
+		p.MinCosine = min(p.MinCosine, c)
+	}
+	return p
+}
+
+// comparePooled compares sentence embeddings [batch, dim] row by row.
+func comparePooled(trt, ref []float32, in *parityInputs) *Parity {
+	p := &Parity{Batch: in.batch, Seq: in.seq, MinCosine: 1}
+	dim := len(ref) / in.batch
+	for r := 0; r < in.batch; r++ {
+		var dot, na, nb float64
+		for k := r * dim; k < (r+1)*dim; k++ {
+			a, b := float64(trt[k]), float64(ref[k])
+			d := math.Abs(a - b)
+			if math.IsNaN(d) {
+				d = math.Inf(1)
+			}
+			p.MaxAbsDiff = max(p.MaxAbsDiff, d)
+			dot, na, nb = dot+a*b, na+a*a, nb+b*b
 		}
 		c := dot / math.Sqrt(na*nb)
 		if math.IsNaN(c) {

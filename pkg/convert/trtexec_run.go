@@ -26,6 +26,9 @@ type Binding struct {
 	Name  string `json:"name"`
 	Input bool   `json:"input"`
 	Dims  string `json:"dims"`
+	// DType is the binding's type where trtexec prints it (10.16 and later:
+	// "... and type int64 is created", sampleInference.cpp@v10.16:287).
+	DType string `json:"dtype,omitempty"`
 }
 
 // TrtexecRun is what one trtexec invocation produced.
@@ -55,8 +58,8 @@ type TrtexecError struct {
 // Error implements error.
 func (e *TrtexecError) Error() string {
 	msg := fmt.Sprintf("trtexec %s failed: %s", e.Op, e.Reason)
-	for _, l := range e.Lines { // the first [E] line names the cause; later ones are consequences
-		if trtLogLevel(l) == "E" {
+	for _, l := range e.Lines { // the first [E]/[F] line names the cause; later ones are consequences
+		if lv := trtLogLevel(l); lv == "E" || lv == "F" {
 			msg += ": " + cleanLogLine(l)
 			break
 		}
@@ -91,6 +94,8 @@ var phases = []struct{ marker, phase string }{
 var (
 	bindingRE8  = regexp.MustCompile(`Created (input|output) binding for (\S+) with dimensions (\S+)`)
 	bindingRE10 = regexp.MustCompile(`(Input|Output) binding for (\S+) with dimensions (\S+) is created`)
+	// 10.16 and 11.x add the type (samples/common/sampleInference.cpp@v10.16:286-287, @v11.1:288-289).
+	bindingRE1016 = regexp.MustCompile(`(Input|Output) binding for (\S+) with dimensions (\S+) and type (\S+) is created`)
 )
 
 // RunTrtexec runs trtexec with args, writing its whole output to logPath
@@ -183,10 +188,14 @@ func (r *TrtexecRun) observe(line string) {
 		}
 	}
 	switch trtLogLevel(line) {
-	case "E":
+	case "E", "F":
 		r.Errors = append(r.Errors, line)
 	case "W":
 		r.Warnings = append(r.Warnings, line)
+	}
+	if m := bindingRE1016.FindStringSubmatch(line); m != nil {
+		r.Bindings = append(r.Bindings, Binding{Name: m[2], Input: strings.EqualFold(m[1], "input"), Dims: m[3], DType: m[4]})
+		return
 	}
 	for _, re := range []*regexp.Regexp{bindingRE8, bindingRE10} {
 		if m := re.FindStringSubmatch(line); m != nil {
@@ -214,10 +223,12 @@ func (r *TrtexecRun) Failure(op string) error {
 	return &TrtexecError{Op: op, Reason: reason, Lines: lines, LogPath: r.LogPath}
 }
 
-// cleanLogLine drops trtexec's "[date-time] [E] " prefix.
+// cleanLogLine drops trtexec's "[date-time] [E] " (or [F]) prefix.
 func cleanLogLine(line string) string {
-	if i := strings.Index(line, "] [E] "); i >= 0 {
-		return strings.TrimSpace(line[i+6:])
+	for _, tag := range []string{"] [E] ", "] [F] "} {
+		if i := strings.Index(line, tag); i >= 0 {
+			return strings.TrimSpace(line[i+len(tag):])
+		}
 	}
-	return strings.TrimSpace(strings.TrimPrefix(line, "[E] "))
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(line, "[E] "), "[F] "))
 }

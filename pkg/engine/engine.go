@@ -106,6 +106,10 @@ type Info struct {
 	MaxSeqLen int     // longest row the model takes (its position table)
 	VocabSize int     // rows of the word-embedding table; 0 when unknown
 	Pooling   Pooling // how token states become one vector
+	// Pooled is true when the model's own graph pools (an ONNX whose output
+	// is already embeddings [batch, hidden]); the engine then applies no
+	// pooling or normalisation of its own and Pooling is not used.
+	Pooled bool
 }
 
 // Engine is "token batches in, sentence embeddings out". Implementations are

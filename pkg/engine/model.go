@@ -8,20 +8,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/m3ectl/m3ectl/pkg/engine/checkpoint"
 )
 
 // Model is a resolved model location: which files make up the model a user
 // pointed at, and how its token states are pooled. Backends open what they
 // need from it (the CPU backend the ONNX file, the CUDA backend safetensors).
 type Model struct {
-	Path        string  // what the user gave
-	Dir         string  // the model folder (the .onnx file's folder for a bare file)
-	ONNX        string  // the ONNX graph, or "" when the folder has none
-	Tokenizer   string  // a file or folder for tokenizer.Load, or "" when none was found
-	HFConfig    string  // Hugging Face config.json, or ""
-	Safetensors string  // model.safetensors, or ""
-	Pooling     Pooling // from modules.json / 1_Pooling/config.json; DefaultPooling without them
-	Dim         int     // embedding width from the pooling config or config.json; 0 when unknown
+	Path        string // what the user gave
+	Dir         string // the model folder (the .onnx file's folder for a bare file)
+	ONNX        string // the ONNX graph, or "" when the folder has none
+	Tokenizer   string // a file or folder for tokenizer.Load, or "" when none was found
+	HFConfig    string // Hugging Face config.json, or ""
+	Safetensors string // model.safetensors, or ""
+	// Weights is the checkpoint m3ectl export reads: model.safetensors, else
+	// pytorch_model.bin, in the folder or in its Transformer module's folder
+	// (older sentence-transformers saves keep it in 0_Transformer/).
+	Weights string
+	Pooling Pooling // from modules.json / 1_Pooling/config.json; DefaultPooling without them
+	Dim     int     // embedding width from the pooling config or config.json; 0 when unknown
 }
 
 // ErrNoModel says a path holds no usable model; callers print it as is.
@@ -49,10 +55,18 @@ func ResolveModel(path string) (*Model, error) {
 		if isFile(filepath.Join(path, "model.safetensors")) {
 			m.Safetensors = filepath.Join(path, "model.safetensors")
 		}
-		if m.ONNX == "" && m.Safetensors == "" {
-			return nil, fmt.Errorf("model %s: %w: the folder has neither model.onnx, onnx/model.onnx nor model.safetensors", path, ErrNoModel)
-		}
 		roots = []string{path}
+		if sub := transformerDir(path); sub != path {
+			roots = append(roots, sub)
+		}
+		for _, r := range roots {
+			if m.Weights = checkpoint.Find(r); m.Weights != "" {
+				break
+			}
+		}
+		if m.ONNX == "" && m.Weights == "" {
+			return nil, fmt.Errorf("model %s: %w: the folder has neither model.onnx, onnx/model.onnx, model.safetensors nor pytorch_model.bin", path, ErrNoModel)
+		}
 	} else {
 		if !strings.EqualFold(filepath.Ext(path), ".onnx") {
 			return nil, fmt.Errorf("model %s: %w: expected a .onnx file or a model folder", path, ErrNoModel)
@@ -83,6 +97,30 @@ func ResolveModel(path string) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// transformerDir is the folder of the Transformer module that modules.json
+// names (older sentence-transformers saves: 0_Transformer/), else dir.
+func transformerDir(dir string) string {
+	data, err := os.ReadFile(filepath.Join(dir, "modules.json"))
+	if err != nil {
+		return dir
+	}
+	mods, err := ParseModules(data)
+	if err != nil {
+		return dir
+	}
+	for _, mod := range mods {
+		if mod.Kind() == "Transformer" && mod.Path != "" {
+			sub := filepath.Join(dir, filepath.FromSlash(mod.Path))
+			if rel, err := filepath.Rel(dir, sub); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				if st, err := os.Stat(sub); err == nil && st.IsDir() {
+					return sub
+				}
+			}
+		}
+	}
+	return dir
 }
 
 // findONNX picks the folder's ONNX export: model.onnx, onnx/model.onnx, else

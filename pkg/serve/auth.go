@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -17,13 +18,17 @@ import (
 // balancers and orchestrators call without credentials.
 
 // healthPaths are the HTTP endpoints open without the key.
-var healthPaths = map[string]bool{"/v2/health/live": true, "/v2/health/ready": true}
+var healthPaths = map[string]bool{"/v2/health/live": true, "/v2/health/ready": true, "/health": true}
 
 // healthMethods are the gRPC methods open without the key, as the HTTP
 // health paths are; ModelReady needs the key, as GET .../ready does.
 var healthMethods = map[string]bool{
 	tritonpb.GRPCInferenceService_ServerLive_FullMethodName:  true,
 	tritonpb.GRPCInferenceService_ServerReady_FullMethodName: true,
+	// grpc.health.v1.Health: what Kubernetes' grpc probe and
+	// grpc_health_probe call, without credentials.
+	healthpb.Health_Check_FullMethodName: true,
+	healthpb.Health_Watch_FullMethodName: true,
 }
 
 // checkBearer reports whether an Authorization value carries the key. The
@@ -52,7 +57,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !healthPaths[r.URL.Path] {
 			if err := checkBearer(r.Header.Get("Authorization"), key); err != nil {
-				writeError(w, err)
+				s.writeErrorFor(w, r, err)
 				return
 			}
 		}
@@ -73,6 +78,7 @@ func (s *Server) grpcAuth(ctx context.Context, method string) error {
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	defer func() { release, _ := s.codec.admit(req); release() }() // weight of a message never served
 	if err := s.grpcAuth(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}

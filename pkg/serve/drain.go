@@ -79,10 +79,10 @@ func (s *Server) track(next http.Handler) http.Handler {
 		s.drain.inflight.Add(1)
 		defer s.drain.inflight.Add(-1)
 		if s.drain.closing.Load() {
-			writeError(w, shuttingDown())
+			s.writeErrorFor(w, r, shuttingDown())
 			return
 		}
-		next.ServeHTTP(w, r)
+		s.withBudget(w, r, next)
 	})
 }
 

@@ -131,6 +131,11 @@ func (g *grpcService) ModelStreamInfer(stream tritonpb.GRPCInferenceService_Mode
 }
 
 func (g *grpcService) modelInfer(ctx context.Context, req *tritonpb.ModelInferRequest) (*tritonpb.ModelInferResponse, error) {
+	release, err := g.s.codec.admit(req)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
 	m, err := g.s.repo.Model(req.GetModelName(), req.GetModelVersion())
 	if err != nil {
 		return nil, err

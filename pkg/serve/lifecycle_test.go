@@ -98,7 +98,11 @@ func TestAPIKeyHTTP(t *testing.T) {
 				t.Fatalf("status %d want %d: %s", code, tc.want, b)
 			}
 			if code == 401 {
-				errorBody(t, b)
+				if strings.HasPrefix(tc.path, "/v1/") {
+					openAIErrorBody(t, b)
+				} else {
+					errorBody(t, b)
+				}
 				if hdr.Get("WWW-Authenticate") == "" {
 					t.Error("401 without WWW-Authenticate")
 				}

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -17,8 +16,8 @@ import (
 
 // OpenAI-compatible embeddings: an adapter that turns the OpenAI request
 // into the same inferCall the KServe routes build, so validation, batching
-// and errors are shared. Errors keep this server's {"error": "..."} shape;
-// OpenAI's client libraries read a string there as the message.
+// and the error table are shared. Errors are written in OpenAI's own shape
+// (openai_errors.go).
 
 type openAIEmbeddingRequest struct {
 	Input          json.RawMessage `json:"input"`
@@ -26,39 +25,6 @@ type openAIEmbeddingRequest struct {
 	EncodingFormat string          `json:"encoding_format"`
 	Dimensions     *int            `json:"dimensions"`
 	User           string          `json:"user"`
-}
-
-// openAIInputs reads `input`: one string or a list of strings. Token-id
-// inputs (lists of integers) are refused with a message saying so.
-func openAIInputs(raw json.RawMessage) ([]string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, invalidf("input is required: a string or a list of strings")
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, invalidf("input: %v", err)
-		}
-		return []string{s}, nil
-	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, invalidf("input must be a string or a list of strings")
-	}
-	if len(list) == 0 {
-		return nil, invalidf("input is an empty list")
-	}
-	texts := make([]string, len(list))
-	for i, item := range list {
-		if len(item) == 0 || item[0] != '"' {
-			return nil, invalidf("input[%d] is not a string; token-id inputs are not supported, send text", i)
-		}
-		if err := json.Unmarshal(item, &texts[i]); err != nil {
-			return nil, invalidf("input[%d]: %v", i, err)
-		}
-	}
-	return texts, nil
 }
 
 func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) error {
@@ -70,40 +36,47 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	if !utf8.Valid(*body) {
 		return invalidf("request JSON is not valid UTF-8")
 	}
+	if _, err := scanJSON(*body, schemaOpenAI, s.openAIScanLimits()); err != nil {
+		return err
+	}
 	var req openAIEmbeddingRequest
 	if err := strictUnmarshal(*body, &req); err != nil {
 		return err
 	}
-	texts, err := openAIInputs(req.Input)
+	in, err := openAIInputs(req.Input)
 	if err != nil {
 		return err
 	}
 	switch req.EncodingFormat {
 	case "", "float", "base64":
 	default:
-		return invalidf("encoding_format %q is not supported; use float or base64", req.EncodingFormat)
+		return withParam("encoding_format", invalidf("encoding_format %q is not supported; use float or base64", req.EncodingFormat))
 	}
 	m, err := s.openAIModel(req.Model)
 	if err != nil {
+		return withParam("model", err)
+	}
+	if err := checkFitsQueue(m, in.len()); err != nil {
 		return err
 	}
 	dim := m.Dim()
 	outDim := dim
 	if req.Dimensions != nil {
 		if *req.Dimensions < 1 || *req.Dimensions > dim {
-			return invalidf("dimensions must be between 1 and the model's %d, got %d", dim, *req.Dimensions)
+			return withParam("dimensions", invalidf("dimensions must be between 1 and the model's %d, got %d", dim, *req.Dimensions))
 		}
 		outDim = *req.Dimensions
 	}
-	emb, tokens, err := s.embedChunks(r, m, texts)
+	emb, tokens, err := s.embedChunks(r, m, in)
 	if err != nil {
 		return err
 	}
+	n := in.len()
 	buf := getBuffer()
 	b := append((*buf)[:0], `{"object":"list","data":[`...)
 	var row []float32
 	var raw []byte
-	for i := range texts {
+	for i := range n {
 		row = append(row[:0], emb[i*dim:i*dim+outDim]...)
 		if outDim < dim {
 			normalize(row)
@@ -138,30 +111,46 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	return nil
 }
 
-// embedChunks runs texts through the model in pieces of at most
+// embedChunks runs the inputs through the model in pieces of at most
 // max_batch_size rows (OpenAI clients send hundreds of inputs at once), all
-// pieces in flight together so the batcher can pack them.
-func (s *Server) embedChunks(r *http.Request, m *repository.Model, texts []string) ([]float32, int, error) {
+// pieces in flight together so the batcher can pack them. Texts go through
+// the same validation as a KServe request; token ids straight to the
+// batcher. The token count is the exact number of ids the engine ran
+// ([CLS] and [SEP] included, after truncation), OpenAI's prompt_tokens.
+func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInput) ([]float32, int, error) {
 	dim := m.Dim()
 	chunk := m.MaxBatchSize()
 	if chunk <= 0 {
 		chunk = 1
 	}
-	out := make([]float32, len(texts)*dim)
-	tokens := make([]int, (len(texts)+chunk-1)/chunk)
+	n := in.len()
+	out := make([]float32, n*dim)
+	tokens := make([]int, (n+chunk-1)/chunk)
 	g, ctx := errgroup.WithContext(r.Context())
-	for c, lo := 0, 0; lo < len(texts); c, lo = c+1, lo+chunk {
-		hi := min(lo+chunk, len(texts))
+	for c, lo := 0, 0; lo < n; c, lo = c+1, lo+chunk {
+		hi := min(lo+chunk, n)
 		g.Go(func() error {
-			call := &inferCall{inputs: []callInput{{
-				name: m.InputName(), datatype: "BYTES", shape: []int64{int64(hi - lo), 1}, texts: texts[lo:hi],
-			}}}
-			ans, err := s.infer(ctx, m, call)
-			if err != nil {
-				return err
+			var emb []float32
+			if in.ids != nil {
+				res, err := m.InferIDs(ctx, in.ids[lo:hi])
+				if err != nil {
+					return err
+				}
+				emb, tokens[c] = res.Embeddings, res.Tokens
+			} else {
+				call := &inferCall{inputs: []callInput{{
+					name: m.InputName(), datatype: "BYTES", shape: []int64{int64(hi - lo), 1}, texts: in.texts[lo:hi],
+				}}}
+				ans, err := s.infer(ctx, m, call)
+				if err != nil {
+					return err
+				}
+				emb, tokens[c] = ans.embeddings, ans.tokens
 			}
-			copy(out[lo*dim:hi*dim], ans.embeddings)
-			tokens[c] = ans.tokens
+			if len(emb) != (hi-lo)*dim {
+				return errorf(kindInternal, "model %q returned %d values for %d inputs of width %d", m.Name(), len(emb), hi-lo, dim)
+			}
+			copy(out[lo*dim:hi*dim], emb)
 			return nil
 		})
 	}

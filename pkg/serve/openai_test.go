@@ -103,7 +103,8 @@ func TestOpenAIEmbeddings(t *testing.T) {
 		}{
 			{"no input", `{"model":"m3e"}`, 400, "input is required"},
 			{"empty list", `{"model":"m3e","input":[]}`, 400, "empty"},
-			{"token ids", `{"model":"m3e","input":[[101,102]]}`, 400, "token-id"},
+			{"negative token id", `{"model":"m3e","input":[[101,-1]]}`, 400, "token id"},
+			{"mixed list", `{"model":"m3e","input":["a",[101]]}`, 400, "only strings"},
 			{"bad encoding", `{"model":"m3e","input":"x","encoding_format":"int8"}`, 400, "encoding_format"},
 			{"dimensions too large", `{"model":"m3e","input":"x","dimensions":65}`, 400, "dimensions"},
 			{"unknown model", `{"model":"gpt","input":"x"}`, 404, "gpt"},
@@ -115,7 +116,7 @@ func TestOpenAIEmbeddings(t *testing.T) {
 				if code != tc.want {
 					t.Fatalf("status %d want %d: %s", code, tc.want, b)
 				}
-				mustContain(t, errorBody(t, b), tc.msg)
+				mustContain(t, openAIErrorBody(t, b).Message, tc.msg)
 			})
 		}
 	})
@@ -137,9 +138,14 @@ func FuzzOpenAIInputs(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		texts, err := openAIInputs(raw)
-		if err == nil && len(texts) == 0 {
-			t.Fatal("accepted no texts")
+		in, err := openAIInputs(raw)
+		if err == nil && in.len() == 0 {
+			t.Fatal("accepted no inputs")
+		}
+		for _, row := range in.ids {
+			if len(row) == 0 {
+				t.Fatal("accepted an empty row of token ids")
+			}
 		}
 	})
 }

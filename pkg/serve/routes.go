@@ -39,9 +39,13 @@ func (s *Server) routes() http.Handler {
 	// OpenAI-compatible embeddings, adapters onto the same infer path.
 	h("POST /v1/embeddings", s.handleOpenAIEmbeddings)
 	h("GET /v1/models", s.handleOpenAIModels)
+	h("GET /v1/models/{id}", s.handleOpenAIModel)
+
+	// text-embeddings-inference's API.
+	s.registerTEI(h)
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path)
+		return withCode("unknown_url", errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return s.track(s.authenticate(mux))
 }
@@ -59,7 +63,7 @@ func (s *Server) api(f apiFunc) http.Handler {
 					panic(v)
 				}
 				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				writeError(w, errorf(kindInternal, "internal error: %v", v))
+				s.writeErrorFor(w, r, errorf(kindInternal, "internal error: %v", v))
 			}
 		}()
 		if err := f(w, r); err != nil {
@@ -73,7 +77,7 @@ func (s *Server) api(f apiFunc) http.Handler {
 			} else {
 				s.log.Debug("request rejected", "method", r.Method, "path", r.URL.Path, "err", msg)
 			}
-			writeError(w, err)
+			s.writeErrorFor(w, r, err)
 		}
 	})
 }
@@ -85,7 +89,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	if r.ContentLength > limit {
 		return nil, errorf(kindTooLarge, "request body of %d bytes is larger than the limit of %d bytes (--max-request-bytes)", r.ContentLength, limit)
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	body, compressed, err := s.requestBody(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	if compressed {
+		body = s.budgetedInflated(r, body)
+	}
 	// A slow body must not hold shutdown: when the drain deadline cancels
 	// the request, the pending read ends and the client is answered 503.
 	stop := context.AfterFunc(r.Context(), func() {
@@ -94,7 +104,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	defer stop()
 	buf := getBuffer()
 	b := (*buf)[:0]
-	if r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
+	if !compressed && r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
 		b = make([]byte, 0, r.ContentLength)
 	}
 	for {
@@ -115,6 +125,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			}
 			if cutByDrain(r.Context()) {
 				return nil, drainExpiredError()
+			}
+			var ae *apiError
+			if errors.As(err, &ae) {
+				return nil, err // the in-flight budget refused the rest of the body
 			}
 			return nil, invalidf("read request body: %v", err)
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -43,6 +44,12 @@ type Config struct {
 	// MaxRequestBytes bounds a request body (HTTP) or message (gRPC); larger
 	// requests get 413 / RESOURCE_EXHAUSTED. Default 64 MiB.
 	MaxRequestBytes int64
+	// MaxInflightBytes bounds the request data in flight across all
+	// requests, each weighing 4× its body; a request that does not fit gets
+	// 503 + Retry-After. Default 4 × MaxRequestBytes (one maximal body).
+	MaxInflightBytes int64
+	// Limits bound what one request may hold (see Limits).
+	Limits Limits
 	// APIKey, when set, is required as a bearer token on every endpoint but
 	// the health checks.
 	APIKey string
@@ -85,6 +92,10 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = decodeFactor * c.MaxRequestBytes
+	}
+	c.Limits.setDefaults()
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
 	}
@@ -107,7 +118,10 @@ type Server struct {
 	handler                   http.Handler
 	grpcSrv                   *grpc.Server
 
-	drain drainState
+	drain  drainState
+	budget *inflightBudget
+	codec  *grpcCodec
+	health *healthService
 }
 
 // New binds the listeners (so that their addresses are known before Serve)
@@ -119,6 +133,8 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{repo: repo, cfg: cfg, log: cfg.Logger}
 	s.drain.init()
+	s.budget = newInflightBudget(cfg.MaxInflightBytes)
+	s.codec = newGRPCCodec(s)
 	var err error
 	if s.httpLn, err = listen(cfg.HTTPListener, cfg.HTTPAddr, "HTTP", true); err != nil {
 		return nil, err
@@ -134,10 +150,13 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	s.handler = s.routes()
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
 	tritonpb.RegisterGRPCInferenceServiceServer(s.grpcSrv, &grpcService{s: s})
+	s.health = newHealthService(s)
+	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
 	return s, nil
 }
 
@@ -218,6 +237,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
 	if s.grpcLn != nil {
+		go s.health.run()
 		s.log.Info("listening", "protocol", "gRPC", "addr", s.grpcLn.Addr().String())
 		go func() {
 			if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -236,6 +256,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.drain.closing.Store(true)
 		s.drain.cancel(errDrainExpired)
 	}
+	s.health.stop()
 	s.stopListeners(https)
 
 	// Queues are empty after a complete drain; after a cut one, Close

@@ -75,8 +75,8 @@ func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error)
 	if err := load(); err != nil {
 		return nil, err
 	}
-	if m.HFConfig == "" || m.Safetensors == "" {
-		return nil, fmt.Errorf("%s: the cuda engine needs config.json and model.safetensors (a Hugging Face / sentence-transformers folder); use --engine cpu for ONNX files", m.Path)
+	if m.HFConfig == "" || m.Weights == "" {
+		return nil, fmt.Errorf("%s: the cuda engine needs config.json and model.safetensors or pytorch_model.bin (a Hugging Face / sentence-transformers folder); use --engine cpu for ONNX files", m.Path)
 	}
 	cfg, err := readConfig(m.HFConfig)
 	if err != nil {
@@ -182,7 +182,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	if e.gemm, err = newGemmer(dt); err != nil {
 		return err
 	}
-	if e.w, err = loadWeights(m.Safetensors, e.cfg, !e.conf.FP32); err != nil {
+	if e.w, err = loadWeights(m.Weights, e.cfg, !e.conf.FP32); err != nil {
 		return err
 	}
 	rows, toks := o.MaxBatchRows, o.MaxBatchTokens

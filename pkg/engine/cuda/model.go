@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
+	"github.com/m3ectl/m3ectl/pkg/engine/checkpoint"
 	"github.com/m3ectl/m3ectl/pkg/engine/safetensors"
 )
 
@@ -125,9 +126,10 @@ func (w *weights) free() {
 	w.all = nil
 }
 
-// loadWeights reads the safetensors file and uploads every tensor.
+// loadWeights reads model.safetensors or pytorch_model.bin (through
+// pkg/engine/checkpoint, as m3ectl export does) and uploads every tensor.
 func loadWeights(path string, c bertConfig, fp16 bool) (*weights, error) {
-	f, err := safetensors.Open(path)
+	f, err := checkpoint.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type Engine struct {
 	run    *ort.RunOptions
 	inputs []input
 	output string
+	pooled bool // the graph's output is already the sentence embedding
 	info   engine.Info
 
 	ids64, mask64, zero64 []int64
@@ -103,7 +104,10 @@ func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 		e.Close()
 		return nil, fmt.Errorf("onnxruntime run options: %w", err)
 	}
-	e.info = engine.Info{Backend: "onnxruntime", Dim: hidden, Pooling: m.Pooling}
+	e.info = engine.Info{Backend: "onnxruntime", Dim: hidden, Pooling: m.Pooling, Pooled: e.pooled}
+	if e.pooled {
+		slog.Debug("the graph pools itself; no pooling in the engine", "model", m.ONNX, "output", e.output)
+	}
 	if err := e.readArchitecture(m, report); err != nil {
 		e.Close()
 		return nil, err

@@ -38,6 +38,9 @@ func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) 
 	if err != nil {
 		return nil, err
 	}
+	if e.pooled {
+		return append([]float32(nil), e.states[:b.Rows()*hidden]...), nil
+	}
 	states, err := engine.HiddenStates(e.states[:b.Rows()*seq*hidden], b.Rows(), seq, hidden)
 	if err != nil {
 		return nil, err
@@ -81,11 +84,14 @@ func (e *Engine) forward(ctx context.Context, b *engine.Batch) (hidden, seq int,
 	outputs := []ort.Value{nil}
 	if e.info.Dim > 0 {
 		// Let ONNX Runtime write straight into our buffer.
-		need := n * e.info.Dim
+		need, shape := n*e.info.Dim, ort.NewShape(int64(rows), int64(seq), int64(e.info.Dim))
+		if e.pooled {
+			need, shape = rows*e.info.Dim, ort.NewShape(int64(rows), int64(e.info.Dim))
+		}
 		if cap(e.states) < need {
 			e.states = make([]float32, need)
 		}
-		t, err := ort.NewTensor(ort.NewShape(int64(rows), int64(seq), int64(e.info.Dim)), e.states[:need])
+		t, err := ort.NewTensor(shape, e.states[:need])
 		if err != nil {
 			return 0, 0, fmt.Errorf("output %s: %w", e.output, err)
 		}
@@ -118,6 +124,13 @@ func (e *Engine) forward(ctx context.Context, b *engine.Batch) (hidden, seq int,
 		return 0, 0, fmt.Errorf("%s: output %s is not a float32 tensor", e.path, e.output)
 	}
 	s := t.GetShape()
+	if e.pooled {
+		if len(s) != 2 || s[0] != int64(rows) {
+			return 0, 0, fmt.Errorf("%s: output %s has shape %v, want [%d, hidden]", e.path, e.output, s, rows)
+		}
+		e.states = append(e.states[:0], t.GetData()...)
+		return int(s[1]), seq, nil
+	}
 	if len(s) != 3 || s[0] != int64(rows) || s[1] != int64(seq) {
 		return 0, 0, fmt.Errorf("%s: output %s has shape %v, want [%d, %d, hidden]", e.path, e.output, s, rows, seq)
 	}

@@ -136,14 +136,32 @@ func roleName(r inputRole) string {
 // dynamo fixture's "tanh") have one such output; when several exist, one named
 // like last_hidden_state wins, else the first. It returns the hidden width
 // when the graph states it, else 0.
+//
+// A graph that pools itself (m3ectl export or convert --pooling) has a 2-D
+// float output embeddings [batch, hidden]: that output is taken as is and
+// e.pooled set. A 2-D output of fixed width also counts when it is the only
+// one and no 3-D output exists (a pooled graph from another exporter).
 func (e *Engine) pickOutput(outs []tensorSig) (int, error) {
-	var cands []tensorSig
+	var cands, twoD []tensorSig
 	var all []string
 	for _, o := range outs {
 		all = append(all, fmt.Sprintf("%s %s%v", o.name, o.dtype, o.dims))
 		if o.dtype == "float32" && len(o.dims) == 3 {
 			cands = append(cands, o)
 		}
+		if o.dtype == "float32" && len(o.dims) == 2 {
+			if n := strings.ToLower(o.name); n == "embeddings" || n == "sentence_embedding" {
+				e.output, e.pooled = o.name, true
+				return int(max(o.dims[1], 0)), nil
+			}
+			if o.dims[1] > 0 {
+				twoD = append(twoD, o) // [batch, hidden]: a fixed width, not a sequence
+			}
+		}
+	}
+	if len(cands) == 0 && len(twoD) == 1 {
+		e.output, e.pooled = twoD[0].name, true
+		return int(max(twoD[0].dims[1], 0)), nil
 	}
 	if len(cands) == 0 {
 		return 0, fmt.Errorf("%s is not a sentence encoder: no 3-D float output [batch, seq, hidden] (outputs: %s)", e.path, strings.Join(all, ", "))

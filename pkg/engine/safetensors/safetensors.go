@@ -172,3 +172,24 @@ func (t *Tensor) Float32() ([]float32, error) {
 	}
 	return out, nil
 }
+
+// New makes a File from tensors read some other way (a PyTorch checkpoint),
+// so that every weight loader reads one type whatever the checkpoint format.
+// Each tensor's Data must hold exactly its shape's elements of its DType.
+func New(tensors []*Tensor, metadata map[string]string) (*File, error) {
+	f := &File{Metadata: metadata, tensors: make(map[string]*Tensor, len(tensors))}
+	for _, t := range tensors {
+		size := dtypeSize(t.DType)
+		if size == 0 {
+			return nil, fmt.Errorf("%w: tensor %q has unknown dtype %q", ErrFormat, t.Name, t.DType)
+		}
+		if len(t.Data) != t.Elements()*size {
+			return nil, fmt.Errorf("%w: tensor %q holds %d bytes, its shape %v needs %d", ErrFormat, t.Name, len(t.Data), t.Shape, t.Elements()*size)
+		}
+		if _, dup := f.tensors[t.Name]; dup {
+			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrFormat, t.Name)
+		}
+		f.tensors[t.Name] = t
+	}
+	return f, nil
+}

@@ -34,8 +34,11 @@ var labels = []string{"model", "version"}
 // registry), those are reused so both record into the same series.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		success:        counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes"),
-		failure:        counter("nv_inference_request_failure", "Number of failed inference requests, all batch sizes"),
+		success: counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes"),
+		failure: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nv_inference_request_failure",
+			Help: "Number of failed inference requests, all batch sizes",
+		}, append(append([]string(nil), labels...), "reason")),
 		count:          counter("nv_inference_count", "Number of inferences performed (each text of a request counts once)"),
 		execCount:      counter("nv_inference_exec_count", "Number of model executions performed (a dynamic batch counts once)"),
 		requestUS:      counter("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds (includes queue)"),
@@ -113,11 +116,11 @@ func (m *Metrics) Model(name, version string) *Model {
 		return nil
 	}
 	l := prometheus.Labels{"model": name, "version": version}
-	return &Model{
+	md := &Model{
 		parent:         m,
 		labels:         l,
 		success:        m.success.With(l),
-		failure:        m.failure.With(l),
+		failure:        m.failure.MustCurryWith(l),
 		count:          m.count.With(l),
 		execCount:      m.execCount.With(l),
 		requestUS:      m.requestUS.With(l),
@@ -130,6 +133,8 @@ func (m *Metrics) Model(name, version string) *Model {
 		requestSeconds: m.requestSeconds.With(l),
 		queueDepth:     m.queueDepth.With(l),
 	}
+	md.initFailures()
+	return md
 }
 
 // Model records the metrics of one model version. The nil *Model is valid
@@ -137,7 +142,8 @@ func (m *Metrics) Model(name, version string) *Model {
 type Model struct {
 	parent                                   *Metrics
 	labels                                   prometheus.Labels
-	success, failure, count, execCount       prometheus.Counter
+	success, count, execCount                prometheus.Counter
+	failure                                  *prometheus.CounterVec // by reason
 	requestUS, queueUS                       prometheus.Counter
 	computeInputUS, computeInferUS, outputUS prometheus.Counter
 	pending                                  prometheus.Gauge
@@ -151,11 +157,11 @@ func (m *Model) Request(ok bool, rows int, total, queue, input, infer, output ti
 	if m == nil {
 		return
 	}
-	m.requestSeconds.Observe(total.Seconds())
 	if !ok {
-		m.failure.Inc()
+		m.Failed(Other, total)
 		return
 	}
+	m.requestSeconds.Observe(total.Seconds())
 	m.success.Inc()
 	m.count.Add(float64(rows))
 	m.requestUS.Add(us(total))
@@ -198,7 +204,8 @@ func (m *Model) Delete() {
 		return
 	}
 	p := m.parent
-	for _, v := range []*prometheus.CounterVec{p.success, p.failure, p.count, p.execCount, p.requestUS, p.queueUS, p.computeInputUS, p.computeInferUS, p.outputUS} {
+	p.failure.DeletePartialMatch(m.labels)
+	for _, v := range []*prometheus.CounterVec{p.success, p.count, p.execCount, p.requestUS, p.queueUS, p.computeInputUS, p.computeInferUS, p.outputUS} {
 		v.Delete(m.labels)
 	}
 	p.pending.Delete(m.labels)

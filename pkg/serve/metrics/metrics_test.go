@@ -21,6 +21,8 @@ func TestTritonNamesAndValues(t *testing.T) {
 	md.Execution(4)
 	md.Request(true, 4, 3*time.Millisecond, time.Millisecond, 100*time.Microsecond, 1500*time.Microsecond, 50*time.Microsecond)
 	md.Request(false, 1, time.Millisecond, 0, 0, 0, 0)
+	md.Failed(Rejected, time.Millisecond)
+	md.Failed(Rejected, time.Millisecond)
 
 	want := `
 # HELP nv_inference_count Number of inferences performed (each text of a request counts once)
@@ -34,7 +36,10 @@ nv_inference_exec_count{model="m3e",version="1"} 1
 nv_inference_request_success{model="m3e",version="1"} 1
 # HELP nv_inference_request_failure Number of failed inference requests, all batch sizes
 # TYPE nv_inference_request_failure counter
-nv_inference_request_failure{model="m3e",version="1"} 1
+nv_inference_request_failure{model="m3e",reason="BACKEND",version="1"} 0
+nv_inference_request_failure{model="m3e",reason="CANCELED",version="1"} 0
+nv_inference_request_failure{model="m3e",reason="OTHER",version="1"} 1
+nv_inference_request_failure{model="m3e",reason="REJECTED",version="1"} 2
 # HELP nv_inference_request_duration_us Cumulative inference request duration in microseconds (includes queue)
 # TYPE nv_inference_request_duration_us counter
 nv_inference_request_duration_us{model="m3e",version="1"} 3000

@@ -191,6 +191,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(names) == 0 {
+		m.log.Warn("the model repository holds no models: nothing will be served until one is added (each model is a folder with config.pbtxt and a version folder)", "repository", m.cfg.Root, "mode", m.cfg.ControlMode)
+	}
 	if m.cfg.ControlMode == ModeExplicit {
 		names, err = m.startupNames(names)
 		if err != nil {

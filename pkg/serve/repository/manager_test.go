@@ -234,15 +234,15 @@ func TestSingleModelShortcut(t *testing.T) {
 	cases := []struct {
 		name, path, want string
 	}{
-		{"sentence-transformers folder", fixture("m3e-tiny", "hf"), "hf"},
+		{"sentence-transformers folder", fixture("m3e-tiny", "hf"), "m3e-tiny"}, // the folder above hf/
 		{"onnx file", fixture("m3e-tiny", "model.onnx"), "m3e-tiny"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name == "sentence-transformers folder" {
 				// The hf folder has no model.onnx; link one in a copy.
-				dir := filepath.Join(t.TempDir(), "hf")
-				if err := os.Mkdir(dir, 0o755); err != nil {
+				dir := filepath.Join(t.TempDir(), "m3e-tiny", "hf")
+				if err := os.MkdirAll(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}
 				ents, _ := os.ReadDir(c.path)

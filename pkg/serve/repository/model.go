@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -28,6 +28,9 @@ type Model struct {
 	backend       string
 	sched         *scheduler.Scheduler
 	metrics       *metrics.Model
+	tok           *tokenizer.Tokenizer
+	pooling       engine.Pooling
+	truncate      bool
 }
 
 // Result is one request's answer.
@@ -53,6 +56,10 @@ func (m *Model) Dim() int { return m.dim }
 // MaxBatchSize is the config's max_batch_size: the most texts one request
 // may carry (0: no limit, no batching across requests).
 func (m *Model) MaxBatchSize() int { return int(m.cfg.GetMaxBatchSize()) }
+
+// MaxQueueTexts is the most texts the model's queue holds at once
+// (max_queue_size, or the default bound): a request with more can never run.
+func (m *Model) MaxQueueTexts() int { return m.sched.MaxQueueRows() }
 
 // InputName is the name of the text input ("text" by default).
 func (m *Model) InputName() string { return m.inputName }
@@ -92,16 +99,34 @@ type versionSource struct {
 func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource) (*Model, error) {
 	var em *engine.Model
 	var err error
-	if src.path == mgr.cfg.SinglePath && mgr.cfg.SinglePath != "" {
+	tokVdir, tokDir := src.path, src.modelDir
+	switch {
+	case src.path == mgr.cfg.SinglePath && mgr.cfg.SinglePath != "":
 		em, err = engine.ResolveModel(src.path)
-	} else {
+	case sp.layout != nil && sp.layout.encoderDir != "":
+		// An m3ectl layout: the graph is the encoder model's (its
+		// onnxruntime_onnx graph, or the ONNX beside its tensorrt_plan).
+		var encV string
+		if encV, err = newestVersionDir(sp.layout.encoderDir); err == nil {
+			em, err = resolveVersion(encV)
+		}
+		if sp.layout.tokenizerDir != "" {
+			tokDir = sp.layout.tokenizerDir
+			if tokVdir, err = newestVersionDir(tokDir); err != nil {
+				return nil, err
+			}
+		}
+	default:
 		em, err = resolveVersion(src.path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	sp.files.apply(em, src.path)
-	tokPath, err := findTokenizer(em, src.path, src.modelDir)
+	if sp.layout != nil {
+		em.Tokenizer = "" // the vocabulary is the tokenizer model's, not the encoder folder's
+	}
+	sp.files.apply(em, tokVdir)
+	tokPath, err := findTokenizer(em, tokVdir, tokDir)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +145,12 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 		tok = tok.WithLowercase(*sp.files.lowercase)
 	}
 
+	mgr.log.Info("loading model", "model", src.name, "version", src.version, "path", src.path)
 	engines, err := mgr.openInstances(ctx, sp, em, tok.MaxLength())
 	if err != nil {
 		return nil, err
 	}
+	mgr.logInstances(src, sp, engines)
 	ok := false
 	defer func() {
 		if !ok {
@@ -142,11 +169,13 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	if info.VocabSize > 0 && tok.VocabSize() > info.VocabSize {
 		return nil, fmt.Errorf("the tokenizer's vocabulary (%d) is larger than the model's embedding table (%d): wrong vocab.txt?", tok.VocabSize(), info.VocabSize)
 	}
+	warmStart := time.Now()
 	for i, e := range engines {
 		if err := warmup(ctx, e, tok, sp.warmups); err != nil {
 			return nil, fmt.Errorf("warmup of instance %d: %w", i, err)
 		}
 	}
+	mgr.log.Info("model warmed up", "model", src.name, "version", src.version, "instances", len(engines), "samples", warmupSamples(sp.warmups), "took", time.Since(warmStart).Round(time.Millisecond))
 
 	sc := sp.sched
 	sc.Name, sc.Version = src.name, src.version
@@ -172,7 +201,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 	return &Model{
 		name: src.name, version: src.version, cfg: cfg, dim: info.Dim,
 		inputName: sp.inputName, outputName: sp.outputName, backend: info.Backend,
-		sched: sched, metrics: mm,
+		sched: sched, metrics: mm, tok: tok, pooling: info.Pooling, truncate: sc.Truncate,
 	}, nil
 }
 
@@ -232,6 +261,9 @@ func (mgr *Manager) openInstances(ctx context.Context, sp *spec, em *engine.Mode
 	var engines []engine.Engine
 	for _, g := range sp.instances {
 		kind := mgr.engineKind(g.kind)
+		if g.kind == tritonpb.ModelInstanceGroup_KIND_GPU && kind == "cpu" && mgr.cfg.Engine == "cpu" {
+			mgr.log.Warn("config asks for KIND_GPU instances but --engine cpu runs them on the CPU; use --engine cuda or auto for the GPU", "model", sp.cfg.GetName(), "count", g.count)
+		}
 		o := opts
 		if g.device > 0 {
 			o.Device = g.device
@@ -320,21 +352,4 @@ func singleSpec(name string) (*spec, error) {
 		SchedulingChoice: &tritonpb.ModelConfig_DynamicBatching{DynamicBatching: &tritonpb.ModelDynamicBatching{}},
 	}
 	return interpret(cfg, "")
-}
-
-// singleName derives a model name from a --model path: the folder's name,
-// or the file's name without .onnx (its folder's for model.onnx).
-func singleName(path string) string {
-	clean := filepath.Clean(path)
-	base := filepath.Base(clean)
-	if ext := filepath.Ext(base); ext == ".onnx" {
-		base = base[:len(base)-len(ext)]
-		if base == "model" {
-			base = filepath.Base(filepath.Dir(clean))
-		}
-	}
-	if ValidateName(base) != nil {
-		return "model"
-	}
-	return base
 }

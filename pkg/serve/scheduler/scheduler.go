@@ -181,6 +181,9 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	return s, nil
 }
 
+// MaxQueueRows is the queue bound in texts.
+func (s *Scheduler) MaxQueueRows() int { return s.cfg.MaxQueueRows }
+
 // Dim is the embedding width every answer's rows have.
 func (s *Scheduler) Dim() int { return s.dim }
 
@@ -226,9 +229,15 @@ func (r row) tokens() []int32 { return r.req.ids[r.req.offsets[r.idx]:r.req.offs
 func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, error) {
 	arrived := time.Now()
 	req, err := s.prepare(ctx, texts)
+	return s.submit(req, err, arrived)
+}
+
+// submit queues a prepared request (or accounts for its preparation error)
+// and waits for its answer; Infer and InferIDs share it.
+func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float32, int, error) {
 	if err != nil {
 		s.stats.failed(arrived)
-		s.cfg.Metrics.Request(false, 0, time.Since(arrived), 0, 0, 0, 0)
+		s.cfg.Metrics.Failed(metrics.Other, time.Since(arrived))
 		return nil, 0, err
 	}
 	req.arrived = arrived
@@ -239,7 +248,7 @@ func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, 
 	}
 	if err := s.admit(req); err != nil {
 		s.stats.failed(arrived)
-		s.cfg.Metrics.Request(false, req.rows(), time.Since(arrived), 0, 0, 0, 0)
+		s.cfg.Metrics.Failed(failureReason(req.ctx, err), time.Since(arrived))
 		return nil, 0, err
 	}
 	select {
@@ -358,7 +367,7 @@ func (s *Scheduler) record(req *request, err error) {
 	in, inf, out := time.Duration(req.computeInput.Load()), time.Duration(req.computeInfer.Load()), time.Duration(req.computeOutput.Load())
 	if err != nil {
 		s.stats.failed(req.arrived)
-		s.cfg.Metrics.Request(false, req.rows(), total, 0, 0, 0, 0)
+		s.cfg.Metrics.Failed(failureReason(req.ctx, err), total)
 		return
 	}
 	s.stats.succeeded(req.rows(), total, queue, in, inf, out)

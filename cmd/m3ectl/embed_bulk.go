@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/m3ectl/m3ectl/pkg/bulk"
+	"github.com/m3ectl/m3ectl/pkg/engine"
+)
+
+// processStart is when this process began (as near as Go lets us see it),
+// for the cold-start figure embed -v prints.
+var processStart = time.Now()
+
+// bulkFlags are embed's flags for writing a corpus to a file.
+type bulkFlags struct {
+	output, dtype, input, textColumn, device string
+	includeText                              bool
+	instances, batchTokens                   int
+	quiet                                    bool
+}
+
+func addBulkFlags(f *pflag.FlagSet, bf *bulkFlags) {
+	f.StringVarP(&bf.output, "output", "o", "", "write embeddings to `FILE` by its extension: .npy (matrix), .parquet (index, embedding) or .jsonl")
+	f.StringVar(&bf.dtype, "dtype", "float32", "element type of .npy output: float32 or float16")
+	f.StringVar(&bf.input, "input", "", "read texts from `FILE`: .parquet (column --text-column), .jsonl, or one text per line")
+	f.StringVar(&bf.textColumn, "text-column", "text", "Parquet column holding the texts")
+	f.BoolVar(&bf.includeText, "include-text", false, "store each text beside its embedding (.parquet output)")
+	f.IntVar(&bf.instances, "instances", 0, "engines per device with --output (0: 2 per GPU, 1 on CPU)")
+	f.IntVar(&bf.batchTokens, "batch-tokens", 0, "tokens per engine call with --output (0: 16384)")
+	f.BoolVar(&bf.quiet, "quiet", false, "no progress output")
+}
+
+// parseDevices reads --device: one ordinal or a comma-separated list.
+func parseDevices(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--device %q: want GPU ordinals such as 0 or 0,1", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runBulk is embed --output: the whole input through bulk.Run on every
+// engine asked for.
+func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, devices []int, bf *bulkFlags, args []string, jsonl string) error {
+	var f16 bool
+	switch bf.dtype {
+	case "float32":
+	case "float16":
+		f16 = true
+	default:
+		return fmt.Errorf("--dtype %q: want float32 or float16", bf.dtype)
+	}
+	emb, err := engine.NewEmbedder(m, cfg)
+	if err != nil {
+		return err
+	}
+	engines := []engine.Engine{emb.Engine}
+	defer func() {
+		for _, e := range engines {
+			e.Close()
+		}
+	}()
+	gpu := emb.Engine.Info().Backend == "cuda"
+	per := bf.instances
+	if per <= 0 {
+		per = 1
+		if gpu {
+			per = 2 // a second stream per GPU overlaps one batch's host work with the other's compute
+		}
+	}
+	if !gpu && len(devices) > 1 {
+		return fmt.Errorf("--device %s: several devices need --engine cuda", bf.device)
+	}
+	for i, d := range devices {
+		for k := 0; k < per; k++ {
+			if i == 0 && k == 0 {
+				continue
+			}
+			o := cfg.Options
+			o.Device = d
+			e, err := engine.Open(cfg.Kind, m, o)
+			if err != nil {
+				return fmt.Errorf("device %d: %w", d, err)
+			}
+			engines = append(engines, e)
+		}
+	}
+	slog.Debug("engines ready", "engines", len(engines), "since_start", time.Since(processStart).Round(time.Millisecond))
+
+	var src bulk.Source
+	switch {
+	case len(args) > 0:
+		src = &bulk.SliceSource{Texts: args}
+	case bf.input != "":
+		s, closeIn, err := bulk.OpenSource(bf.input, bulk.InputFormat(bf.input), bf.textColumn)
+		if err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
+		defer closeIn()
+		src = s
+	default:
+		in, name, closeIn, err := openTexts(cmd.InOrStdin(), jsonl)
+		if err != nil {
+			return err
+		}
+		defer closeIn()
+		var total int64
+		if f, ok := in.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				total = st.Size()
+			}
+		}
+		src = bulk.NewLineSource(in, name, jsonl != "", total)
+	}
+	sink, err := bulk.CreateSink(bf.output, emb.Engine.Info().Dim, bulk.SinkOptions{Float16: f16, IncludeText: bf.includeText})
+	if err != nil {
+		return err
+	}
+	stderr := cmd.ErrOrStderr()
+	terminal := false
+	if f, ok := stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
+		}
+	}
+	prog := bulk.NewProgress(stderr, terminal)
+	o := bulk.Options{BatchTokens: bf.batchTokens}
+	if !bf.quiet {
+		o.Progress = prog.Update
+	}
+	runStart := time.Now()
+	st, err := bulk.Run(cmd.Context(), src, sink, emb.Tokenizer, engines, o)
+	if err != nil {
+		return err
+	}
+	if !bf.quiet {
+		prog.Done(st)
+	}
+	slog.Debug("embed done", "texts", st.Texts, "tokens", st.Tokens, "batches", st.Batches,
+		"since_start", time.Since(processStart).Round(time.Millisecond),
+		"first_out_since_start", (runStart.Sub(processStart) + st.FirstOut).Round(time.Millisecond),
+		"run", st.Elapsed.Round(time.Millisecond))
+	return nil
+}
