@@ -18,12 +18,13 @@ RUN ./scripts/setup-ort.sh
 // buildStage builds m3ectl as the Makefile does (cgo on: ONNX Runtime's
 // bindings), on the Debian release the CPU image runs.
 const buildStage = `FROM ${GO_IMAGE} AS build
+ARG VERSION
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd cmd
 COPY pkg pkg
-RUN go build -trimpath -o /out/m3ectl ./cmd/m3ectl
+RUN go build -trimpath -ldflags "-X github.com/m3ectl/m3ectl/pkg/buildinfo.version=${VERSION}" -o /out/m3ectl ./cmd/m3ectl
 `
 
 // Dockerfile renders the spec as a Dockerfile whose build context is the
@@ -37,6 +38,7 @@ func Dockerfile(s Spec, modelFiles []File) string {
 	w("# Generated from deploy/image/spec.go by `make dockerfiles`; do not edit.\n")
 	w("# The same spec drives `make image` (an OCI archive built without running a container).\n")
 	w("# Build context: the repository root, e.g. docker build -f deploy/%s -t m3ectl/m3ectl:%s .\n", DockerfileName(s), s.Tag())
+	w("ARG VERSION=%s\n", Version)
 	w("ARG BASE_IMAGE=%s\n", s.BaseImage)
 	w("ARG GO_IMAGE=golang:1.26-%s\n", Suite)
 	w("ARG NODE_IMAGE=node:22-%s-slim\n\n", Suite)
