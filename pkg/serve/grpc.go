@@ -78,10 +78,7 @@ func (g *grpcService) RepositoryIndex(_ context.Context, req *tritonpb.Repositor
 }
 
 func (g *grpcService) RepositoryModelLoad(ctx context.Context, req *tritonpb.RepositoryModelLoadRequest) (*tritonpb.RepositoryModelLoadResponse, error) {
-	for name := range req.GetParameters() {
-		return nil, grpcError(errorf(kindUnsupported, "load parameter %q is not supported; edit the model's files in the repository and load again", name))
-	}
-	if err := g.s.repo.Load(ctx, req.GetModelName()); err != nil {
+	if err := g.s.load(ctx, req.GetModelName(), grpcLoadParams(req.GetParameters())); err != nil {
 		return nil, grpcError(err)
 	}
 	return &tritonpb.RepositoryModelLoadResponse{}, nil

@@ -241,10 +241,7 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readOptionalJSON(w, r, &req); err != nil {
 		return err
 	}
-	for name := range req.Parameters {
-		return errorf(kindUnsupported, "load parameter %q is not supported; edit the model's files in the repository and load again", name)
-	}
-	return s.repo.Load(r.Context(), r.PathValue("model"))
+	return s.load(r.Context(), r.PathValue("model"), httpLoadParams(req.Parameters))
 }
 
 func (s *Server) handleUnload(w http.ResponseWriter, r *http.Request) error {
