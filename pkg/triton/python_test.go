@@ -339,3 +339,108 @@ func widenProfile(t *testing.T, engine string, seq int64) {
 		t.Fatal(err)
 	}
 }
+
+// standinEngine writes a "plan" the stand-in tensorrt module deserialises
+// (built by TensorRT ver, computed by the pooled fixture graph) and the
+// metadata build-engine would record beside it.
+func standinEngine(t *testing.T, ver convert.TRTVersion) string {
+	t.Helper()
+	path := pooledEngine(t, ver, 64)
+	widenProfile(t, path, 512)
+	meta, err := convert.ReadEngineMeta(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tensor struct {
+		Name  string  `json:"name"`
+		DType string  `json:"dtype"`
+		Min   []int64 `json:"min,omitempty"`
+		Opt   []int64 `json:"opt,omitempty"`
+		Max   []int64 `json:"max,omitempty"`
+		Dims  []int64 `json:"dims,omitempty"`
+	}
+	plan := map[string]any{"m3ectl_fake_trt": ver.String(), "onnx": mustAbs(t, pooledFixture(t)),
+		"outputs": []tensor{{Name: "embeddings", DType: "float32", Dims: []int64{-1, 64}}}}
+	var ins []tensor
+	for _, in := range meta.Inputs {
+		ins = append(ins, tensor{Name: in.Name, DType: in.DType, Min: in.Min, Opt: in.Opt, Max: in.Max})
+	}
+	plan["inputs"] = ins
+	b, _ := json.Marshal(plan)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestPythonLayoutExecutes runs the article's single model.py (--layout
+// python) under CPython against the stand-in pb_utils, tensorrt (the
+// named-tensor API only) and cuda-python, with TensorRT set to the version
+// requirements.txt pins: embeddings within 1e-5 of reference.json for
+// engines of TensorRT 8.6 (int32 inputs), 10.3 and 11.1; under another
+// TensorRT the engine does not load and initialize says why.
+func TestPythonLayoutExecutes(t *testing.T) {
+	python := debianPython(t)
+	ref := readReference(t)
+	var texts []string
+	for _, c := range ref.Cases {
+		texts = append(texts, c.Text)
+	}
+	for _, ver := range []convert.TRTVersion{{Major: 8, Minor: 6, Patch: 1}, {Major: 10, Minor: 3}, {Major: 11, Minor: 1}} {
+		t.Run(ver.String(), func(t *testing.T) {
+			o := baseOptions(t)
+			o.Name, o.Layout = "m3e-tiny", LayoutPython
+			o.Engine = standinEngine(t, ver)
+			if _, err := WriteRepository(o); err != nil {
+				t.Fatal(err)
+			}
+			req, err := os.ReadFile(filepath.Join(o.Out, o.Name, "1", Requirements))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pin := ""
+			for _, line := range strings.Split(string(req), "\n") {
+				if v, ok := strings.CutPrefix(line, "tensorrt=="); ok {
+					pin = v
+				}
+			}
+			if pin != ver.String() {
+				t.Fatalf("requirements.txt pins tensorrt %q, the engine is %s:\n%s", pin, ver, req)
+			}
+			_, url := startExecServer(t, o.Out)
+			job := map[string]any{"model_dir": filepath.Join(o.Out, o.Name), "version": 1, "config": configJSON(t, o.Out, o.Name),
+				"instance_kind": "GPU", "batches": [][]map[string]any{{textRequest(texts[0]), textRequest(texts[1:12]...)}, {textRequest(texts[12:30]...)}}}
+			var res modelResults
+			runModel(t, python, url, job, &res, "M3ECTL_STANDIN_TRT_VERSION="+pin)
+			var got [][]float32
+			for _, b := range res.Results {
+				for _, r := range b {
+					if r.Error != "" {
+						t.Fatal(r.Error)
+					}
+					e := r.Outputs["embeddings"]
+					for i := 0; i < e.Shape[0]; i++ {
+						got = append(got, e.Data[i*64:(i+1)*64])
+					}
+				}
+			}
+			worst := 0.0
+			for i, c := range ref.Cases {
+				d, ok := closeTo(got[i], c.Embedding, 1e-5)
+				worst = math.Max(worst, d)
+				if !ok {
+					t.Errorf("case %d: max |Δ| %.2e", i, d)
+				}
+			}
+			other := "10.3.0"
+			if ver.Major == 10 {
+				other = "11.1.0"
+			}
+			_, stderr, err := runModelRaw(python, url, job, "M3ECTL_STANDIN_TRT_VERSION="+other)
+			if err == nil || !strings.Contains(stderr, "could not load model.plan: it was built with TensorRT "+pin) {
+				t.Fatalf("under TensorRT %s: err %v\n%s", other, err, stderr)
+			}
+			t.Logf("TensorRT %s: 30 reference texts in 2 executes, max |Δ| %.2e", pin, worst)
+		})
+	}
+}
