@@ -1,6 +1,9 @@
 package triton
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -441,6 +444,126 @@ func TestPythonLayoutExecutes(t *testing.T) {
 				t.Fatalf("under TensorRT %s: err %v\n%s", other, err, stderr)
 			}
 			t.Logf("TensorRT %s: 30 reference texts in 2 executes, max |Δ| %.2e", pin, worst)
+		})
+	}
+}
+
+// TestEnsembleLayoutExecutes runs the ensemble's tokenizer step under
+// CPython: every response of one execute is padded to the same bucketed
+// length (so that Triton's batcher in front of the encoder can merge them),
+// and the encoder step (checked and run by the stand-in server as Triton
+// would run it) turns each response into the reference embeddings.
+func TestEnsembleLayoutExecutes(t *testing.T) {
+	python := debianPython(t)
+	o := baseOptions(t)
+	o.Name, o.Layout, o.Encoder, o.ONNX, o.Kind = "m3e-tiny", LayoutEnsemble, EncoderONNX, pooledFixture(t), "cpu"
+	if _, err := WriteRepository(o); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := startExecServer(t, o.Out)
+	ref := readReference(t)
+	var texts []string
+	for _, c := range ref.Cases {
+		texts = append(texts, c.Text)
+	}
+	tok := o.Name + "-tokenizer"
+	var res modelResults
+	runModel(t, python, "", map[string]any{"model_dir": filepath.Join(o.Out, tok), "version": 1, "config": configJSON(t, o.Out, tok),
+		"batches": [][]map[string]any{{textRequest(texts[0]), textRequest(texts[1:4]...)}, {textRequest(texts[4:20]...), textRequest(texts[20:30]...)}}}, &res)
+	row := 0
+	for bi, b := range res.Results {
+		width := -1
+		for _, r := range b {
+			if r.Error != "" {
+				t.Fatal(r.Error)
+			}
+			ids, mask := r.Outputs["input_ids"], r.Outputs["attention_mask"]
+			if width == -1 {
+				width = ids.Shape[1]
+			}
+			if ids.Shape[1] != width || mask.Shape[1] != width {
+				t.Fatalf("execute %d: responses padded to %d and %d; the encoder's batcher could not merge them", bi, width, ids.Shape[1])
+			}
+			if !slices.Contains(padBuckets(512), width) {
+				t.Fatalf("execute %d: width %d is not a bucket of %v", bi, width, padBuckets(512))
+			}
+			n := ids.Shape[0]
+			// Send the step's outputs on as the ensemble would.
+			enc := execRequest{Model: o.Name + "-encoder", Outputs: []string{"embeddings"}}
+			for _, name := range []string{"input_ids", "attention_mask"} {
+				out := r.Outputs[name]
+				var buf bytes.Buffer
+				for _, f := range out.Data {
+					binary.Write(&buf, binary.LittleEndian, int64(f))
+				}
+				enc.Inputs = append(enc.Inputs, wireTensor{Name: name, Datatype: "INT64", Shape: []int64{int64(n), int64(width)}, Data: base64.StdEncoding.EncodeToString(buf.Bytes())})
+			}
+			outs, err := srv.run(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := base64.StdEncoding.DecodeString(outs[0].Data)
+			for i := 0; i < n; i++ {
+				got := make([]float32, 64)
+				for k := range got {
+					got[k] = math.Float32frombits(binary.LittleEndian.Uint32(raw[(i*64+k)*4:]))
+				}
+				if d, ok := closeTo(got, ref.Cases[row].Embedding, 1e-5); !ok {
+					t.Errorf("case %d: max |Δ| %.2e", row, d)
+				}
+				row++
+			}
+		}
+	}
+	if row != 30 {
+		t.Fatalf("%d rows", row)
+	}
+}
+
+// TestGeneratedPythonImports audits every model.py the default layout
+// (and the ensemble's tokenizer) writes: standard library, numpy and
+// triton_python_backend_utils only, which is all the stock image has. The
+// python layout's must add exactly tensorrt and cuda-python.
+func TestGeneratedPythonImports(t *testing.T) {
+	python := debianPython(t)
+	cases := []struct {
+		layout string
+		set    func(o *RepoOptions)
+		model  string
+		extra  []string
+	}{
+		{LayoutBLS, func(o *RepoOptions) { o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64) }, "m3e-base-trt", nil},
+		{LayoutEnsemble, func(o *RepoOptions) { o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64) }, "m3e-base-trt-tokenizer", nil},
+		{LayoutPython, func(o *RepoOptions) { o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64) }, "m3e-base-trt", []string{"tensorrt", "cuda", "cuda.bindings"}},
+	}
+	for _, c := range cases {
+		t.Run(c.layout, func(t *testing.T) {
+			o := baseOptions(t)
+			o.Layout = c.layout
+			c.set(&o)
+			if _, err := WriteRepository(o); err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Imports []struct{ Module, Kind string }
+			}
+			runModel(t, python, "", map[string]any{"model_dir": filepath.Join(o.Out, c.model), "version": 1, "imports": true}, &got)
+			allowed := map[string]bool{"numpy": true, "triton_python_backend_utils": true}
+			for _, e := range c.extra {
+				allowed[e] = true
+			}
+			var mods []string
+			for _, im := range got.Imports {
+				mods = append(mods, im.Module)
+				if im.Kind != "stdlib" && !allowed[im.Module] {
+					t.Errorf("%s/model.py imports %s, which the stock Triton image does not have", c.model, im.Module)
+				}
+			}
+			for _, e := range append([]string{"numpy", "triton_python_backend_utils"}, c.extra...) {
+				if !slices.Contains(mods, e) {
+					t.Errorf("%s/model.py does not import %s (imports %v): the audit is not reading it", c.model, e, mods)
+				}
+			}
 		})
 	}
 }
