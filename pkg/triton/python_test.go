@@ -108,8 +108,9 @@ func tokenizerRepo(t *testing.T) (RepoOptions, *RepoResult) {
 // fixture's 30 cases and the 253 oracle strings, equal to the Go
 // tokenizer's on random strings, and words equal to the tokenizers
 // library's on every code point (codepoints.json; the default
-// configuration in full, the other three on every fourth block).
+// configuration in full, the other three on every eighth block).
 func TestPythonTokenizerAgreesWithGo(t *testing.T) {
+	t.Parallel() // CPython does the work, in its own processes
 	python := debianPython(t)
 	o, res := tokenizerRepo(t)
 	ref := readReference(t)
@@ -181,7 +182,7 @@ func TestPythonTokenizerAgreesWithGo(t *testing.T) {
 		cfg := g.Cfg
 		var blocks []int
 		if k > 0 {
-			for i := k % 4; i < len(g.Blocks); i += 4 {
+			for i := k; i < len(g.Blocks); i += 8 {
 				blocks = append(blocks, i)
 			}
 			cfg["blocks"] = blocks
@@ -253,6 +254,7 @@ func textRequest(texts ...string) map[string]any {
 // reference.json; a malformed request gets its own error while the others
 // in its batch are answered.
 func TestBLSLayoutExecutes(t *testing.T) {
+	t.Parallel() // CPython does the work, in its own processes
 	python := debianPython(t)
 	for _, enc := range []struct {
 		name string
@@ -383,6 +385,7 @@ func standinEngine(t *testing.T, ver convert.TRTVersion) string {
 // engines of TensorRT 8.6 (int32 inputs), 10.3 and 11.1; under another
 // TensorRT the engine does not load and initialize says why.
 func TestPythonLayoutExecutes(t *testing.T) {
+	t.Parallel() // CPython does the work, in its own processes
 	python := debianPython(t)
 	ref := readReference(t)
 	var texts []string
@@ -454,6 +457,7 @@ func TestPythonLayoutExecutes(t *testing.T) {
 // and the encoder step (checked and run by the stand-in server as Triton
 // would run it) turns each response into the reference embeddings.
 func TestEnsembleLayoutExecutes(t *testing.T) {
+	t.Parallel() // CPython does the work, in its own processes
 	python := debianPython(t)
 	o := baseOptions(t)
 	o.Name, o.Layout, o.Encoder, o.ONNX, o.Kind = "m3e-tiny", LayoutEnsemble, EncoderONNX, pooledFixture(t), "cpu"
@@ -525,6 +529,7 @@ func TestEnsembleLayoutExecutes(t *testing.T) {
 // triton_python_backend_utils only, which is all the stock image has. The
 // python layout's must add exactly tensorrt and cuda-python.
 func TestGeneratedPythonImports(t *testing.T) {
+	t.Parallel() // CPython does the work, in its own processes
 	python := debianPython(t)
 	cases := []struct {
 		layout string

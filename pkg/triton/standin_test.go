@@ -54,7 +54,7 @@ func needORT(t *testing.T) {
 		if _, err := os.Stat(lib); err != nil {
 			t.Skip("ONNX Runtime not set up (scripts/setup-ort.sh)")
 		}
-		t.Setenv("ONNXRUNTIME_LIB", mustAbs(t, lib))
+		os.Setenv("ONNXRUNTIME_LIB", mustAbs(t, lib)) // process-wide: parallel tests share the library
 	}
 	if err := onnxrt.Init(""); err != nil {
 		t.Fatal(err)
