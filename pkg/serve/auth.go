@@ -78,6 +78,7 @@ func (s *Server) grpcAuth(ctx context.Context, method string) error {
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	defer func() { release, _ := s.codec.admit(req); release() }() // weight of a message never served
 	if err := s.grpcAuth(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,9 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	if !utf8.Valid(*body) {
 		return invalidf("request JSON is not valid UTF-8")
 	}
+	if _, err := scanJSON(*body, schemaOpenAI, s.openAIScanLimits()); err != nil {
+		return err
+	}
 	var req openAIEmbeddingRequest
 	if err := strictUnmarshal(*body, &req); err != nil {
 		return err
@@ -52,6 +55,9 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	m, err := s.openAIModel(req.Model)
 	if err != nil {
 		return withParam("model", err)
+	}
+	if err := checkFitsQueue(m, in.len()); err != nil {
+		return err
 	}
 	dim := m.Dim()
 	outDim := dim

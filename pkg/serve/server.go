@@ -44,6 +44,12 @@ type Config struct {
 	// MaxRequestBytes bounds a request body (HTTP) or message (gRPC); larger
 	// requests get 413 / RESOURCE_EXHAUSTED. Default 64 MiB.
 	MaxRequestBytes int64
+	// MaxInflightBytes bounds the request data in flight across all
+	// requests, each weighing 4× its body; a request that does not fit gets
+	// 503 + Retry-After. Default 4 × MaxRequestBytes (one maximal body).
+	MaxInflightBytes int64
+	// Limits bound what one request may hold (see Limits).
+	Limits Limits
 	// APIKey, when set, is required as a bearer token on every endpoint but
 	// the health checks.
 	APIKey string
@@ -86,6 +92,10 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = decodeFactor * c.MaxRequestBytes
+	}
+	c.Limits.setDefaults()
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
 	}
@@ -109,6 +119,8 @@ type Server struct {
 	grpcSrv                   *grpc.Server
 
 	drain  drainState
+	budget *inflightBudget
+	codec  *grpcCodec
 	health *healthService
 }
 
@@ -121,6 +133,8 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{repo: repo, cfg: cfg, log: cfg.Logger}
 	s.drain.init()
+	s.budget = newInflightBudget(cfg.MaxInflightBytes)
+	s.codec = newGRPCCodec(s)
 	var err error
 	if s.httpLn, err = listen(cfg.HTTPListener, cfg.HTTPAddr, "HTTP", true); err != nil {
 		return nil, err
@@ -136,6 +150,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	s.handler = s.routes()
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)

@@ -57,6 +57,10 @@ func (m *Model) Dim() int { return m.dim }
 // may carry (0: no limit, no batching across requests).
 func (m *Model) MaxBatchSize() int { return int(m.cfg.GetMaxBatchSize()) }
 
+// MaxQueueTexts is the most texts the model's queue holds at once
+// (max_queue_size, or the default bound): a request with more can never run.
+func (m *Model) MaxQueueTexts() int { return m.sched.MaxQueueRows() }
+
 // InputName is the name of the text input ("text" by default).
 func (m *Model) InputName() string { return m.inputName }
 

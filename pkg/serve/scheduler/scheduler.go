@@ -181,6 +181,9 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	return s, nil
 }
 
+// MaxQueueRows is the queue bound in texts.
+func (s *Scheduler) MaxQueueRows() int { return s.cfg.MaxQueueRows }
+
 // Dim is the embedding width every answer's rows have.
 func (s *Scheduler) Dim() int { return s.dim }
 
