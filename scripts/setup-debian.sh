@@ -7,6 +7,10 @@ set -euo pipefail
 packages=(
   python3        # executes the generated Triton Python models (pkg/triton tests)
   python3-numpy  # the only non-stdlib module the stock Triton Python backend has
+  debootstrap    # make image: the Debian root of the container image (issue 15)
+  umoci          # deploy/image test: unpacks the OCI archive and derives its runtime config
+  iproute2       # deploy/image test: network namespace and veth pair
+  haproxy        # deploy/haproxy test: the load balancer in front of rolling replicas
 )
 
 missing=()

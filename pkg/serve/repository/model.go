@@ -80,6 +80,16 @@ func (m *Model) Infer(ctx context.Context, texts []string) (*Result, error) {
 	return &Result{Embeddings: emb, Tokens: tokens}, nil
 }
 
+// Reserve takes queue space for n texts that Infer calls under
+// WithReservation(ctx, r) will bring in pieces: all or nothing (see
+// scheduler.Reservation). Release the rest when done.
+func (m *Model) Reserve(n int) (*scheduler.Reservation, error) { return m.sched.Reserve(n) }
+
+// WithReservation makes the Infer calls under ctx draw on r.
+func WithReservation(ctx context.Context, r *scheduler.Reservation) context.Context {
+	return scheduler.WithReservation(ctx, r)
+}
+
 // Statistics returns the version's cumulative statistics in Triton's form.
 func (m *Model) Statistics() *tritonpb.ModelStatistics { return m.sched.Statistics() }
 
