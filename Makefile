@@ -3,9 +3,13 @@ GO      ?= go
 ORT_LIB := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: setup build install test test-deploy vet demo clean
+.PHONY: setup setup-debian build install test test-deploy image dockerfiles vet demo clean
 
-setup: $(ORT_LIB)
+setup: $(ORT_LIB) setup-debian
+
+# Debian packages the tests need (python3, python3-numpy, ...), installed only when missing.
+setup-debian:
+	./scripts/setup-debian.sh
 
 $(ORT_LIB): scripts/setup-ort.sh
 	./scripts/setup-ort.sh
@@ -38,9 +42,20 @@ test: setup
 # Deployment tests (deploy/, a Go module of its own so that Helm and the
 # Kubernetes API types stay out of m3ectl's): the Helm chart, the KServe
 # resources, the image and HAProxy in front of rolling replicas.
-test-deploy: setup build
+test-deploy: setup build image
 	cd deploy && $(GO) vet ./...
-	cd deploy && M3ECTL_BIN=$(CURDIR)/bin/m3ectl $(GO) test -count=1 -timeout 15m ./...
+	cd deploy && M3ECTL_BIN=$(CURDIR)/bin/m3ectl M3ECTL_IMAGE=$(CURDIR)/$(IMAGE) $(GO) test -count=1 -timeout 15m ./...
+
+# The CPU image as an OCI archive, built without running a container: a
+# debootstrap root (cached under ~/.cache/m3ectl/image) plus the same files
+# and configuration as deploy/Dockerfile. Needs root.
+IMAGE := dist/m3ectl-cpu.oci.tar
+image: setup build
+	cd deploy && $(GO) run ./cmd/m3ectl-image build --root $(CURDIR) --bin $(CURDIR)/bin/m3ectl --ort $(ORT_LIB) --out $(CURDIR)/$(IMAGE)
+
+# deploy/Dockerfile and deploy/Dockerfile.cuda, from deploy/image/spec.go.
+dockerfiles:
+	cd deploy && $(GO) run ./cmd/m3ectl-image dockerfiles --root $(CURDIR)
 
 # The main job on the bundled model: serve it (HTTP 8000, gRPC 8001, metrics 8002).
 demo: setup build

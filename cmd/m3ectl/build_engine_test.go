@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/m3ectl/m3ectl/internal/testmodels"
 )
 
 // runTRTCmd runs one m3ectl command line and returns stdout, stderr and the
@@ -19,6 +21,23 @@ func runTRTCmd(t *testing.T, args ...string) (string, string, error) {
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), errb.String(), err
+}
+
+// pooledONNX is the fixture with a pooling head (embeddings [batch, 64]),
+// the encoder a Triton repository takes.
+func pooledONNX(t *testing.T) string {
+	t.Helper()
+	p, err := testmodels.PooledOnce(absTestdata(t, "m3e-tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testmodels.Remove()
+	os.Exit(code)
 }
 
 func absTestdata(t *testing.T, rel string) string {
@@ -93,7 +112,8 @@ func TestRepoAndVerifyCommands(t *testing.T) {
 	dir := t.TempDir()
 	engine := filepath.Join(dir, "m.plan")
 	fake := filepath.Join(root, "fake-trtexec/trtexec-10")
-	if _, _, err := runTRTCmd(t, "build-engine", "--onnx", filepath.Join(root, "m3e-tiny/model.onnx"), "--engine", engine,
+	pooled := pooledONNX(t)
+	if _, _, err := runTRTCmd(t, "build-engine", "--onnx", pooled, "--engine", engine,
 		"--min", "1x1", "--opt", "8x64", "--max", "16x128", "--trtexec", fake, "--no-verify"); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +127,7 @@ func TestRepoAndVerifyCommands(t *testing.T) {
 	}
 	repoDir := filepath.Join(dir, "model_repository")
 	out, _, err = runTRTCmd(t, "repo", "--name", "m3e-base-trt", "--out", repoDir, "--engine", engine,
-		"--onnx", filepath.Join(root, "m3e-tiny/model.onnx"), "--vocab", filepath.Join(root, "m3e-tiny/vocab.txt"), "--max-batch-size", "16", "--json")
+		"--onnx", pooled, "--vocab", filepath.Join(root, "m3e-tiny/vocab.txt"), "--max-batch-size", "16", "--json")
 	if err != nil || !strings.Contains(out, `"dim": 64`) {
 		t.Fatalf("repo: %v\n%s", err, out)
 	}

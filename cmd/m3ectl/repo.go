@@ -18,28 +18,39 @@ func newRepoCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "repo --name NAME --out DIR --engine OUT.plan --vocab vocab.txt",
-		Short: "Write a Triton model repository for the engine (python or ensemble layout) and validate it",
-		Long: `repo writes a Triton Inference Server model repository.
+		Short: "Write a Triton model repository (bls, ensemble or python layout) and validate it as Triton would",
+		Long: `repo writes a Triton Inference Server model repository for a pooled encoder
+(an ONNX graph or TensorRT engine whose output is embeddings [N, dim]: m3ectl
+export, or m3ectl convert --pooling mean --normalize, then build-engine).
 
-The python layout (the article's) is one Python-backend model: config.pbtxt
-(text TYPE_STRING in, embeddings TYPE_FP32 [width] out, instance_group,
-dynamic_batching, model_warmup) and a version folder with the engine
-(model.plan), vocab.txt and a model.py that tokenises, runs TensorRT through
-its named-tensor API with buffers allocated once, mean-pools under the mask,
-normalises and answers each request once.
+--layout bls (default) loads in a stock nvcr.io/nvidia/tritonserver:26.xx-py3
+image with nothing installed: NAME is a Python-backend model using numpy and
+the standard library only (text TYPE_STRING [-1] in, embeddings TYPE_FP32
+[dim] out, dynamic batching) that tokenises every request of a batch with a
+pure-Python BERT tokenizer (ids identical to transformers.BertTokenizer),
+pads once, sends one BLS request to NAME-encoder and splits the result back;
+NAME-encoder is the engine (tensorrt_plan, dtypes and dims as build-engine
+recorded them, warmed up at the profile's opt shape) or, with --encoder onnx,
+the graph (onnxruntime_onnx, so the same layout runs on a CPU Triton).
 
-The ensemble layout is NAME_tokenizer (python) → NAME_engine (tensorrt_plan,
-or onnxruntime_onnx without --engine) → NAME_pooling (python), wired by the
-ensemble NAME. With --onnx the ONNX file also goes into NAME's version folder,
-so "m3ectl serve --model-repository DIR" serves the same repository on a CPU.
+--layout ensemble wires NAME-tokenizer → NAME-encoder as the ensemble NAME; the
+tokenizer pads each batch to a bucketed length so the encoder's batcher can
+merge requests. --layout python is the article's single model.py running
+TensorRT itself; it needs a custom image (pip install -r requirements.txt,
+which pins the engine's TensorRT).
 
-What was written is validated: every config.pbtxt parses back as written and
-agrees with the model (names, width, max_batch_size within the engine's
-profile as recorded by build-engine), and every model.py compiles.`,
-		Example: `  m3ectl repo --name m3e-base-trt --out model_repository --engine m3e-base.plan --vocab vocab.txt
-  m3ectl repo --name m3e-base-trt --out model_repository --engine m3e-base.plan --onnx m3e-base.onnx \
-      --vocab vocab.txt --max-batch-size 32 --instances 2 --kind gpu --gpus 0 --max-queue-delay-us 2000
-  m3ectl repo --name m3e-ens --out model_repository --onnx model.onnx --vocab vocab.txt --layout ensemble --kind cpu`,
+Before writing, every config is checked with Triton core's load-time rules
+(names, dtypes, dims, max_batch_size, ensemble mappings, the BLS request
+against the encoder's config); after writing, every config.pbtxt is read back
+and every model.py compiled. --triton-image refuses an image whose TensorRT
+differs from the engine's. "m3ectl serve --model-repository DIR" serves all
+three layouts (the encoder through ONNX Runtime, from --onnx).`,
+		Example: `  m3ectl repo --name m3e-base-trt --out model_repository --engine m3e-base.plan --onnx m3e-base.onnx \
+      --vocab vocab.txt --max-batch-size 32 --instances 2 --kind gpu --max-queue-delay-us 2000 \
+      --triton-image nvcr.io/nvidia/tritonserver:26.06-py3
+  m3ectl repo --name m3e-cpu --out model_repository --encoder onnx --onnx m3e-base.onnx --vocab vocab.txt --kind cpu
+  m3ectl repo --name m3e-ens --out model_repository --engine m3e-base.plan --vocab vocab.txt --layout ensemble
+  m3ectl repo --name m3e-base-trt --out model_repository --engine hand-built.plan --input-dtype int32 --vocab vocab.txt`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -58,7 +69,7 @@ profile as recorded by build-engine), and every model.py compiles.`,
 						return jerr
 					}
 				} else {
-					fmt.Fprintf(out, "repository: %s (layout %s, models %v, width %d, max length %d)\n", res.Root, o.Layout, res.Models, res.Dim, res.MaxLength)
+					fmt.Fprintf(out, "repository: %s (layout %s, models %v, width %d, max length %d)\n", res.Root, res.Layout, res.Models, res.Dim, res.MaxLength)
 					for _, f := range res.Files {
 						fmt.Fprintln(out, "  wrote "+f)
 					}
@@ -77,17 +88,21 @@ profile as recorded by build-engine), and every model.py compiles.`,
 	f.StringVar(&o.Name, "name", "", "model name clients call (required)")
 	f.StringVar(&o.Out, "out", "model_repository", "repository folder")
 	f.StringVar(&o.Engine, "engine", "", "TensorRT engine (.plan) from build-engine")
-	f.StringVar(&o.ONNX, "onnx", "", "ONNX model: copied into the version folder (CPU serving; onnxruntime_onnx in the ensemble)")
+	f.StringVar(&o.ONNX, "onnx", "", "pooled ONNX graph: the onnxruntime_onnx encoder (--encoder onnx), else copied beside the engine for m3ectl serve")
+	f.StringVar(&o.Encoder, "encoder", "", "encoder model: tensorrt (default with --engine) or onnx")
+	f.StringVar(&o.InputDType, "input-dtype", "", "engine input dtype when the engine has no build metadata: int32 (TensorRT 8.x) or int64 (10 and later)")
+	f.StringVar(&o.TritonImage, "triton-image", "", "the Triton image the repository is for (e.g. nvcr.io/nvidia/tritonserver:26.06-py3): refused if its TensorRT differs from the engine's")
+	f.BoolVar(&o.Force, "force", false, "write even when --triton-image does not match the engine's TensorRT")
 	f.StringVar(&o.Vocab, "vocab", "", "vocab.txt of the model (required)")
 	f.IntVar(&o.MaxBatchSize, "max-batch-size", 32, "max_batch_size (at most the engine's max profile batch)")
 	f.IntVar(&o.Instances, "instances", 2, "instance_group count")
-	f.StringVar(&o.Kind, "kind", "gpu", "instance kind: gpu or cpu")
+	f.StringVar(&o.Kind, "kind", "gpu", "encoder instance kind: gpu or cpu (cpu needs --encoder onnx)")
 	f.IntSliceVar(&gpus, "gpus", []int{0}, "GPU ids for the instance group")
 	f.IntVar(&o.MaxQueueDelayUs, "max-queue-delay-us", 2000, "dynamic_batching max_queue_delay_microseconds")
-	f.StringVar(&o.Layout, "layout", triton.LayoutPython, "python (one Python-backend model) or ensemble")
+	f.StringVar(&o.Layout, "layout", triton.LayoutBLS, "bls (stock image: numpy tokenizer + BLS to the encoder), ensemble, or python (the article's model.py; custom image)")
 	f.IntVar(&o.Version, "version", 1, "model version folder")
 	f.IntVar(&o.Dim, "dim", 0, "embedding width when neither --onnx nor the engine's metadata tells it")
-	f.IntVar(&o.MaxLength, "max-length", 0, "tokens per text (default: 512, capped by the engine's profile)")
+	f.IntVar(&o.MaxLength, "max-length", 0, "tokens per text (default: the model's window, capped by the engine's profile)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagRequired("vocab")

@@ -43,6 +43,11 @@ type serveFlags struct {
 	drainTimeout            time.Duration
 	shutdownDelay           time.Duration
 	metricsNoAuth           bool
+	maxInflightBytes        int64
+	maxRequestTexts         int
+	memoryLimit             int64
+	maxConnections          int
+	maxStreams              uint32
 }
 
 func newServeCmd() *cobra.Command {
@@ -98,6 +103,11 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.StringVar(&f.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then $XDG_DATA_HOME/m3ectl/onnxruntime, then third_party/onnxruntime, then system paths)")
 	fl.IntVar(&f.maxBatchTokens, "max-batch-tokens", 0, "token budget of one dynamic batch (0: sized for the model's window)")
 	fl.Int64Var(&f.maxRequestBytes, "max-request-bytes", serve.DefaultMaxRequestBytes, "largest request body accepted (larger: 413)")
+	fl.Int64Var(&f.maxInflightBytes, "max-inflight-bytes", 0, "request data in flight across all requests, each weighing 4x its body; beyond it requests get 503 + Retry-After (0: 4 x --max-request-bytes)")
+	fl.IntVar(&f.maxRequestTexts, "max-request-texts", 1024, "most texts in one KServe request to a model with max_batch_size 0 (otherwise max_batch_size bounds it)")
+	fl.Int64Var(&f.memoryLimit, "memory-limit", 0, "soft limit of the Go heap in bytes, as GOMEMLIMIT (0: --max-inflight-bytes + 256 MiB; -1: none; GOMEMLIMIT wins)")
+	fl.IntVar(&f.maxConnections, "max-connections", 0, "connections each listener holds open; past it new ones are closed, with a log line (0: 4096, less under a low descriptor limit; -1: no cap)")
+	fl.Uint32Var(&f.maxStreams, "grpc-max-concurrent-streams", 1024, "concurrent RPCs on one gRPC connection")
 	fl.StringVar(&f.apiKey, "api-key", "", "bearer token required on every endpoint but health (default $"+apiKeyEnv+")")
 	fl.BoolVar(&f.truncate, "truncate", true, "truncate texts longer than --max-length tokens")
 	fl.BoolVar(&f.noTruncate, "no-truncate", false, "reject texts longer than --max-length tokens (400) instead of truncating")
@@ -120,6 +130,11 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		return fmt.Errorf("serve: --max-length %d is too small (at least 2: [CLS] and [SEP])", f.maxLength)
 	}
 	serve.SetGCPercent()
+	inflight := f.maxInflightBytes
+	if inflight <= 0 {
+		inflight = 4 * f.maxRequestBytes
+	}
+	serve.SetMemoryLimit(f.memoryLimit, inflight)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := registerSystemMetrics(reg, f.engine); err != nil {
@@ -145,17 +160,21 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv, err := serve.New(repo, serve.Config{
-		HTTPAddr:        hostPort(f.host, f.httpPort),
-		GRPCAddr:        hostPort(f.host, f.grpcPort),
-		MetricsAddr:     hostPort(f.host, f.metricsPort),
-		MaxRequestBytes: f.maxRequestBytes,
-		APIKey:          f.apiKey,
-		Gatherer:        reg,
-		DrainTimeout:    f.drainTimeout,
-		ShutdownDelay:   f.shutdownDelay,
-		MetricsNoAuth:   f.metricsNoAuth,
-		Version:         cmd.Root().Version,
-		Logger:          slog.Default(),
+		HTTPAddr:             hostPort(f.host, f.httpPort),
+		GRPCAddr:             hostPort(f.host, f.grpcPort),
+		MetricsAddr:          hostPort(f.host, f.metricsPort),
+		MaxRequestBytes:      f.maxRequestBytes,
+		MaxInflightBytes:     inflight,
+		MaxConnections:       f.maxConnections,
+		MaxConcurrentStreams: f.maxStreams,
+		Limits:               serve.Limits{MaxTexts: f.maxRequestTexts},
+		APIKey:               f.apiKey,
+		Gatherer:             reg,
+		DrainTimeout:         f.drainTimeout,
+		ShutdownDelay:        f.shutdownDelay,
+		MetricsNoAuth:        f.metricsNoAuth,
+		Version:              cmd.Root().Version,
+		Logger:               slog.Default(),
 	})
 	if err != nil {
 		return err

@@ -16,13 +16,15 @@ type tritonFlags struct {
 	on     bool
 	image  string
 	binary string
+	force  bool
 }
 
 // addTritonFlags registers --triton, --triton-image and --tritonserver on cmd.
 func addTritonFlags(cmd *cobra.Command) *tritonFlags {
 	f := &tritonFlags{}
 	cmd.Flags().BoolVar(&f.on, "triton", false, "launch NVIDIA tritonserver on the repository instead of the embedded server")
-	cmd.Flags().StringVar(&f.image, "triton-image", "", "run tritonserver through docker with this image (e.g. nvcr.io/nvidia/tritonserver:23.08-py3); implies --triton")
+	cmd.Flags().StringVar(&f.image, "triton-image", "", "run tritonserver through docker with this image (e.g. nvcr.io/nvidia/tritonserver:26.06-py3; refused when its TensorRT differs from the engine's); implies --triton")
+	cmd.Flags().BoolVar(&f.force, "force", false, "with --triton-image: run an image whose TensorRT differs from the one the engines were built with")
 	cmd.Flags().StringVar(&f.binary, "tritonserver", "", "tritonserver executable (default: PATH); implies --triton")
 	return f
 }
@@ -41,6 +43,7 @@ func (f *tritonFlags) run(ctx context.Context, repo string, loadModels []string,
 	return triton.Run(ctx, triton.ServerOptions{
 		Binary: f.binary, Image: f.image, Repo: repo, Models: loadModels,
 		HTTPPort: httpPort, GRPCPort: grpcPort, MetricsPort: metricsPort,
-		Log: os.Stderr,
+		Log: os.Stderr, Force: f.force,
+		Notes: func(n string) { fmt.Fprintln(os.Stderr, "m3ectl: "+n) },
 	})
 }

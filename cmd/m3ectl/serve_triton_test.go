@@ -22,7 +22,7 @@ func TestServeTritonCommand(t *testing.T) {
 		t.Fatalf("build fake tritonserver: %v\n%s", err, out)
 	}
 	engine := filepath.Join(dir, "m.plan")
-	if _, _, err := runTRTCmd(t, "build-engine", "--onnx", filepath.Join(root, "m3e-tiny/model.onnx"), "--engine", engine,
+	if _, _, err := runTRTCmd(t, "build-engine", "--onnx", pooledONNX(t), "--engine", engine,
 		"--min", "1x1", "--opt", "8x64", "--max", "32x256", "--trtexec", filepath.Join(root, "fake-trtexec/trtexec-8.6"), "--no-verify"); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,12 +49,17 @@ func WriteChart(w io.Writer, format string, runs []*Result) error {
 	if runs[0].Mode == "open" {
 		xName = "arrival rate (req/s)"
 	}
+	models := modelNames(runs)
 	tput := plot.New()
-	tput.Title.Text = "Throughput"
+	tput.Title.Text = "Throughput, " + models
 	tput.Y.Label.Text = "infer/s"
 	lat := plot.New()
-	lat.Title.Text = "p95 latency"
+	lat.Title.Text = "p95 latency, " + models
 	lat.Y.Label.Text = "ms"
+	// One legend for both plots, drawn beside them rather than over the
+	// lines.
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
 	xs := map[float64]bool{}
 	for i, r := range runs {
 		name := runName(r, i)
@@ -82,7 +88,9 @@ func WriteChart(w io.Writer, format string, runs []*Result) error {
 			l.Width = vg.Points(1.5)
 			s.Shape = plotutil.Shape(i)
 			pair.p.Add(l, s)
-			pair.p.Legend.Add(name, l, s)
+			if pair.p == tput {
+				legend.Add(name, l, s)
+			}
 		}
 	}
 	var ticks plot.ConstantTicks
@@ -101,24 +109,29 @@ func WriteChart(w io.Writer, format string, runs []*Result) error {
 		}
 		p.X.Tick.Marker = ticks
 		p.Y.Min = 0
-		p.Y.Max *= 1.35 // headroom for the legend above the lines
-		p.Legend.Top = true
-		p.Legend.Left = true
+		p.Y.Max *= 1.05
+		p.Y.Tick.Marker = niceTicks{n: 8}
 		p.Add(plotter.NewGrid())
 		p.BackgroundColor = color.White
 	}
-	width, height := 12*vg.Inch, 4.5*vg.Inch
+	legendW := legendWidth(&legend, runs)
+	width, height := 12*vg.Inch+legendW, 4.5*vg.Inch
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
 	plots := [][]*plot.Plot{{tput, lat}}
+	drawAll := func(dc draw.Canvas) {
+		drawTiles(draw.Crop(dc, 0, -legendW, 0, 0), plots, tiles)
+		lc := draw.Crop(dc, width-legendW, 0, 0, -vg.Millimeter*10)
+		legend.Draw(lc)
+	}
 	switch format {
 	case "svg":
 		c := vgsvg.New(width, height)
-		drawTiles(draw.New(c), plots, tiles)
+		drawAll(draw.New(c))
 		_, err := c.WriteTo(w)
 		return err
 	case "png":
 		c := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(110), vgimg.UseBackgroundColor(color.White))
-		drawTiles(draw.New(c), plots, tiles)
+		drawAll(draw.New(c))
 		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 		return err
 	}
@@ -143,4 +156,64 @@ func runName(r *Result, i int) string {
 		return r.URL + " " + r.Protocol
 	}
 	return "run " + strconv.Itoa(i+1)
+}
+
+// modelNames names the models the runs measured, for the titles.
+func modelNames(runs []*Result) string {
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range runs {
+		m := r.Model
+		if m == "" {
+			m = "unknown model"
+		}
+		if !seen[m] {
+			seen[m] = true
+			names = append(names, m)
+		}
+	}
+	return strings.Join(names, " vs ")
+}
+
+// legendWidth is the room the legend column needs: its longest entry plus
+// the thumbnail and padding.
+func legendWidth(l *plot.Legend, runs []*Result) vg.Length {
+	longest := vg.Length(0)
+	for i, r := range runs {
+		longest = max(longest, l.TextStyle.Width(runName(r, i)))
+	}
+	return longest + l.ThumbnailWidth + l.Padding*2 + vg.Millimeter*6
+}
+
+// niceTicks places about n major ticks at round values (1, 2, 2.5 or 5
+// times a power of ten), more than gonum's default of three, so that values
+// can be read off the chart.
+type niceTicks struct{ n int }
+
+func (t niceTicks) Ticks(lo, hi float64) []plot.Tick {
+	if hi <= lo {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 4, 64)}}
+	}
+	raw := (hi - lo) / float64(max(t.n-1, 1))
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	prec := max(0, -int(math.Floor(math.Log10(step)))+1)
+	if step == math.Trunc(step) {
+		prec = 0
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', prec, 64)})
+		// Unlabelled minor ticks halfway.
+		if mid := v + step/2; mid < hi {
+			ticks = append(ticks, plot.Tick{Value: mid})
+		}
+	}
+	return ticks
 }

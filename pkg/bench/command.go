@@ -107,10 +107,21 @@ func Execute(ctx context.Context, o Options, stdout io.Writer) error {
 	switch {
 	case o.From != "":
 		res, err = ReadResult(o.From)
+		if err == nil && o.Label != "" {
+			res.Label = o.Label // --label renames a saved run in the table and chart
+		}
 	case o.SelfTest:
 		res, err = selfTest(ctx, o, levels, groups)
 	default:
 		res, err = o.measure(ctx, levels, rates, maxConc, groups)
+	}
+	if errors.Is(err, ErrInterrupted) && res != nil {
+		// Print and write what was measured, then report the interruption
+		// (exit non-zero); assertions are not checked on a partial run.
+		if rerr := o.report(res, compares, nil, stdout); rerr != nil {
+			return rerr
+		}
+		return err
 	}
 	if err != nil {
 		return err
@@ -175,10 +186,15 @@ func (o Options) measure(ctx context.Context, levels []int, rates []float64, max
 		}
 	}
 	res, err := Run(ctx, cfg)
+	if res != nil {
+		res.ClientCeiling = ceiling
+	}
+	if errors.Is(err, ErrInterrupted) {
+		return res, err
+	}
 	if err != nil {
 		return nil, err
 	}
-	res.ClientCeiling = ceiling
 	return res, nil
 }
 

@@ -29,6 +29,10 @@ type fakeKServe struct {
 	mu                     sync.Mutex
 	n, success, fail, rows uint64
 	httpURL, grpcAddr      string
+	// onStats, when set, is called with the count of statistics requests
+	// so far (the bench reads them at the start and end of each level).
+	onStats   func(n int)
+	statCalls int
 }
 
 func startFakeKServe(t *testing.T, model string, failEvery int) *fakeKServe {
@@ -152,6 +156,13 @@ func (f *fakeKServe) snapshot() (success, fail, rows uint64) {
 }
 
 func (f *fakeKServe) stats(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.statCalls++
+	n, hook := f.statCalls, f.onStats
+	f.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
 	s, fl, rows := f.snapshot()
 	// 1 ms queue and 2 ms compute per request.
 	fmt.Fprintf(w, `{"model_stats":[{"name":%q,"version":"1","inference_count":%d,"execution_count":%d,

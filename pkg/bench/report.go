@@ -103,6 +103,9 @@ func WriteTable(w io.Writer, r *Result) error {
 		if r.Mode == "open" {
 			lead = strconv.FormatFloat(lv.Rate, 'g', -1, 64)
 		}
+		if lv.Partial {
+			lead += " (partial)"
+		}
 		batch, queue, compute := "-", "-", "-"
 		if s := lv.Server; s != nil {
 			batch = fmt.Sprintf("%.2f", s.MeanBatch)

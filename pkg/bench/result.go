@@ -45,6 +45,9 @@ type Level struct {
 	Succeeded int `json:"succeeded"`
 	// Server holds the server-side deltas over the level, when offered.
 	Server *ServerStats `json:"server,omitempty"`
+	// Partial marks the level that was running when the benchmark was
+	// interrupted: its figures cover the window up to the interruption.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Ceiling is the client's own throughput limit: the bench against an

@@ -130,6 +130,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	for _, p := range plans {
 		lv, err := runLevel(ctx, &cfg, p.conc, p.rate)
+		if errors.Is(err, ErrInterrupted) {
+			res.Levels = append(res.Levels, lv)
+			return res, err
+		}
 		if err != nil {
 			return res, err
 		}
@@ -137,6 +141,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	return res, nil
 }
+
+// ErrInterrupted is returned by Run and Execute when the context ended
+// (Ctrl-C, SIGTERM) during a level. Run's result then holds the finished
+// levels and the interrupted one, marked Partial; Execute has printed and
+// written them.
+var ErrInterrupted = errors.New("benchmark interrupted: the table and files hold the levels finished and the partial one")
 
 // worker is one closed-loop client (or one open-loop sender) and what it saw.
 type worker struct {
@@ -208,6 +218,11 @@ func runLevel(ctx context.Context, cfg *Config, conc int, rate float64) (Level, 
 	}
 	l.stopAt.Store(winTo)
 	stopProgress := cfg.Progress.start(l, conc, rate)
+	// The moment of an interruption: samples that end after it are the
+	// requests the interruption cancelled, not the server's answers.
+	var cut atomic.Int64
+	stopCut := context.AfterFunc(ctx, func() { cut.Store(l.since()) })
+	defer stopCut()
 
 	var from, to int64
 	var err error
@@ -225,7 +240,15 @@ func runLevel(ctx context.Context, cfg *Config, conc int, rate float64) (Level, 
 	if err == nil {
 		err = ctx.Err()
 	}
-	if err != nil {
+	if ctx.Err() != nil {
+		// Interrupted: summarise the window so far, marked partial.
+		lv.Partial = true
+		from, to = l.winFrom, max(l.winFrom, cut.Load())
+		if to == l.winFrom && cut.Load() == 0 {
+			to = max(l.winFrom, l.since())
+		}
+		err = ErrInterrupted
+	} else if err != nil {
 		return lv, err
 	}
 
@@ -245,12 +268,15 @@ func runLevel(ctx context.Context, cfg *Config, conc int, rate float64) (Level, 
 	lv.Throughput = ws.throughput()
 	lv.TextsPerSecond = lv.Throughput * float64(cfg.TextsPerRequest)
 	lv.Latency = Summarize(ws.latencies)
-	if before != nil {
-		if after, err := cfg.Stats.Snapshot(ctx); err != nil {
-			cfg.Logger.Debug("server statistics unavailable", "err", err)
+	if before != nil && !lv.Partial {
+		if after, serr := cfg.Stats.Snapshot(ctx); serr != nil {
+			cfg.Logger.Debug("server statistics unavailable", "err", serr)
 		} else {
 			lv.Server = after.Sub(before)
 		}
+	}
+	if lv.Partial {
+		return lv, err
 	}
 	cfg.Progress.done(lv)
 	return lv, nil

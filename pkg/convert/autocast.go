@@ -64,6 +64,9 @@ func AutoCastFP16(m *onnxpb.ModelProto) (*AutoCastReport, error) {
 	g := m.GetGraph()
 	rep := &AutoCastReport{ModelOpset: defaultOpset(m)}
 	for _, n := range g.GetNode() {
+		if len(n.GetOutput()) == 0 || n.GetOutput()[0] == "" {
+			return nil, fmt.Errorf("node %q (%s) has no output; the graph is malformed", n.GetName(), n.GetOpType())
+		}
 		for _, a := range n.GetAttribute() {
 			if a.GetG() != nil || len(a.GetGraphs()) > 0 {
 				return nil, fmt.Errorf("node %q (%s) has a subgraph; --fp16 converts flat encoder graphs only (export the model with m3ectl export first)", n.GetName(), n.GetOpType())
@@ -290,7 +293,7 @@ func fp32Nodes(g *onnxpb.GraphProto, consumers map[string][]*onnxpb.NodeProto) m
 			continue
 		}
 		div := next(sqrt, "Div")
-		if div == nil || div.GetInput()[0] != sub.GetOutput()[0] {
+		if div == nil || len(div.GetInput()) == 0 || div.GetInput()[0] != sub.GetOutput()[0] {
 			continue
 		}
 		for _, k := range []*onnxpb.NodeProto{n, sub, pow, mean2, add, sqrt, div} {

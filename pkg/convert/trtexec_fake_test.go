@@ -231,3 +231,34 @@ func TestDryRunWithoutTrtexec(t *testing.T) {
 		t.Fatal("TensorRT 7.2 accepted")
 	}
 }
+
+// TestVerifyPooledExport: an engine built from m3ectl export's pooled graph
+// is verified on its embeddings, compared row by row.
+func TestVerifyPooledExport(t *testing.T) {
+	fake := computingFake(t, "10.16.0")
+	dir := t.TempDir()
+	onnx := filepath.Join(dir, "model.onnx")
+	if _, err := Export(filepath.Join(tinyDir, "hf"), ExportOptions{Out: onnx}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := BuildEngine(context.Background(), BuildRequest{ONNX: onnx, Engine: filepath.Join(dir, "m.plan"), Min: "1x1", Opt: "8x64", Max: "32x256", OptLevel: -1, Trtexec: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr, err := VerifyEngine(context.Background(), VerifyRequest{Engine: res.Engine, Trtexec: fake, ONNX: onnx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vr.Parity.Output != EmbeddingsOutput || vr.Parity.MaxAbsDiff > 1e-5 || !vr.Meta.Pooled {
+		t.Fatalf("parity %+v, meta pooled %v", vr.Parity, vr.Meta.Pooled)
+	}
+	var out *Binding
+	for i, b := range vr.Bindings {
+		if !b.Input {
+			out = &vr.Bindings[i]
+		}
+	}
+	if out == nil || out.Name != EmbeddingsOutput || out.Dims != "8x64" || out.DType != "fp32" {
+		t.Fatalf("output binding %+v", out)
+	}
+}

@@ -26,7 +26,7 @@ type Binding struct {
 	Name  string `json:"name"`
 	Input bool   `json:"input"`
 	Dims  string `json:"dims"`
-	// DType is the binding's type where trtexec prints it (10.16 and later:
+	// DType is the binding's type as trtexec spells it (fp32, fp16, int32, int64), where it prints it (10.16 and later:
 	// "... and type int64 is created", sampleInference.cpp@v10.16:287).
 	DType string `json:"dtype,omitempty"`
 }

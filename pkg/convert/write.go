@@ -64,8 +64,15 @@ func LoadModel(path string) (*onnxpb.ModelProto, error) {
 			}
 			files[loc] = f
 		}
-		n, _ := numElements(t.GetDims())
+		n, err := numElements(t.GetDims())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: tensor %q: %v", path, ErrExternalData, t.GetName(), err)
+		}
 		length := storageBytes(n, t.GetDataType())
+		// Bound the read by the file before allocating: dims are the file's word.
+		if st, err := f.Stat(); err != nil || ref.end > st.Size() || length < 0 || ref.end < length {
+			return nil, fmt.Errorf("%s: %w: tensor %q needs bytes up to %d of %s, which is shorter", path, ErrExternalData, t.GetName(), ref.end, ref.location)
+		}
 		buf := make([]byte, length)
 		if _, err := f.ReadAt(buf, ref.end-length); err != nil && !(errors.Is(err, io.EOF) && length == 0) {
 			return nil, fmt.Errorf("%s: %w: tensor %q: %v", path, ErrExternalData, t.GetName(), err)

@@ -82,7 +82,7 @@ func (s *Server) track(next http.Handler) http.Handler {
 			s.writeErrorFor(w, r, shuttingDown())
 			return
 		}
-		next.ServeHTTP(w, r)
+		s.withBudget(w, r, next)
 	})
 }
 

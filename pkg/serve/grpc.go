@@ -78,10 +78,7 @@ func (g *grpcService) RepositoryIndex(_ context.Context, req *tritonpb.Repositor
 }
 
 func (g *grpcService) RepositoryModelLoad(ctx context.Context, req *tritonpb.RepositoryModelLoadRequest) (*tritonpb.RepositoryModelLoadResponse, error) {
-	for name := range req.GetParameters() {
-		return nil, grpcError(errorf(kindUnsupported, "load parameter %q is not supported; edit the model's files in the repository and load again", name))
-	}
-	if err := g.s.repo.Load(ctx, req.GetModelName()); err != nil {
+	if err := g.s.load(ctx, req.GetModelName(), grpcLoadParams(req.GetParameters())); err != nil {
 		return nil, grpcError(err)
 	}
 	return &tritonpb.RepositoryModelLoadResponse{}, nil
@@ -131,6 +128,11 @@ func (g *grpcService) ModelStreamInfer(stream tritonpb.GRPCInferenceService_Mode
 }
 
 func (g *grpcService) modelInfer(ctx context.Context, req *tritonpb.ModelInferRequest) (*tritonpb.ModelInferResponse, error) {
+	release, err := g.s.codec.admit(req)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
 	m, err := g.s.repo.Model(req.GetModelName(), req.GetModelVersion())
 	if err != nil {
 		return nil, err

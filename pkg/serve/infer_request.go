@@ -190,6 +190,9 @@ func applyOutputParameter(out *callOutput, name string, p parameter) error {
 // splitBytesElements parses Triton's serialised BYTES tensor: each element
 // is a 4-byte little-endian length followed by that many bytes.
 func splitBytesElements(name string, data []byte, dst []string) ([]string, error) {
+	if countBytesElements(data, maxBytesElements) > maxBytesElements {
+		return nil, errorf(kindTooLarge, "input %q has more than %d elements", name, maxBytesElements)
+	}
 	for off := 0; off < len(data); {
 		if len(data)-off < 4 {
 			return nil, invalidf("input %q: binary data ends inside an element's 4-byte length prefix", name)

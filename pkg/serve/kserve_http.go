@@ -154,9 +154,17 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	counts, err := scanJSON(jsonPartOf(*body, r.Header.Get(headerContentLength)), schemaKServe, s.kserveLimits(m))
+	if err != nil {
+		putBuffer(body)
+		return err
+	}
 	call, err := decodeHTTPInfer(*body, r.Header.Get(headerContentLength))
 	putBuffer(body)
 	if err != nil {
+		return err
+	}
+	if err := checkDataDepth(call, counts); err != nil {
 		return err
 	}
 	ans, err := s.infer(r.Context(), m, call)
@@ -233,10 +241,7 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readOptionalJSON(w, r, &req); err != nil {
 		return err
 	}
-	for name := range req.Parameters {
-		return errorf(kindUnsupported, "load parameter %q is not supported; edit the model's files in the repository and load again", name)
-	}
-	return s.repo.Load(r.Context(), r.PathValue("model"))
+	return s.load(r.Context(), r.PathValue("model"), httpLoadParams(req.Parameters))
 }
 
 func (s *Server) handleUnload(w http.ResponseWriter, r *http.Request) error {
@@ -245,4 +250,16 @@ func (s *Server) handleUnload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.repo.Unload(r.Context(), r.PathValue("model"))
+}
+
+// jsonPartOf is the JSON part of an infer body (all of it without the
+// binary extension); a bad header length is left to decodeHTTPInfer.
+func jsonPartOf(body []byte, headerLen string) []byte {
+	if headerLen == "" {
+		return body
+	}
+	if n, err := strconv.Atoi(headerLen); err == nil && n >= 0 && n <= len(body) {
+		return body[:n]
+	}
+	return body
 }

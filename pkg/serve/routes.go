@@ -93,6 +93,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	if err != nil {
 		return nil, err
 	}
+	if compressed {
+		body = s.budgetedInflated(r, body)
+	}
 	// A slow body must not hold shutdown: when the drain deadline cancels
 	// the request, the pending read ends and the client is answered 503.
 	stop := context.AfterFunc(r.Context(), func() {
@@ -125,7 +128,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			}
 			var ae *apiError
 			if errors.As(err, &ae) {
-				return nil, err
+				return nil, err // the in-flight budget refused the rest of the body
 			}
 			return nil, invalidf("read request body: %v", err)
 		}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
 
 // ServerOptions says how to start tritonserver on a repository.
@@ -31,6 +33,10 @@ type ServerOptions struct {
 	Logger       *slog.Logger
 	// OnReady, when set, is called once /v2/health/ready answers 200.
 	OnReady func()
+	// Force runs an Image whose TensorRT differs from the engines'.
+	Force bool
+	// Notes receives what the image check found (may be nil).
+	Notes func(string)
 }
 
 // ErrNoTritonserver is returned when neither tritonserver nor docker is usable.
@@ -62,12 +68,44 @@ func Command(o ServerOptions) ([]string, error) {
 	if len(models) == 0 {
 		return nil, fmt.Errorf("model repository %s has no model folders with a config.pbtxt", o.Repo)
 	}
+	models = withDependencies(repo, models)
+	if o.Image != "" {
+		for _, m := range models {
+			trt := modelParam(repo, m, ParamTensorRT)
+			if trt == "" {
+				continue
+			}
+			note, err := CheckImage(o.Image, trt, o.Force)
+			if err != nil {
+				return nil, fmt.Errorf("model %s: %w", m, err)
+			}
+			if o.Notes != nil {
+				o.Notes("model " + m + ": " + note)
+			}
+		}
+	}
+	// Only flags tritonserver's parser accepts (server
+	// src/command_line_parser.cc@r26.08: model-repository, model-control-mode,
+	// load-model, http-port, grpc-port, metrics-port, allow-grpc,
+	// allow-metrics); a service m3ectl runs with port -1 is switched off with
+	// --allow-X=false, never given a port of -1.
 	serverArgs := func(repoPath string, http, grpc, metrics int) []string {
 		a := []string{"--model-repository=" + repoPath, "--model-control-mode=explicit"}
 		for _, m := range models {
 			a = append(a, "--load-model="+m)
 		}
-		return append(a, "--http-port="+strconv.Itoa(http), "--grpc-port="+strconv.Itoa(grpc), "--metrics-port="+strconv.Itoa(metrics))
+		a = append(a, "--http-port="+strconv.Itoa(http))
+		if o.GRPCPort < 0 {
+			a = append(a, "--allow-grpc=false")
+		} else {
+			a = append(a, "--grpc-port="+strconv.Itoa(grpc))
+		}
+		if o.MetricsPort < 0 {
+			a = append(a, "--allow-metrics=false")
+		} else {
+			a = append(a, "--metrics-port="+strconv.Itoa(metrics))
+		}
+		return a
 	}
 	if o.Image == "" {
 		bin := o.Binary
@@ -91,10 +129,64 @@ func Command(o ServerOptions) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--triton-image needs docker: %w", err)
 	}
-	argv := []string{path, "run", "--rm", "--gpus=all", "--shm-size=1g",
-		fmt.Sprintf("-p%d:8000", o.HTTPPort), fmt.Sprintf("-p%d:8001", o.GRPCPort), fmt.Sprintf("-p%d:8002", o.MetricsPort),
-		"-e", "PYTHONIOENCODING=utf-8", "-v", repo + ":/models", o.Image, "tritonserver"}
+	argv := []string{path, "run", "--rm", "--gpus=all", "--shm-size=1g", fmt.Sprintf("-p%d:8000", o.HTTPPort)}
+	if o.GRPCPort >= 0 {
+		argv = append(argv, fmt.Sprintf("-p%d:8001", o.GRPCPort))
+	}
+	if o.MetricsPort >= 0 {
+		argv = append(argv, fmt.Sprintf("-p%d:8002", o.MetricsPort))
+	}
+	argv = append(argv, "-e", "PYTHONIOENCODING=utf-8", "-v", repo+":/models", o.Image, "tritonserver")
 	return append(argv, serverArgs("/models", 8000, 8001, 8002)...), nil
+}
+
+// modelParam reads one parameter of a model's config.pbtxt ("" when the
+// config or the parameter is missing).
+func modelParam(repo, model, key string) string {
+	text, err := os.ReadFile(filepath.Join(repo, model, "config.pbtxt"))
+	if err != nil {
+		return ""
+	}
+	cfg, err := tritonpb.ParseConfig(text)
+	if err != nil {
+		return ""
+	}
+	return cfg.GetParameters()[key].GetStringValue()
+}
+
+// withDependencies adds the models that the named ones call: a bls model's
+// encoder (Triton knows nothing of BLS calls, so in explicit mode it would
+// not load it) and an ensemble's steps (which Triton loads itself; naming
+// them is harmless).
+func withDependencies(repo string, models []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var add func(string)
+	add = func(m string) {
+		if seen[m] {
+			return
+		}
+		seen[m] = true
+		out = append(out, m)
+		text, err := os.ReadFile(filepath.Join(repo, m, "config.pbtxt"))
+		if err != nil {
+			return
+		}
+		cfg, err := tritonpb.ParseConfig(text)
+		if err != nil {
+			return
+		}
+		if enc := cfg.GetParameters()[ParamEncoderModel].GetStringValue(); enc != "" && cfg.GetParameters()[ParamLayout].GetStringValue() == RoleBLS {
+			add(enc)
+		}
+		for _, st := range cfg.GetEnsembleScheduling().GetStep() {
+			add(st.GetModelName())
+		}
+	}
+	for _, m := range models {
+		add(m)
+	}
+	return out
 }
 
 // ListModels returns the folders of repo that hold a config.pbtxt, sorted.

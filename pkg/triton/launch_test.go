@@ -83,7 +83,7 @@ func (s *syncBuffer) String() string {
 func writtenRepo(t *testing.T) string {
 	t.Helper()
 	o := baseOptions(t)
-	o.Engine = fakeEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64)
+	o.Engine = pooledEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64)
 	if _, err := WriteRepository(o); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRunTritonserver(t *testing.T) {
 		wantArgs  []string
 	}{
 		{"explicit mode, loads the named model, stops on SIGTERM", nil, []string{"m3e-base-trt"}, true, "",
-			[]string{"--model-control-mode=explicit", "--load-model=m3e-base-trt", "--model-repository="}},
+			[]string{"--model-control-mode=explicit", "--load-model=m3e-base-trt", "--load-model=m3e-base-trt-encoder", "--model-repository="}},
 		{"no models named: every model in the repository", map[string]string{"M3ECTL_FAKE_TRITON_READY_DELAY": "600ms"}, nil, true, "",
 			[]string{"--load-model=m3e-base-trt"}},
 		{"model that fails to load", map[string]string{"M3ECTL_FAKE_TRITON_FAIL": "load"}, nil, false, "exited with status 1", nil},
@@ -187,7 +187,11 @@ func TestRunTritonserverMissing(t *testing.T) {
 	}{
 		{"no tritonserver on PATH", ServerOptions{Repo: repo}, ErrNoTritonserver, ""},
 		{"explicit path missing", ServerOptions{Repo: repo, Binary: "/nonexistent/tritonserver"}, nil, "tritonserver /nonexistent/tritonserver"},
-		{"image without docker", ServerOptions{Repo: repo, Image: "img"}, nil, "--triton-image needs docker"},
+		{"image without docker", ServerOptions{Repo: repo, Image: "nvcr.io/nvidia/tritonserver:24.01-py3"}, nil, "--triton-image needs docker"},
+		{"image with another TensorRT", ServerOptions{Repo: repo, Image: "nvcr.io/nvidia/tritonserver:26.06-py3"}, nil,
+			"ships TensorRT 11 but the engine was built with TensorRT 8.6.1: use nvcr.io/nvidia/tritonserver:24.04-py3"},
+		{"image with another TensorRT, forced", ServerOptions{Repo: repo, Image: "nvcr.io/nvidia/tritonserver:26.06-py3", Force: true}, nil, "--triton-image needs docker"},
+		{"image tag without a release", ServerOptions{Repo: repo, Image: "tritonserver:latest"}, nil, "cannot tell the Triton release"},
 		{"repository missing", ServerOptions{Repo: "/nonexistent/repo"}, nil, "is not a folder"},
 		{"empty repository", ServerOptions{Repo: t.TempDir()}, nil, "has no model folders"},
 	}
@@ -198,5 +202,26 @@ func TestRunTritonserverMissing(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			}
 		})
+	}
+}
+
+// TestCommandSwitchesServicesOff: a service serve runs with port -1 is
+// switched off with --allow-X=false (command_line_parser.cc@r26.08 takes
+// no port of -1), and docker publishes no port for it.
+func TestCommandSwitchesServicesOff(t *testing.T) {
+	repo := writtenRepo(t)
+	bin := fakeTritonserver(t)
+	argv, err := Command(ServerOptions{Binary: bin, Repo: repo, HTTPPort: 8000, GRPCPort: -1, MetricsPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(argv, " ")
+	for _, want := range []string{"--allow-grpc=false", "--allow-metrics=false", "--http-port=8000", "--load-model=m3e-base-trt-encoder"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("argv %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "=-1") {
+		t.Fatalf("argv %q passes a port of -1", got)
 	}
 }

@@ -1,25 +1,26 @@
 // Package triton writes Triton Inference Server model repositories for BERT
 // sentence-embedding models and launches tritonserver on them.
 //
-// Two layouts: "python" (the article's: one Python-backend model that
-// tokenises, runs the TensorRT engine, mean-pools and normalises) and
-// "ensemble" (tokenizer → tensorrt_plan or onnxruntime_onnx → pooling, wired
-// by an ensemble config). config.pbtxt files are built as tritonpb.ModelConfig
-// messages and written with tritonpb.FormatConfig, so they are Triton's own
-// schema, and read back by Validate.
+// Three layouts (see layout*.go). The default, "bls", loads in a stock
+// tritonserver:26.xx-py3 image with nothing installed: a Python-backend
+// model that tokenises with numpy and the standard library and calls the
+// pooled encoder (tensorrt_plan or onnxruntime_onnx) through BLS.
+// "ensemble" wires the same two parts as a Triton ensemble; "python" is the
+// article's single model.py running TensorRT itself (it needs a custom
+// image). config.pbtxt files are built as tritonpb.ModelConfig messages,
+// checked with the rules Triton core applies when it loads them, written
+// with tritonpb.FormatConfig and read back.
 package triton
 
 import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
 
-	"github.com/m3ectl/m3ectl/pkg/convert"
-	"github.com/m3ectl/m3ectl/pkg/tritonpb"
+	"github.com/m3ectl/m3ectl/pkg/tokenizer"
 )
 
 //go:embed python/*.py
@@ -27,17 +28,26 @@ var pythonFiles embed.FS
 
 // Layouts.
 const (
-	LayoutPython   = "python"
+	LayoutBLS      = "bls"
 	LayoutEnsemble = "ensemble"
+	LayoutPython   = "python"
+)
+
+// Encoders of the bls and ensemble layouts.
+const (
+	EncoderTensorRT = "tensorrt"
+	EncoderONNX     = "onnx"
 )
 
 // RepoOptions is what `m3ectl repo` asks for.
 type RepoOptions struct {
 	Name            string // model name clients call ("m3e-base-trt")
 	Out             string // repository root
-	Engine          string // TensorRT plan; "" only for the ensemble layout with ONNX
-	ONNX            string // optional: copied into the version folder (CPU serving, onnxruntime_onnx)
-	Vocab           string // vocab.txt
+	Engine          string // TensorRT plan (pooled: outputs embeddings [N, dim])
+	ONNX            string // pooled ONNX graph: the onnxruntime_onnx encoder, or copied beside the plan for m3ectl serve
+	Vocab           string // vocab.txt (tokenizer_config.json beside it is honoured)
+	Encoder         string // "tensorrt" (default with --engine) or "onnx"
+	InputDType      string // engine input dtype when the engine has no build metadata: int32 or int64
 	MaxBatchSize    int
 	Instances       int
 	Kind            string // "gpu" or "cpu"
@@ -45,35 +55,51 @@ type RepoOptions struct {
 	MaxQueueDelayUs int
 	Layout          string
 	Version         int
-	Dim             int // embedding width; 0: from the ONNX graph or the engine's metadata
-	MaxLength       int // tokens per text; 0: 512 capped by the engine's profile
+	Dim             int    // embedding width; 0: from the ONNX graph or the engine's metadata
+	MaxLength       int    // tokens per text; 0: the model's window capped by the engine's profile
+	TritonImage     string // image the repository is meant for: refused when its TensorRT differs from the engine's
+	Force           bool   // write even when TritonImage does not match
 }
 
 // RepoResult says what was written and what was checked.
 type RepoResult struct {
 	Root        string   `json:"root"`
+	Layout      string   `json:"layout"`
 	Models      []string `json:"models"`
 	Files       []string `json:"files"`
 	Dim         int      `json:"dim"`
 	MaxLength   int      `json:"max_length"`
-	InputDType  string   `json:"engine_input_dtype,omitempty"`
+	InputDType  string   `json:"encoder_input_dtype,omitempty"`
+	TensorRT    string   `json:"tensorrt,omitempty"`
 	Checks      []string `json:"checks"`
 	Notes       []string `json:"notes,omitempty"`
 	EngineBatch int64    `json:"engine_max_batch,omitempty"`
 }
 
-// modelFacts is what the repository needs to know about the model.
+// modelFacts is what the repository needs to know about the encoder.
 type modelFacts struct {
-	dim        int
-	maxLength  int
-	maxBatch   int64 // engine's max profile batch, 0 if unknown
-	inputs     []convert.ValueInfo
-	hidden     string // name of the [batch, seq, hidden] output
-	engineType map[string]string
-	extData    []string
+	dim       int
+	maxLength int
+	maxBatch  int64 // engine's max profile batch, 0 if unknown
+	optBatch  int64 // profile's opt shape, for model_warmup
+	optSeq    int64
+	inputs    []encoderInput
+	output    string // the pooled output ("embeddings")
+	trt       string // TensorRT version that built the engine, "" when unknown
+	extData   []string
+	tok       *tokenizer.Tokenizer
+	onnx      string // the graph the repository takes (a pooled rewrite of --onnx when the engine was built from one)
 }
 
-// WriteRepository writes the repository and validates it.
+// encoderInput is one input of the encoder with the dtype the encoder
+// itself takes ("int32" or "int64").
+type encoderInput struct {
+	name, dtype string
+}
+
+// WriteRepository checks the options against the model, plans the
+// repository, validates the plan as Triton core would, writes it (each file
+// through a temporary name) and reads it back.
 func WriteRepository(o RepoOptions) (*RepoResult, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -82,18 +108,38 @@ func WriteRepository(o RepoOptions) (*RepoResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &RepoResult{Root: o.Out, Dim: facts.dim, MaxLength: facts.maxLength, Notes: notes, EngineBatch: facts.maxBatch}
-	w := &writer{root: o.Out, res: res}
-	var plan []*plannedModel
-	switch o.Layout {
-	case LayoutPython:
-		plan = pythonLayout(o, facts)
-	case LayoutEnsemble:
-		plan = ensembleLayout(o, facts)
-		if o.Engine != "" {
-			res.InputDType = facts.engineType[facts.inputs[0].Name]
+	o.ONNX = facts.onnx
+	if o.TritonImage != "" {
+		note, err := CheckImage(o.TritonImage, facts.trt, o.Force)
+		if err != nil {
+			return nil, fmt.Errorf("repo: %w", err)
+		}
+		if note != "" {
+			notes = append(notes, note)
 		}
 	}
+	res := &RepoResult{Root: o.Out, Layout: o.Layout, Dim: facts.dim, MaxLength: facts.maxLength, Notes: notes,
+		EngineBatch: facts.maxBatch, TensorRT: facts.trt}
+	if len(facts.inputs) > 0 {
+		res.InputDType = facts.inputs[0].dtype
+	}
+	var plan []*plannedModel
+	switch o.Layout {
+	case LayoutBLS:
+		plan, err = blsLayout(o, facts)
+	case LayoutEnsemble:
+		plan, err = ensembleLayout(o, facts)
+	case LayoutPython:
+		plan, err = pythonLayout(o, facts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if problems := checkPlan(plan); len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	res.Checks = append(res.Checks, "configs pass Triton core's load-time rules (model_config_utils.cc, ensemble_utils.cc)")
+	w := &writer{root: o.Out, res: res}
 	for _, m := range plan {
 		if err := w.model(m); err != nil {
 			return nil, err
@@ -101,14 +147,20 @@ func WriteRepository(o RepoOptions) (*RepoResult, error) {
 		res.Models = append(res.Models, m.cfg.Name)
 	}
 	checks, err := Validate(o.Out, plan, facts)
-	res.Checks = checks
-	if err != nil {
-		return res, err
-	}
-	return res, nil
+	res.Checks = append(res.Checks, checks...)
+	return res, err
 }
 
 func (o *RepoOptions) check() error {
+	if o.Layout == "" {
+		o.Layout = LayoutBLS
+	}
+	if o.Encoder == "" {
+		o.Encoder = EncoderTensorRT
+		if o.Engine == "" {
+			o.Encoder = EncoderONNX
+		}
+	}
 	switch {
 	case o.Name == "":
 		return errors.New("repo: --name is required")
@@ -116,18 +168,24 @@ func (o *RepoOptions) check() error {
 		return errors.New("repo: --out is required")
 	case o.Vocab == "":
 		return errors.New("repo: --vocab is required")
-	case o.Layout != LayoutPython && o.Layout != LayoutEnsemble:
-		return fmt.Errorf("repo: --layout %q: want python or ensemble", o.Layout)
+	case o.Layout != LayoutBLS && o.Layout != LayoutEnsemble && o.Layout != LayoutPython:
+		return fmt.Errorf("repo: --layout %q: want bls, ensemble or python", o.Layout)
+	case o.Encoder != EncoderTensorRT && o.Encoder != EncoderONNX:
+		return fmt.Errorf("repo: --encoder %q: want tensorrt or onnx", o.Encoder)
 	case o.Kind != "gpu" && o.Kind != "cpu":
 		return fmt.Errorf("repo: --kind %q: want gpu or cpu", o.Kind)
-	case o.Engine == "" && o.ONNX == "":
-		return errors.New("repo: give --engine (TensorRT plan) or --onnx")
-	case o.Engine == "" && o.Layout == LayoutPython && o.Kind == "gpu":
-		return errors.New("repo: the python layout on GPU needs --engine; without one use --kind cpu (ONNX Runtime) or --layout ensemble")
-	case o.Layout == LayoutPython && o.Kind == "cpu" && o.ONNX == "":
-		return errors.New("repo: CPU instances of the python layout run model.onnx with ONNX Runtime; pass --onnx")
-	case o.Layout == LayoutEnsemble && o.Engine != "" && o.Kind == "cpu":
-		return errors.New("repo: a tensorrt_plan model runs on GPU instances only; use --kind gpu, or drop --engine to run the ONNX model on the CPU")
+	case o.Encoder == EncoderTensorRT && o.Engine == "":
+		return errors.New("repo: the tensorrt encoder needs --engine (a plan from m3ectl build-engine); or pass --encoder onnx --onnx MODEL.onnx")
+	case o.Encoder == EncoderONNX && o.ONNX == "":
+		return errors.New("repo: --encoder onnx needs --onnx (a pooled graph from m3ectl export or convert --pooling mean --normalize)")
+	case o.Layout == LayoutPython && o.Engine == "":
+		return errors.New("repo: the python layout runs a TensorRT engine: pass --engine")
+	case o.Layout == LayoutPython && o.Encoder == EncoderONNX:
+		return errors.New("repo: the python layout runs TensorRT itself; --encoder onnx belongs to the bls and ensemble layouts")
+	case (o.Encoder == EncoderTensorRT || o.Layout == LayoutPython) && o.Kind == "cpu":
+		return errors.New("repo: TensorRT runs on GPU instances only; use --kind gpu, or --encoder onnx for a CPU Triton")
+	case o.InputDType != "" && o.InputDType != "int32" && o.InputDType != "int64":
+		return fmt.Errorf("repo: --input-dtype %q: want int32 or int64", o.InputDType)
 	case o.MaxBatchSize < 1:
 		return fmt.Errorf("repo: --max-batch-size %d: must be at least 1", o.MaxBatchSize)
 	case o.Instances < 1:
@@ -150,156 +208,18 @@ func (o *RepoOptions) check() error {
 	return nil
 }
 
-// gatherFacts reads the width, limits and dtypes from the ONNX graph and the
-// engine's build metadata, and refuses settings they contradict.
-func gatherFacts(o RepoOptions) (*modelFacts, []string, error) {
-	f := &modelFacts{dim: o.Dim, engineType: map[string]string{}}
-	var notes []string
-	meta, err := convert.ReadEngineMeta(o.Engine)
-	if o.Engine != "" && err != nil {
-		return nil, nil, err
+// loadTokenizer reads vocab.txt with tokenizer_config.json beside it when
+// there is one (do_lower_case, strip_accents, tokenize_chinese_chars,
+// model_max_length), as transformers does when it loads the folder.
+func loadTokenizer(vocab string) (*tokenizer.Tokenizer, error) {
+	if strings.HasSuffix(strings.ToLower(vocab), ".json") {
+		return nil, fmt.Errorf("--vocab %s: give the model's vocab.txt (the repository's Python tokenizer reads it; its settings come from tokenizer_config.json beside it)", vocab)
 	}
-	if o.Engine == "" {
-		meta = nil
-	}
-	if o.ONNX != "" {
-		rep, err := convert.Inspect(o.ONNX)
-		if err != nil {
-			return nil, nil, fmt.Errorf("inspect %s: %w", o.ONNX, err)
-		}
-		f.inputs, f.extData = rep.Inputs, rep.ExternalData
-		for _, out := range rep.Outputs {
-			if len(out.Shape) == 3 && f.hidden == "" {
-				f.hidden = out.Name
-				if w := out.Shape[2].Value; w > 0 && f.dim == 0 {
-					f.dim = int(w)
-				}
-			}
-		}
-		if rep.Architecture != nil && rep.Architecture.Hidden > 0 {
-			if f.dim != 0 && f.dim != rep.Architecture.Hidden {
-				return nil, nil, fmt.Errorf("repo: --dim %d disagrees with the model's hidden size %d", f.dim, rep.Architecture.Hidden)
-			}
-			f.dim = rep.Architecture.Hidden
-		}
-		if rep.Architecture != nil && rep.Architecture.MaxPositions > 0 {
-			f.maxLength = rep.Architecture.MaxPositions
+	dir := filepath.Dir(vocab)
+	if filepath.Base(vocab) == "vocab.txt" {
+		if _, err := os.Stat(filepath.Join(dir, "tokenizer_config.json")); err == nil {
+			return tokenizer.Load(dir)
 		}
 	}
-	if meta != nil {
-		if f.dim == 0 {
-			f.dim = meta.Hidden
-		} else if meta.Hidden > 0 && meta.Hidden != f.dim {
-			return nil, nil, fmt.Errorf("repo: engine was built for hidden size %d, the model says %d", meta.Hidden, f.dim)
-		}
-		f.maxBatch = meta.MaxBatch
-		if meta.MaxSeq > 0 && (f.maxLength == 0 || meta.MaxSeq < int64(f.maxLength)) {
-			f.maxLength = int(meta.MaxSeq)
-		}
-		if f.inputs == nil {
-			for _, in := range meta.Inputs {
-				f.inputs = append(f.inputs, convert.ValueInfo{Name: in.Name, DType: in.ONNXDType, Shape: []convert.Dim{{Param: "batch"}, {Param: "seq"}}})
-			}
-		}
-		for _, in := range meta.Inputs {
-			f.engineType[in.Name] = in.DType
-		}
-		for _, out := range meta.Outputs {
-			if f.hidden == "" {
-				f.hidden = out.Name
-			}
-		}
-	} else if o.Engine != "" {
-		notes = append(notes, "no build metadata next to the engine ("+convert.MetaPath(o.Engine)+"): engine limits unchecked; engine inputs assumed int32 (TensorRT 8.x)")
-	}
-	if f.dim <= 0 {
-		return nil, nil, errors.New("repo: cannot tell the embedding width: pass --onnx or --dim, or build the engine with m3ectl build-engine (it records it)")
-	}
-	if f.maxLength == 0 {
-		f.maxLength = 512
-	}
-	if o.MaxLength > 0 {
-		if o.MaxLength > f.maxLength {
-			return nil, nil, fmt.Errorf("repo: max length %d exceeds what the model/engine takes (%d)", o.MaxLength, f.maxLength)
-		}
-		f.maxLength = o.MaxLength
-	}
-	if f.maxBatch > 0 && int64(o.MaxBatchSize) > f.maxBatch {
-		return nil, nil, fmt.Errorf("repo: --max-batch-size %d exceeds the engine's max profile batch %d; rebuild with a larger --max or lower it", o.MaxBatchSize, f.maxBatch)
-	}
-	if f.hidden == "" {
-		f.hidden = "output"
-	}
-	if len(f.inputs) == 0 {
-		f.inputs = []convert.ValueInfo{{Name: "input_ids", DType: "int64"}, {Name: "attention_mask", DType: "int64"}}
-	}
-	for _, in := range f.inputs {
-		if f.engineType[in.Name] == "" {
-			f.engineType[in.Name] = convert.EngineInputDType(convert.TRTVersion{Major: 8, Minor: 6}, in.DType)
-		}
-	}
-	return f, notes, nil
-}
-
-// plannedModel is one model folder to write.
-type plannedModel struct {
-	cfg     *tritonpb.ModelConfig
-	version int
-	files   map[string]string // version-folder file → source path ("embed:NAME" for our Python files)
-	// pyFile is the version-folder Python file to compile-check, "" for none.
-	pyFile string
-}
-
-type writer struct {
-	root string
-	res  *RepoResult
-}
-
-func (w *writer) model(m *plannedModel) error {
-	dir := filepath.Join(w.root, m.cfg.Name)
-	vdir := filepath.Join(dir, strconv.Itoa(m.version))
-	if err := os.MkdirAll(vdir, 0o755); err != nil {
-		return fmt.Errorf("repo: %w", err)
-	}
-	text, err := tritonpb.FormatConfig(m.cfg)
-	if err != nil {
-		return err
-	}
-	cfgPath := filepath.Join(dir, "config.pbtxt")
-	if err := os.WriteFile(cfgPath, text, 0o644); err != nil {
-		return fmt.Errorf("repo: %w", err)
-	}
-	w.res.Files = append(w.res.Files, cfgPath)
-	for _, name := range sortedFileNames(m.files) {
-		dst := filepath.Join(vdir, name)
-		if err := copyInto(dst, m.files[name]); err != nil {
-			return fmt.Errorf("repo: write %s: %w", dst, err)
-		}
-		w.res.Files = append(w.res.Files, dst)
-	}
-	return nil
-}
-
-func copyInto(dst, src string) error {
-	if name, ok := cutPrefix(src, "embed:"); ok {
-		b, err := pythonFiles.ReadFile("python/" + name)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o644)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return tokenizer.FromVocabFile(vocab, tokenizer.DefaultOptions())
 }

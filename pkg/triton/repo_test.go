@@ -1,6 +1,7 @@
 package triton
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -49,7 +50,7 @@ func fakeEngine(t *testing.T, ver convert.TRTVersion, maxBatch int64) string {
 func baseOptions(t *testing.T) RepoOptions {
 	return RepoOptions{Name: "m3e-base-trt", Out: filepath.Join(t.TempDir(), "model_repository"),
 		Vocab: filepath.Join(tinyDir, "vocab.txt"), MaxBatchSize: 32, Instances: 2, Kind: "gpu", GPUs: []int32{0},
-		MaxQueueDelayUs: 2000, Layout: LayoutPython, Version: 1}
+		MaxQueueDelayUs: 2000, Version: 1}
 }
 
 // relFiles lists the files under root, relative and sorted.
@@ -114,28 +115,27 @@ func TestWriteRepositoryGoldens(t *testing.T) {
 		golden    string
 		mutate    func(t *testing.T, o *RepoOptions)
 		inputType string
+		models    int
 	}{
-		{"python-trt8-onnx", func(t *testing.T, o *RepoOptions) {
-			o.Engine = fakeEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64)
-			o.ONNX = filepath.Join(tinyDir, "model.onnx")
-		}, ""},
-		{"python-cpu-onnx-only", func(t *testing.T, o *RepoOptions) {
-			o.Kind, o.GPUs, o.Instances = "cpu", nil, 1
-			o.ONNX = filepath.Join(tinyDir, "dynamo", "model.onnx")
-		}, ""},
+		{"bls-trt10-onnx", func(t *testing.T, o *RepoOptions) {
+			o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64)
+			o.ONNX = pooledFixture(t)
+		}, "int64", 2},
+		{"bls-trt8", func(t *testing.T, o *RepoOptions) {
+			o.Engine = pooledEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64)
+		}, "int32", 2},
+		{"bls-onnxruntime-cpu", func(t *testing.T, o *RepoOptions) {
+			o.Encoder, o.ONNX, o.Kind, o.GPUs, o.Instances = EncoderONNX, pooledFixture(t), "cpu", nil, 1
+		}, "int64", 2},
 		{"ensemble-trt10", func(t *testing.T, o *RepoOptions) {
-			o.Layout = LayoutEnsemble
-			o.Engine = fakeEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64)
-		}, "int64"},
-		{"ensemble-trt8", func(t *testing.T, o *RepoOptions) {
 			o.Layout, o.Version = LayoutEnsemble, 3
-			o.Engine = fakeEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64)
-			o.ONNX = filepath.Join(tinyDir, "model.onnx")
-		}, "int32"},
-		{"ensemble-onnxruntime", func(t *testing.T, o *RepoOptions) {
-			o.Layout, o.Kind, o.GPUs = LayoutEnsemble, "cpu", nil
-			o.ONNX = filepath.Join(tinyDir, "model.onnx")
-		}, ""},
+			o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64)
+		}, "int64", 3},
+		{"python-trt10", func(t *testing.T, o *RepoOptions) {
+			o.Layout = LayoutPython
+			o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64)
+			o.ONNX = pooledFixture(t)
+		}, "int64", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.golden, func(t *testing.T) {
@@ -145,8 +145,8 @@ func TestWriteRepositoryGoldens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Dim != 64 || res.InputDType != c.inputType {
-				t.Fatalf("dim %d, engine input dtype %q", res.Dim, res.InputDType)
+			if res.Dim != 64 || res.InputDType != c.inputType || len(res.Models) != c.models {
+				t.Fatalf("dim %d, encoder input dtype %q, models %v", res.Dim, res.InputDType, res.Models)
 			}
 			checkGolden(t, c.golden, res)
 			compiled := 0
@@ -163,39 +163,52 @@ func TestWriteRepositoryGoldens(t *testing.T) {
 }
 
 func TestWriteRepositoryRefusals(t *testing.T) {
+	trt10 := func(t *testing.T) string { return pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64) }
 	cases := []struct {
 		name   string
 		mutate func(t *testing.T, o *RepoOptions)
 		want   string
 	}{
 		{"max batch above the engine's profile", func(t *testing.T, o *RepoOptions) {
-			o.Engine = fakeEngine(t, convert.TRTVersion{Major: 8, Minor: 6}, 16)
+			o.Engine = pooledEngine(t, convert.TRTVersion{Major: 8, Minor: 6}, 16)
 		}, "exceeds the engine's max profile batch 16"},
-		{"width disagrees with the model", func(t *testing.T, o *RepoOptions) {
-			o.Engine, o.ONNX, o.Dim = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), filepath.Join(tinyDir, "model.onnx"), 768
-		}, "disagrees with the model's hidden size 64"},
-		{"width unknown", func(t *testing.T, o *RepoOptions) {
+		{"engine without metadata", func(t *testing.T, o *RepoOptions) {
 			o.Engine = filepath.Join(tinyDir, "vocab.txt") // any file without metadata
+		}, "pass --input-dtype int32"},
+		{"engine without metadata, width unknown", func(t *testing.T, o *RepoOptions) {
+			o.Engine, o.InputDType = filepath.Join(tinyDir, "vocab.txt"), "int32"
 		}, "cannot tell the embedding width"},
-		{"python layout on GPU without engine", func(t *testing.T, o *RepoOptions) {
-			o.ONNX = filepath.Join(tinyDir, "model.onnx")
+		{"unpooled ONNX", func(t *testing.T, o *RepoOptions) {
+			o.Encoder, o.ONNX, o.Kind = EncoderONNX, filepath.Join(tinyDir, "model.onnx"), "cpu"
+		}, "--pooling mean --normalize"},
+		{"unpooled engine", func(t *testing.T, o *RepoOptions) {
+			o.Engine = fakeEngine(t, convert.TRTVersion{Major: 10}, 64)
+		}, "needs a pooled engine"},
+		{"input dtype contradicts the metadata", func(t *testing.T, o *RepoOptions) {
+			o.Engine, o.InputDType = trt10(t), "int32"
+		}, "contradicts the build metadata"},
+		{"tensorrt encoder without engine", func(t *testing.T, o *RepoOptions) {
+			o.Encoder, o.ONNX = EncoderTensorRT, pooledFixture(t)
 		}, "needs --engine"},
 		{"missing vocabulary", func(t *testing.T, o *RepoOptions) {
-			o.Engine, o.Vocab = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "/nonexistent/vocab.txt"
+			o.Engine, o.Vocab = trt10(t), "/nonexistent/vocab.txt"
 		}, "no such file"},
-		{"python layout on CPU without ONNX", func(t *testing.T, o *RepoOptions) {
-			o.Engine, o.Kind = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "cpu"
-		}, "pass --onnx"},
-		{"TensorRT plan on CPU instances", func(t *testing.T, o *RepoOptions) {
-			o.Engine, o.Kind, o.Layout = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), "cpu", LayoutEnsemble
+		{"TensorRT on CPU instances", func(t *testing.T, o *RepoOptions) {
+			o.Engine, o.Kind = trt10(t), "cpu"
 		}, "GPU instances only"},
-		{"unknown layout", func(t *testing.T, o *RepoOptions) { o.Layout = "flat" }, "want python or ensemble"},
+		{"python layout with the onnx encoder", func(t *testing.T, o *RepoOptions) {
+			o.Layout, o.Engine, o.Encoder, o.ONNX = LayoutPython, trt10(t), EncoderONNX, pooledFixture(t)
+		}, "belongs to the bls and ensemble layouts"},
+		{"image ships another TensorRT", func(t *testing.T, o *RepoOptions) {
+			o.Engine, o.TritonImage = pooledEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64), "nvcr.io/nvidia/tritonserver:26.06-py3"
+		}, "use nvcr.io/nvidia/tritonserver:24.04-py3"},
+		{"unknown layout", func(t *testing.T, o *RepoOptions) { o.Layout = "flat" }, "want bls, ensemble or python"},
 		{"unknown kind", func(t *testing.T, o *RepoOptions) { o.Kind = "tpu" }, "want gpu or cpu"},
 		{"no instances", func(t *testing.T, o *RepoOptions) {
-			o.Engine, o.Instances = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), 0
+			o.Engine, o.Instances = trt10(t), 0
 		}, "at least 1"},
 		{"max length above engine's profile", func(t *testing.T, o *RepoOptions) {
-			o.Engine, o.MaxLength = fakeEngine(t, convert.TRTVersion{Major: 10}, 64), 400
+			o.Engine, o.MaxLength = trt10(t), 400
 		}, "exceeds what the model/engine takes (256)"},
 	}
 	for _, c := range cases {
@@ -206,36 +219,59 @@ func TestWriteRepositoryRefusals(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}
+			if _, serr := os.Stat(o.Out); serr == nil {
+				t.Fatalf("a refused repository left %s behind", o.Out)
+			}
 		})
+	}
+}
+
+// TestImageForcedWrites: --force turns the image refusal into a note.
+func TestImageForcedWrites(t *testing.T) {
+	o := baseOptions(t)
+	o.Engine = pooledEngine(t, convert.TRTVersion{Major: 8, Minor: 6, Patch: 1}, 64)
+	o.TritonImage, o.Force = "nvcr.io/nvidia/tritonserver:26.06-py3", true
+	res, err := WriteRepository(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "[forced]") {
+		t.Fatalf("notes %q", res.Notes)
 	}
 }
 
 func TestValidateCatchesDamage(t *testing.T) {
 	o := baseOptions(t)
 	o.Layout = LayoutEnsemble
-	o.Engine = fakeEngine(t, convert.TRTVersion{Major: 10}, 64)
+	o.Engine = pooledEngine(t, convert.TRTVersion{Major: 10}, 64)
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
 	facts, _, err := gatherFacts(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		name   string
-		damage func(plan []*plannedModel, root string)
+		damage func(root string)
 		want   string
 	}{
-		{"config edited by hand", func(plan []*plannedModel, root string) {
-			p := filepath.Join(root, "m3e-base-trt_pooling", "config.pbtxt")
+		{"config edited by hand", func(root string) {
+			p := filepath.Join(root, "m3e-base-trt-encoder", "config.pbtxt")
 			b, _ := os.ReadFile(p)
-			os.WriteFile(p, append(b, []byte("\ndefault_model_filename: \"other.py\"\n")...), 0o644)
+			os.WriteFile(p, append(b, []byte("\ndefault_model_filename: \"other.plan\"\n")...), 0o644)
 		}, "does not read back"},
-		{"config unparsable", func(plan []*plannedModel, root string) {
+		{"config unparsable", func(root string) {
 			os.WriteFile(filepath.Join(root, "m3e-base-trt", "config.pbtxt"), []byte("name: {"), 0o644)
 		}, "parse model config"},
-		{"engine missing", func(plan []*plannedModel, root string) {
-			os.Remove(filepath.Join(root, "m3e-base-trt_engine", "1", "model.plan"))
+		{"engine missing", func(root string) {
+			os.Remove(filepath.Join(root, "m3e-base-trt-encoder", "1", "model.plan"))
 		}, "model.plan is missing"},
-		{"model.py broken", func(plan []*plannedModel, root string) {
-			os.WriteFile(filepath.Join(root, "m3e-base-trt_tokenizer", "1", "model.py"), []byte("def broken(:\n"), 0o644)
+		{"warmup data missing", func(root string) {
+			os.Remove(filepath.Join(root, "m3e-base-trt-encoder", "warmup", "attention_mask_ones"))
+		}, "attention_mask_ones is missing"},
+		{"model.py broken", func(root string) {
+			os.WriteFile(filepath.Join(root, "m3e-base-trt-tokenizer", "1", "model.py"), []byte("def broken(:\n"), 0o644)
 		}, "does not compile"},
 	}
 	for _, c := range cases {
@@ -245,7 +281,10 @@ func TestValidateCatchesDamage(t *testing.T) {
 			}
 			o := o
 			o.Out = filepath.Join(t.TempDir(), "repo")
-			plan := ensembleLayout(o, facts)
+			plan, err := ensembleLayout(o, facts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			w := &writer{root: o.Out, res: &RepoResult{}}
 			for _, m := range plan {
 				if err := w.model(m); err != nil {
@@ -255,8 +294,8 @@ func TestValidateCatchesDamage(t *testing.T) {
 			if _, err := Validate(o.Out, plan, facts); err != nil {
 				t.Fatalf("intact repository: %v", err)
 			}
-			c.damage(plan, o.Out)
-			_, err := Validate(o.Out, plan, facts)
+			c.damage(o.Out)
+			_, err = Validate(o.Out, plan, facts)
 			var ve *ValidationError
 			if !errors.As(err, &ve) || !strings.Contains(strings.Join(ve.Problems, "\n"), c.want) {
 				t.Fatalf("err = %v, want a problem containing %q", err, c.want)
@@ -265,38 +304,36 @@ func TestValidateCatchesDamage(t *testing.T) {
 	}
 }
 
-func TestCheckEnsembleWiring(t *testing.T) {
+// TestTokenizerConfigHonoured: tokenizer_config.json beside vocab.txt sets
+// what the Python tokenizer does (here a cased model), as transformers
+// reads it; a tokenizer.json given as --vocab is refused.
+func TestTokenizerConfigHonoured(t *testing.T) {
+	dir := t.TempDir()
+	vocab, _ := os.ReadFile(filepath.Join(tinyDir, "vocab.txt"))
+	os.WriteFile(filepath.Join(dir, "vocab.txt"), vocab, 0o644)
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"do_lower_case": false, "model_max_length": 128}`), 0o644)
 	o := baseOptions(t)
-	o.Layout = LayoutEnsemble
-	o.Engine = fakeEngine(t, convert.TRTVersion{Major: 10}, 64)
-	facts, _, err := gatherFacts(o)
+	o.Engine, o.Vocab = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64), filepath.Join(dir, "vocab.txt")
+	res, err := WriteRepository(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name   string
-		damage func(steps []*tritonpb.ModelEnsembling_Step)
-		want   string
-	}{
-		{"intact", func([]*tritonpb.ModelEnsembling_Step) {}, ""},
-		{"step reads a tensor nobody writes", func(s []*tritonpb.ModelEnsembling_Step) { s[2].InputMap["attention_mask"] = "nowhere" }, "produced by no earlier step"},
-		{"step names a missing model", func(s []*tritonpb.ModelEnsembling_Step) { s[1].ModelName = "ghost" }, "not in the repository"},
-		{"step maps a tensor the model lacks", func(s []*tritonpb.ModelEnsembling_Step) { s[0].OutputMap["token_type_ids"] = "x" }, "has no output token_type_ids"},
-		{"ensemble output never produced", func(s []*tritonpb.ModelEnsembling_Step) { s[2].OutputMap = map[string]string{"embeddings": "other"} }, "output embeddings is produced by no step"},
+	b, err := os.ReadFile(filepath.Join(o.Out, o.Name, "1", TokenizerSpec))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			plan := ensembleLayout(o, facts)
-			models := map[string]*tritonpb.ModelConfig{}
-			for _, m := range plan {
-				models[m.cfg.Name] = m.cfg
-			}
-			ens := plan[3].cfg
-			c.damage(ens.GetEnsembleScheduling().Step)
-			problems := strings.Join(checkEnsemble(ens, ens.GetEnsembleScheduling(), models), "\n")
-			if c.want == "" && problems != "" || !strings.Contains(problems, c.want) {
-				t.Fatalf("problems %q, want %q", problems, c.want)
-			}
-		})
+	var spec struct {
+		Lower     bool `json:"lower"`
+		Strip     bool `json:"strip_accents"`
+		MaxLength int  `json:"max_length"`
+	}
+	json.Unmarshal(b, &spec)
+	if spec.Lower || spec.Strip || spec.MaxLength != 128 || res.MaxLength != 128 {
+		t.Fatalf("spec %+v, max length %d: want a cased tokenizer truncating at 128", spec, res.MaxLength)
+	}
+	o = baseOptions(t)
+	o.Engine, o.Vocab = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64), filepath.Join(tinyDir, "hf", "tokenizer.json")
+	if _, err := WriteRepository(o); err == nil || !strings.Contains(err.Error(), "give the model's vocab.txt") {
+		t.Fatalf("tokenizer.json as --vocab: %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,14 +32,12 @@ func (e *ValidationError) Error() string {
 
 // Validate reads back what WriteRepository wrote: each config.pbtxt parses
 // into a tritonpb.ModelConfig equal to the one intended and agrees with the
-// model (tensor names, width, batch size within the engine's profile), every
-// file the model needs is in its version folder, ensemble steps name models
-// and tensors that exist, and Python files compile (python3 -m py_compile,
-// skipped without python3). It returns the checks that passed.
+// model (width, batch size within the engine's profile), every file the
+// model needs is in its folder, and Python files compile (python3 -m
+// py_compile, skipped without python3). It returns the checks that passed.
 func Validate(root string, plan []*plannedModel, f *modelFacts) ([]string, error) {
 	var checks, problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
-	byName := map[string]*tritonpb.ModelConfig{}
 	for _, m := range plan {
 		path := filepath.Join(root, m.cfg.Name, "config.pbtxt")
 		text, err := os.ReadFile(path)
@@ -56,29 +54,19 @@ func Validate(root string, plan []*plannedModel, f *modelFacts) ([]string, error
 			bad("%s does not read back as the config written", path)
 			continue
 		}
-		byName[got.Name] = got
 		checks = append(checks, fmt.Sprintf("%s/config.pbtxt parses back as written", got.Name))
-		problems = append(problems, checkConfig(got, f)...)
-		vdir := filepath.Join(root, got.Name, strconv.Itoa(m.version))
-		for name := range m.files {
-			if st, err := os.Stat(filepath.Join(vdir, name)); err != nil || st.Size() == 0 {
-				bad("%s/%d/%s is missing or empty", got.Name, m.version, name)
+		problems = append(problems, checkFacts(got, f)...)
+		for _, name := range append(sortedKeys(m.files), sortedKeys(m.gen)...) {
+			if st, err := os.Stat(filepath.Join(root, got.Name, name)); err != nil || st.Size() == 0 {
+				bad("%s/%s is missing or empty", got.Name, name)
 			}
 		}
-		if m.pyFile != "" {
-			msg, err := compilePython(filepath.Join(vdir, m.pyFile))
+		if m.python != "" {
+			msg, err := compilePython(filepath.Join(root, got.Name, m.vpath(m.python)))
 			if err != nil {
-				bad("%s/%d/%s: %v", got.Name, m.version, m.pyFile, err)
+				bad("%s/%s: %v", got.Name, m.vpath(m.python), err)
 			} else {
-				checks = append(checks, fmt.Sprintf("%s/%d/%s: %s", got.Name, m.version, m.pyFile, msg))
-			}
-		}
-	}
-	for _, cfg := range byName {
-		if es := cfg.GetEnsembleScheduling(); es != nil {
-			problems = append(problems, checkEnsemble(cfg, es, byName)...)
-			if len(problems) == 0 {
-				checks = append(checks, cfg.Name+": ensemble steps wired to existing models and tensors")
+				checks = append(checks, fmt.Sprintf("%s/%s: %s", got.Name, m.vpath(m.python), msg))
 			}
 		}
 	}
@@ -88,79 +76,22 @@ func Validate(root string, plan []*plannedModel, f *modelFacts) ([]string, error
 	return checks, nil
 }
 
-// checkConfig checks one config against the model's facts.
-func checkConfig(c *tritonpb.ModelConfig, f *modelFacts) []string {
+// checkFacts checks one config against the model's facts.
+func checkFacts(c *tritonpb.ModelConfig, f *modelFacts) []string {
 	var p []string
 	if f.maxBatch > 0 && int64(c.MaxBatchSize) > f.maxBatch {
 		p = append(p, fmt.Sprintf("%s: max_batch_size %d exceeds the engine's max profile batch %d", c.Name, c.MaxBatchSize, f.maxBatch))
 	}
 	for _, out := range c.Output {
-		if out.Name == OutputName {
+		if out.Name == OutputName || out.Name == f.output {
 			if len(out.Dims) != 1 || out.Dims[0] != int64(f.dim) || out.DataType != tritonpb.DataType_TYPE_FP32 {
-				p = append(p, fmt.Sprintf("%s: output %s must be TYPE_FP32 [%d], is %s %v", c.Name, OutputName, f.dim, out.DataType, out.Dims))
+				p = append(p, fmt.Sprintf("%s: output %s must be TYPE_FP32 [%d], is %s %v", c.Name, out.Name, f.dim, out.DataType, out.Dims))
 			}
 		}
 	}
 	for _, in := range c.Input {
 		if in.Name == InputName && in.DataType != tritonpb.DataType_TYPE_STRING {
 			p = append(p, fmt.Sprintf("%s: input %s must be TYPE_STRING", c.Name, InputName))
-		}
-	}
-	if c.Backend == "python" || c.Platform == "ensemble" {
-		hasIn, hasOut := false, false
-		for _, in := range c.Input {
-			hasIn = hasIn || in.Name == InputName
-		}
-		for _, out := range c.Output {
-			hasOut = hasOut || out.Name == OutputName
-		}
-		if c.Platform == "ensemble" && (!hasIn || !hasOut) {
-			p = append(p, fmt.Sprintf("%s: the ensemble must take %q and give %q", c.Name, InputName, OutputName))
-		}
-	}
-	return p
-}
-
-// checkEnsemble checks that every step's model exists, its map keys are that
-// model's tensors, and every tensor a step reads is an ensemble input or
-// written by an earlier step.
-func checkEnsemble(c *tritonpb.ModelConfig, es *tritonpb.ModelEnsembling, models map[string]*tritonpb.ModelConfig) []string {
-	var p []string
-	avail := map[string]bool{}
-	for _, in := range c.Input {
-		avail[in.Name] = true
-	}
-	for i, st := range es.Step {
-		m, ok := models[st.ModelName]
-		if !ok {
-			p = append(p, fmt.Sprintf("%s step %d: model %s not in the repository", c.Name, i, st.ModelName))
-			continue
-		}
-		ins, outs := map[string]bool{}, map[string]bool{}
-		for _, in := range m.Input {
-			ins[in.Name] = true
-		}
-		for _, out := range m.Output {
-			outs[out.Name] = true
-		}
-		for k, v := range st.InputMap {
-			if !ins[k] {
-				p = append(p, fmt.Sprintf("%s step %d: %s has no input %s", c.Name, i, st.ModelName, k))
-			}
-			if !avail[v] {
-				p = append(p, fmt.Sprintf("%s step %d: tensor %s is produced by no earlier step", c.Name, i, v))
-			}
-		}
-		for k, v := range st.OutputMap {
-			if !outs[k] {
-				p = append(p, fmt.Sprintf("%s step %d: %s has no output %s", c.Name, i, st.ModelName, k))
-			}
-			avail[v] = true
-		}
-	}
-	for _, out := range c.Output {
-		if !avail[out.Name] {
-			p = append(p, fmt.Sprintf("%s: output %s is produced by no step", c.Name, out.Name))
 		}
 	}
 	return p
@@ -207,7 +138,12 @@ func compilePython(path string) (string, error) {
 }
 
 func lastLine(b []byte) string {
-	lines := splitNonEmpty(string(b))
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
 	if len(lines) == 0 {
 		return "no output"
 	}

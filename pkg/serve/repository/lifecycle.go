@@ -85,6 +85,8 @@ func (m *Manager) isClosed() bool {
 func (m *Manager) load(ctx context.Context, name string, explicitReq bool) error {
 	dir := filepath.Join(m.cfg.Root, name)
 	fp := fingerprint(dir)
+	override, overrideFP := m.overrides.take(name)
+	fp += overrideFP
 	m.mu.RLock()
 	old := m.models[name]
 	m.mu.RUnlock()
@@ -102,9 +104,12 @@ func (m *Manager) load(ctx context.Context, name string, explicitReq bool) error
 		}
 		return errorf(InvalidInput, "load model %s: %v", name, err)
 	}
-	cfg, err := readConfig(dir, name)
-	if err != nil {
-		return fail(err)
+	cfg := override
+	var err error
+	if cfg == nil {
+		if cfg, err = readConfig(dir, name); err != nil {
+			return fail(err)
+		}
 	}
 	sp, err := interpret(cfg, dir)
 	if err != nil {

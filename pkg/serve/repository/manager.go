@@ -95,6 +95,8 @@ type Manager struct {
 	closed  bool
 	warned  map[string]bool
 
+	overrides overrides // config overrides waiting for their load
+
 	stopPoll context.CancelFunc
 	pollDone chan struct{}
 

@@ -31,6 +31,7 @@ type Model struct {
 	tok           *tokenizer.Tokenizer
 	pooling       engine.Pooling
 	truncate      bool
+	tokens        tokenStates // per-token states for TEI's /embed_all, opened on first use
 }
 
 // Result is one request's answer.
@@ -57,6 +58,10 @@ func (m *Model) Dim() int { return m.dim }
 // may carry (0: no limit, no batching across requests).
 func (m *Model) MaxBatchSize() int { return int(m.cfg.GetMaxBatchSize()) }
 
+// MaxQueueTexts is the most texts the model's queue holds at once
+// (max_queue_size, or the default bound): a request with more can never run.
+func (m *Model) MaxQueueTexts() int { return m.sched.MaxQueueRows() }
+
 // InputName is the name of the text input ("text" by default).
 func (m *Model) InputName() string { return m.inputName }
 
@@ -76,11 +81,25 @@ func (m *Model) Infer(ctx context.Context, texts []string) (*Result, error) {
 	return &Result{Embeddings: emb, Tokens: tokens}, nil
 }
 
+// Reserve takes queue space for n texts that Infer calls under
+// WithReservation(ctx, r) will bring in pieces: all or nothing (see
+// scheduler.Reservation). Release the rest when done.
+func (m *Model) Reserve(n int) (*scheduler.Reservation, error) { return m.sched.Reserve(n) }
+
+// WithReservation makes the Infer calls under ctx draw on r.
+func WithReservation(ctx context.Context, r *scheduler.Reservation) context.Context {
+	return scheduler.WithReservation(ctx, r)
+}
+
 // Statistics returns the version's cumulative statistics in Triton's form.
 func (m *Model) Statistics() *tritonpb.ModelStatistics { return m.sched.Statistics() }
 
 // close drains the model's queue and frees its engines.
-func (m *Model) close(ctx context.Context) error { return m.sched.Close(ctx) }
+func (m *Model) close(ctx context.Context) error {
+	err := m.sched.Close(ctx)
+	m.tokens.close()
+	return err
+}
 
 // versionSource is what a version is loaded from.
 type versionSource struct {
@@ -95,16 +114,34 @@ type versionSource struct {
 func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource) (*Model, error) {
 	var em *engine.Model
 	var err error
-	if src.path == mgr.cfg.SinglePath && mgr.cfg.SinglePath != "" {
+	tokVdir, tokDir := src.path, src.modelDir
+	switch {
+	case src.path == mgr.cfg.SinglePath && mgr.cfg.SinglePath != "":
 		em, err = engine.ResolveModel(src.path)
-	} else {
+	case sp.layout != nil && sp.layout.encoderDir != "":
+		// An m3ectl layout: the graph is the encoder model's (its
+		// onnxruntime_onnx graph, or the ONNX beside its tensorrt_plan).
+		var encV string
+		if encV, err = newestVersionDir(sp.layout.encoderDir); err == nil {
+			em, err = resolveVersion(encV)
+		}
+		if sp.layout.tokenizerDir != "" {
+			tokDir = sp.layout.tokenizerDir
+			if tokVdir, err = newestVersionDir(tokDir); err != nil {
+				return nil, err
+			}
+		}
+	default:
 		em, err = resolveVersion(src.path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	sp.files.apply(em, src.path)
-	tokPath, err := findTokenizer(em, src.path, src.modelDir)
+	if sp.layout != nil {
+		em.Tokenizer = "" // the vocabulary is the tokenizer model's, not the encoder folder's
+	}
+	sp.files.apply(em, tokVdir)
+	tokPath, err := findTokenizer(em, tokVdir, tokDir)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +217,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 		name: src.name, version: src.version, cfg: cfg, dim: info.Dim,
 		inputName: sp.inputName, outputName: sp.outputName, backend: info.Backend,
 		sched: sched, metrics: mm, tok: tok, pooling: info.Pooling, truncate: sc.Truncate,
+		tokens: tokenStates{src: em, opts: mgr.cfg.EngineOptions, backend: info.Backend, pooled: info.Pooled},
 	}, nil
 }
 

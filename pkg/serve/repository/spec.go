@@ -32,11 +32,12 @@ type spec struct {
 	outputDim      int64 // 0: not given ([-1] or absent), filled from the engine
 	instances      []instanceSpec
 	sched          scheduler.Config
-	maxBatchTokens int        // from parameters; 0: server default
-	truncate       *bool      // from parameters; nil: server default
-	maxLength      int        // from parameters; 0: server default
-	files          modelFiles // from parameters written by m3ectl repo
-	graphOptLevel  *int       // from optimization.graph.level
+	maxBatchTokens int         // from parameters; 0: server default
+	truncate       *bool       // from parameters; nil: server default
+	maxLength      int         // from parameters; 0: server default
+	files          modelFiles  // from parameters written by m3ectl repo
+	layout         *layoutPlan // where an m3ectl layout keeps its parts; nil: in the model's own folder
+	graphOptLevel  *int        // from optimization.graph.level
 	warmups        []warmupSpec
 }
 
@@ -174,7 +175,11 @@ func notHonoured(cfg *tritonpb.ModelConfig) []string {
 	for k := range cfg.GetParameters() {
 		switch strings.ToUpper(k) {
 		case ParamMaxBatchTokens, ParamTruncate, ParamMaxLength, ParamBatchingPolicy,
-			ParamONNX, ParamVocab, ParamPooling, ParamNormalize, ParamLowercase, ParamEngine:
+			ParamONNX, ParamVocab, ParamPooling, ParamNormalize, ParamLowercase, ParamEngine,
+			// the rest of what m3ectl repo writes: read by its model.py, or
+			// layout wiring m3ectl serve follows (layout.go)
+			ParamLayout, paramEncoderModel, "ENCODER_INPUTS", "ENCODER_OUTPUT", "TOKENIZER_SPEC", "PAD_ID",
+			"PAD_BUCKETS", "TENSORRT_VERSION", "ENGINE_INPUTS", "ENGINE_OUTPUT":
 		default:
 			seen["parameters["+k+"]"] = true
 		}
@@ -218,11 +223,18 @@ func checkBackend(cfg *tritonpb.ModelConfig) error {
 
 // interpret turns a parsed config into a spec, or says what is wrong with
 // it. dir is the model folder (for warmup data files).
-func interpret(cfg *tritonpb.ModelConfig, dir string) (*spec, error) {
-	if err := checkBackend(cfg); err != nil {
+func interpret(shown *tritonpb.ModelConfig, dir string) (*spec, error) {
+	lay, err := resolveLayout(shown, dir)
+	if err != nil {
 		return nil, err
 	}
-	sp := &spec{cfg: cfg, inputName: DefaultInputName, outputName: DefaultOutputName}
+	cfg := shown // what is followed: the client-facing config, or the layout's effective one
+	if lay != nil {
+		cfg = lay.effective
+	} else if err := checkBackend(cfg); err != nil {
+		return nil, err
+	}
+	sp := &spec{cfg: shown, inputName: DefaultInputName, outputName: DefaultOutputName, layout: lay}
 	if cfg.GetMaxBatchSize() < 0 {
 		return nil, fmt.Errorf("max_batch_size %d is negative", cfg.GetMaxBatchSize())
 	}
