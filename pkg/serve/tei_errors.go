@@ -74,7 +74,7 @@ func writeTEIError(w http.ResponseWriter, err error) {
 	if kind == kindTooLarge {
 		code = http.StatusRequestEntityTooLarge
 	}
-	if kind == kindOverloaded {
+	if kind == kindOverloaded || kind == kindUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))
 	}
 	_ = writeJSON(w, code, map[string]string{"error": msg, "error_type": typ})
