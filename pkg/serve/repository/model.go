@@ -31,6 +31,7 @@ type Model struct {
 	tok           *tokenizer.Tokenizer
 	pooling       engine.Pooling
 	truncate      bool
+	tokens        tokenStates // per-token states for TEI's /embed_all, opened on first use
 }
 
 // Result is one request's answer.
@@ -94,7 +95,11 @@ func WithReservation(ctx context.Context, r *scheduler.Reservation) context.Cont
 func (m *Model) Statistics() *tritonpb.ModelStatistics { return m.sched.Statistics() }
 
 // close drains the model's queue and frees its engines.
-func (m *Model) close(ctx context.Context) error { return m.sched.Close(ctx) }
+func (m *Model) close(ctx context.Context) error {
+	err := m.sched.Close(ctx)
+	m.tokens.close()
+	return err
+}
 
 // versionSource is what a version is loaded from.
 type versionSource struct {
@@ -212,6 +217,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 		name: src.name, version: src.version, cfg: cfg, dim: info.Dim,
 		inputName: sp.inputName, outputName: sp.outputName, backend: info.Backend,
 		sched: sched, metrics: mm, tok: tok, pooling: info.Pooling, truncate: sc.Truncate,
+		tokens: tokenStates{src: em, opts: mgr.cfg.EngineOptions, backend: info.Backend, pooled: info.Pooled},
 	}, nil
 }
 
