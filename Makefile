@@ -52,7 +52,7 @@ test-deploy: setup build image
 # m3ectl is built as the Dockerfile's build stage builds it (stripped).
 IMAGE := dist/m3ectl-cpu.oci.tar
 image: setup
-	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o dist/image/m3ectl ./cmd/m3ectl
+	$(GO) build -ldflags "-s -w $(LDFLAGS)" -o dist/image/m3ectl ./cmd/m3ectl
 	cd deploy && $(GO) run ./cmd/m3ectl-image build --root $(CURDIR) --bin $(CURDIR)/dist/image/m3ectl --ort $(ORT_LIB) --out $(CURDIR)/$(IMAGE)
 
 # deploy/Dockerfile and deploy/Dockerfile.cuda, from deploy/image/spec.go.
@@ -64,4 +64,4 @@ demo: setup build
 	./bin/m3ectl serve --model testdata/m3e-tiny/hf --name m3e-tiny
 
 clean:
-	rm -rf bin third_party
+	rm -rf bin third_party dist

@@ -24,7 +24,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd cmd
 COPY pkg pkg
-RUN go build -trimpath -ldflags "-s -w -X github.com/m3ectl/m3ectl/pkg/buildinfo.version=${VERSION}" -o /out/m3ectl ./cmd/m3ectl
+RUN go build -ldflags "-s -w -X github.com/m3ectl/m3ectl/pkg/buildinfo.version=${VERSION}" -o /out/m3ectl ./cmd/m3ectl
 `
 
 // Dockerfile renders the spec as a Dockerfile whose build context is the
