@@ -46,6 +46,8 @@ type serveFlags struct {
 	maxInflightBytes        int64
 	maxRequestTexts         int
 	memoryLimit             int64
+	maxConnections          int
+	maxStreams              uint32
 }
 
 func newServeCmd() *cobra.Command {
@@ -104,6 +106,8 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.Int64Var(&f.maxInflightBytes, "max-inflight-bytes", 0, "request data in flight across all requests, each weighing 4x its body; beyond it requests get 503 + Retry-After (0: 4 x --max-request-bytes)")
 	fl.IntVar(&f.maxRequestTexts, "max-request-texts", 1024, "most texts in one KServe request to a model with max_batch_size 0 (otherwise max_batch_size bounds it)")
 	fl.Int64Var(&f.memoryLimit, "memory-limit", 0, "soft limit of the Go heap in bytes, as GOMEMLIMIT (0: --max-inflight-bytes + 256 MiB; -1: none; GOMEMLIMIT wins)")
+	fl.IntVar(&f.maxConnections, "max-connections", 0, "connections each listener holds open; past it new ones are closed, with a log line (0: 4096, less under a low descriptor limit; -1: no cap)")
+	fl.Uint32Var(&f.maxStreams, "grpc-max-concurrent-streams", 1024, "concurrent RPCs on one gRPC connection")
 	fl.StringVar(&f.apiKey, "api-key", "", "bearer token required on every endpoint but health (default $"+apiKeyEnv+")")
 	fl.BoolVar(&f.truncate, "truncate", true, "truncate texts longer than --max-length tokens")
 	fl.BoolVar(&f.noTruncate, "no-truncate", false, "reject texts longer than --max-length tokens (400) instead of truncating")
@@ -156,19 +160,21 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv, err := serve.New(repo, serve.Config{
-		HTTPAddr:         hostPort(f.host, f.httpPort),
-		GRPCAddr:         hostPort(f.host, f.grpcPort),
-		MetricsAddr:      hostPort(f.host, f.metricsPort),
-		MaxRequestBytes:  f.maxRequestBytes,
-		MaxInflightBytes: inflight,
-		Limits:           serve.Limits{MaxTexts: f.maxRequestTexts},
-		APIKey:           f.apiKey,
-		Gatherer:         reg,
-		DrainTimeout:     f.drainTimeout,
-		ShutdownDelay:    f.shutdownDelay,
-		MetricsNoAuth:    f.metricsNoAuth,
-		Version:          cmd.Root().Version,
-		Logger:           slog.Default(),
+		HTTPAddr:             hostPort(f.host, f.httpPort),
+		GRPCAddr:             hostPort(f.host, f.grpcPort),
+		MetricsAddr:          hostPort(f.host, f.metricsPort),
+		MaxRequestBytes:      f.maxRequestBytes,
+		MaxInflightBytes:     inflight,
+		MaxConnections:       f.maxConnections,
+		MaxConcurrentStreams: f.maxStreams,
+		Limits:               serve.Limits{MaxTexts: f.maxRequestTexts},
+		APIKey:               f.apiKey,
+		Gatherer:             reg,
+		DrainTimeout:         f.drainTimeout,
+		ShutdownDelay:        f.shutdownDelay,
+		MetricsNoAuth:        f.metricsNoAuth,
+		Version:              cmd.Root().Version,
+		Logger:               slog.Default(),
 	})
 	if err != nil {
 		return err

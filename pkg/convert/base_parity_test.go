@@ -242,8 +242,12 @@ func TestBaseShapedParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := 3 // the tiny shape only keeps the float64 reference itself tested
+	if *baseShaped {
+		n = 8
+	}
 	texts := []string{}
-	for _, c := range reference(t)[:8] {
+	for _, c := range reference(t)[:n] {
 		texts = append(texts, c.Text)
 	}
 	var ref [][]float64

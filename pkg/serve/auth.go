@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -32,17 +33,19 @@ var healthMethods = map[string]bool{
 }
 
 // checkBearer reports whether an Authorization value carries the key. The
-// comparison takes the same time whatever the value, so the key cannot be
-// guessed byte by byte.
+// scheme is case-insensitive (RFC 7235 §2.1: "Bearer", "bearer", "BEARER").
+// The token and the key are compared as SHA-256 digests, fixed-size and in
+// constant time, so that neither the key's bytes nor its length leak
+// through timing (subtle.ConstantTimeCompare returns at once on a length
+// mismatch).
 func checkBearer(authorization, key string) error {
-	token, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok {
-		token, ok = strings.CutPrefix(authorization, "bearer ")
-	}
-	if !ok {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return errorf(kindUnauthenticated, "missing API key: send the header \"Authorization: Bearer <key>\"")
 	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(key)) != 1 {
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	want := sha256.Sum256([]byte(key))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return errorf(kindUnauthenticated, "invalid API key")
 	}
 	return nil

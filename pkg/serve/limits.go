@@ -64,15 +64,6 @@ func (s *Server) openAIScanLimits() jsonLimits {
 		elements: maxBytesElements, elementsWhat: "input texts", unit: "split the request", elementsKind: kindTooLarge}
 }
 
-// checkFitsQueue refuses, once and with 413, a request of more texts than
-// model m's queue can ever hold: retrying it could never succeed.
-func checkFitsQueue(m *repository.Model, texts int) error {
-	if q := m.MaxQueueTexts(); texts > q {
-		return errorf(kindTooLarge, "the request has %d texts but model %s's queue holds at most %d (max_queue_size); split it into smaller requests", texts, m.Name(), q)
-	}
-	return nil
-}
-
 // checkDataDepth refuses data nested deeper than its input's declared shape.
 func checkDataDepth(call *inferCall, c *jsonCounts) error {
 	for i, in := range call.inputs {

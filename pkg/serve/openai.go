@@ -56,9 +56,6 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return withParam("model", err)
 	}
-	if err := checkFitsQueue(m, in.len()); err != nil {
-		return err
-	}
 	dim := m.Dim()
 	outDim := dim
 	if req.Dimensions != nil {
@@ -124,9 +121,16 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 		chunk = 1
 	}
 	n := in.len()
+	// The pieces are admitted as a whole or not at all (one 503, counted
+	// once), never some of them.
+	res, err := m.Reserve(n)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer res.Release()
 	out := make([]float32, n*dim)
 	tokens := make([]int, (n+chunk-1)/chunk)
-	g, ctx := errgroup.WithContext(r.Context())
+	g, ctx := errgroup.WithContext(repository.WithReservation(r.Context(), res))
 	for c, lo := 0, 0; lo < n; c, lo = c+1, lo+chunk {
 		hi := min(lo+chunk, n)
 		g.Go(func() error {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
@@ -59,6 +60,14 @@ type Config struct {
 	// Gatherer is the registry the repository's metrics are registered in;
 	// the metrics listener serves it. Default prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
+
+	// MaxConnections caps the connections each listener holds open; past
+	// it new ones are closed at once, with a log line. 0: 4096 (less under
+	// a low descriptor limit); negative: no cap.
+	MaxConnections int
+	// MaxConcurrentStreams bounds the concurrent RPCs of one gRPC
+	// connection. Default 1024.
+	MaxConcurrentStreams uint32
 
 	// Timeouts that cut slow clients off; zero values take the defaults
 	// (10 s header, 60 s body, 120 s write, 120 s idle).
@@ -96,6 +105,12 @@ func (c *Config) setDefaults() {
 		c.MaxInflightBytes = decodeFactor * c.MaxRequestBytes
 	}
 	c.Limits.setDefaults()
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 1024
+	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
 	}
@@ -147,10 +162,22 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	s.httpLn = capListener(s.httpLn, cfg.MaxConnections, "HTTP", s.log)
+	s.grpcLn = capListener(s.grpcLn, cfg.MaxConnections, "gRPC", s.log)
+	s.metricsLn = capListener(s.metricsLn, cfg.MaxConnections, "metrics", s.log)
 	s.handler = s.routes()
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
 		grpc.ForceServerCodecV2(s.codec),
+		// Connections that never send a request cannot stay: the HTTP/2
+		// preface and SETTINGS must come within the header timeout, an idle
+		// connection is closed after the idle timeout, pings faster than
+		// every 10 s are refused (GOAWAY), and one connection runs at most
+		// MaxConcurrentStreams RPCs.
+		grpc.ConnectionTimeout(cfg.ReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)

@@ -138,22 +138,59 @@ func (s *Server) handleTEIEmbed(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleTEIEmbedAll is TEI's per-token embeddings. m3ectl's engines pool
-// inside the batch they run and return sentence vectors only, so this
-// answers as TEI answers a model whose backend cannot give them: 424.
+// handleTEIEmbedAll answers TEI's per-token embeddings: for each input,
+// the encoder's hidden state of every token ([CLS] and [SEP] included),
+// unpooled and unnormalised, as TEI's embed_all returns them. They come
+// from a model engine of their own (repository.Model.EmbedTokens); models
+// whose engine cannot give them answer 424.
 func (s *Server) handleTEIEmbedAll(w http.ResponseWriter, r *http.Request) error {
 	var req teiEmbedRequest
 	if err := s.teiDecode(w, r, &req); err != nil {
 		return err
 	}
-	if _, err := parseTEIInputs(req.Inputs); err != nil {
+	if req.PromptName != nil {
+		return invalidf("prompt_name %q is not supported: m3ectl's models define no prompts", *req.PromptName)
+	}
+	rows, err := parseTEIInputs(req.Inputs)
+	if err != nil {
 		return err
 	}
 	m, err := s.teiModel(req.Model)
 	if err != nil {
 		return err
 	}
-	return teiBackend("`embed_all` is not available for model %s: its %s engine returns pooled sentence embeddings, not per-token states", m.Name(), m.Backend())
+	if mb := m.MaxBatchSize(); mb > 0 && len(rows) > mb {
+		return invalidf("batch size %d > maximum allowed batch size %d", len(rows), mb)
+	}
+	ids, _, err := teiEncoding(m, rows, req.Truncate, req.TruncationDirection)
+	if err != nil {
+		return err
+	}
+	states, err := m.EmbedTokens(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	buf := getBuffer()
+	b := append((*buf)[:0], '[')
+	for i, row := range states {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		for j, tok := range row {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendFloat32s(b, tok)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, "]\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+	*buf = b
+	putBuffer(buf)
+	return nil
 }
 
 type teiSimilarityRequest struct {

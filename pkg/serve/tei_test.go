@@ -280,7 +280,7 @@ func TestTEIAPI(t *testing.T) {
 			{"empty text", "/embed", `{"inputs":""}`, 400, "Empty"},
 			{"too long, truncation off", "/embed", `{"inputs":"` + long + `","truncate":false}`, 422, "Validation"},
 			{"batch over max_client_batch_size", "/embed", `{"inputs":["a","b","c","d","e"]}`, 422, "Validation"},
-			{"embed_all", "/embed_all", `{"inputs":"a"}`, 424, "Backend"},
+			{"embed_all empty", "/embed_all", `{"inputs":[]}`, 400, "Empty"},
 			{"rerank", "/rerank", `{"query":"a","texts":["b"]}`, 424, "Backend"},
 			{"predict", "/predict", `{"inputs":"a"}`, 424, "Backend"},
 			{"embed_sparse", "/embed_sparse", `{"inputs":"a"}`, 424, "Backend"},
@@ -294,6 +294,23 @@ func TestTEIAPI(t *testing.T) {
 					t.Fatalf("%d %v, want %d %s", code, v, tc.status, tc.errType)
 				}
 			})
+		}
+	})
+	t.Run("embed_all gives every token's state; their mean is the embedding", func(t *testing.T) {
+		code, v := spec.call(t, ts, "POST", "/embed_all", `{"inputs":[`+text(0)+`,`+text(1)+`]}`)
+		if code != 200 || len(v.([]any)) != 2 {
+			t.Fatalf("%d %v", code, v)
+		}
+		for i := 0; i < 2; i++ {
+			toks := v.([]any)[i].([]any)
+			mean := make([]float32, tinyDim)
+			for _, tk := range toks {
+				for j, x := range floats(tk) {
+					mean[j] += x / float32(len(toks))
+				}
+			}
+			normalize(mean)
+			assertClose(t, "mean of embed_all", mean, ref[i].Embedding)
 		}
 	})
 	t.Run("truncation left keeps the end", func(t *testing.T) {

@@ -27,7 +27,7 @@ func gatherFacts(o RepoOptions) (*modelFacts, []string, error) {
 		// build-engine --pooling builds from a pooled rewrite of the graph
 		// it is given; the repository needs that rewrite, not the original.
 		if meta, err := convert.ReadEngineMeta(o.Engine); err == nil && meta != nil && meta.Pooled && meta.SourceONNX != "" && meta.ONNX != "" {
-			if abs, _ := filepath.Abs(o.ONNX); abs == meta.SourceONNX {
+			if abs, _ := filepath.Abs(o.ONNX); abs == meta.SourceONNX && meta.ONNX != abs {
 				if _, err := os.Stat(meta.ONNX); err == nil {
 					notes = append(notes, "the engine was built from the pooled rewrite "+meta.ONNX+" of "+o.ONNX+"; the repository takes that graph")
 					o.ONNX = meta.ONNX

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/m3ectl/m3ectl/pkg/tokenizer"
 )
@@ -208,14 +209,16 @@ func (o *RepoOptions) check() error {
 }
 
 // loadTokenizer reads vocab.txt with tokenizer_config.json beside it when
-// there is one (do_lower_case, strip_accents, ...), as transformers does.
+// there is one (do_lower_case, strip_accents, tokenize_chinese_chars,
+// model_max_length), as transformers does when it loads the folder.
 func loadTokenizer(vocab string) (*tokenizer.Tokenizer, error) {
+	if strings.HasSuffix(strings.ToLower(vocab), ".json") {
+		return nil, fmt.Errorf("--vocab %s: give the model's vocab.txt (the repository's Python tokenizer reads it; its settings come from tokenizer_config.json beside it)", vocab)
+	}
 	dir := filepath.Dir(vocab)
 	if filepath.Base(vocab) == "vocab.txt" {
 		if _, err := os.Stat(filepath.Join(dir, "tokenizer_config.json")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
-				return tokenizer.Load(dir)
-			}
+			return tokenizer.Load(dir)
 		}
 	}
 	return tokenizer.FromVocabFile(vocab, tokenizer.DefaultOptions())

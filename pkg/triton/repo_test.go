@@ -1,6 +1,7 @@
 package triton
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -300,5 +301,39 @@ func TestValidateCatchesDamage(t *testing.T) {
 				t.Fatalf("err = %v, want a problem containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestTokenizerConfigHonoured: tokenizer_config.json beside vocab.txt sets
+// what the Python tokenizer does (here a cased model), as transformers
+// reads it; a tokenizer.json given as --vocab is refused.
+func TestTokenizerConfigHonoured(t *testing.T) {
+	dir := t.TempDir()
+	vocab, _ := os.ReadFile(filepath.Join(tinyDir, "vocab.txt"))
+	os.WriteFile(filepath.Join(dir, "vocab.txt"), vocab, 0o644)
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"do_lower_case": false, "model_max_length": 128}`), 0o644)
+	o := baseOptions(t)
+	o.Engine, o.Vocab = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64), filepath.Join(dir, "vocab.txt")
+	res, err := WriteRepository(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(o.Out, o.Name, "1", TokenizerSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Lower     bool `json:"lower"`
+		Strip     bool `json:"strip_accents"`
+		MaxLength int  `json:"max_length"`
+	}
+	json.Unmarshal(b, &spec)
+	if spec.Lower || spec.Strip || spec.MaxLength != 128 || res.MaxLength != 128 {
+		t.Fatalf("spec %+v, max length %d: want a cased tokenizer truncating at 128", spec, res.MaxLength)
+	}
+	o = baseOptions(t)
+	o.Engine, o.Vocab = pooledEngine(t, convert.TRTVersion{Major: 10, Minor: 3}, 64), filepath.Join(tinyDir, "hf", "tokenizer.json")
+	if _, err := WriteRepository(o); err == nil || !strings.Contains(err.Error(), "give the model's vocab.txt") {
+		t.Fatalf("tokenizer.json as --vocab: %v", err)
 	}
 }

@@ -54,7 +54,7 @@ func needORT(t *testing.T) {
 		if _, err := os.Stat(lib); err != nil {
 			t.Skip("ONNX Runtime not set up (scripts/setup-ort.sh)")
 		}
-		t.Setenv("ONNXRUNTIME_LIB", mustAbs(t, lib))
+		os.Setenv("ONNXRUNTIME_LIB", mustAbs(t, lib)) // process-wide: parallel tests share the library
 	}
 	if err := onnxrt.Init(""); err != nil {
 		t.Fatal(err)
@@ -69,6 +69,7 @@ type wireTensor struct {
 }
 
 type execRequest struct {
+	ONNX    string       `json:"onnx"` // the stand-in tensorrt's engine: run this graph, no config
 	Model   string       `json:"model_name"`
 	Version int64        `json:"model_version"`
 	Inputs  []wireTensor `json:"inputs"`
@@ -112,6 +113,12 @@ var wireToConfig = map[string]tritonpb.DataType{"INT32": tritonpb.DataType_TYPE_
 // no other, its data type as declared, the batch within max_batch_size,
 // the other dims matching the config's) and runs the graph.
 func (s *execServer) run(req execRequest) ([]wireTensor, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, execRequest{ONNX: req.ONNX, Model: req.Model, Outputs: req.Outputs, Inputs: append([]wireTensor(nil), req.Inputs...)})
+	s.mu.Unlock()
+	if req.ONNX != "" {
+		return runGraph(req.ONNX, req.Inputs, req.Outputs, true)
+	}
 	text, err := os.ReadFile(filepath.Join(s.root, req.Model, "config.pbtxt"))
 	if err != nil {
 		return nil, fmt.Errorf("Request for unknown model: '%s' is not found", req.Model)
@@ -120,21 +127,64 @@ func (s *execServer) run(req execRequest) ([]wireTensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.calls = append(s.calls, execRequest{Model: req.Model, Outputs: req.Outputs, Inputs: append([]wireTensor(nil), req.Inputs...)})
-	s.mu.Unlock()
-	if len(req.Inputs) != len(cfg.Input) {
-		return nil, fmt.Errorf("[request id: <id_unknown>] expected %d inputs but got %d inputs for model '%s'", len(cfg.Input), len(req.Inputs), req.Model)
-	}
-	given := map[string]wireTensor{}
-	var batch int64 = -1
-	for _, in := range req.Inputs {
-		given[in.Name] = in
+	if err := checkRequest(cfg, req); err != nil {
+		return nil, err
 	}
 	// A tensorrt_plan model is computed by the graph it was built from (the
 	// stand-in engine): TensorRT 8.x takes int32 where the graph has int64.
-	graphType := map[string]string{}
 	onnx := filepath.Join(s.root, req.Model, newestVersion(filepath.Join(s.root, req.Model)), ONNXFile)
+	return runGraph(onnx, req.Inputs, req.Outputs, cfg.Platform == "tensorrt_plan")
+}
+
+// checkRequest checks req as Triton core's InferenceRequest::Normalize does
+// (inference_request.cc@r26.06: every declared input given exactly once,
+// no other, its data type as declared, the batch within max_batch_size,
+// the other dims matching the config's, requested outputs declared).
+func checkRequest(cfg *tritonpb.ModelConfig, req execRequest) error {
+	if len(req.Inputs) != len(cfg.Input) {
+		return fmt.Errorf("[request id: <id_unknown>] expected %d inputs but got %d inputs for model '%s'", len(cfg.Input), len(req.Inputs), req.Model)
+	}
+	given := map[string]wireTensor{}
+	for _, in := range req.Inputs {
+		given[in.Name] = in
+	}
+	var batch int64 = -1
+	for _, ci := range cfg.Input {
+		in, ok := given[ci.Name]
+		if !ok {
+			return fmt.Errorf("[request id: <id_unknown>] input '%s' is missing for model '%s'", ci.Name, req.Model)
+		}
+		if wireToConfig[in.Datatype] != ci.DataType {
+			return fmt.Errorf("[request id: <id_unknown>] inference input '%s' data-type is '%s', but model '%s' expects '%s'", in.Name, in.Datatype, req.Model, ci.DataType)
+		}
+		if len(in.Shape) != len(ci.Dims)+1 || !dimsMatch(ci.Dims, in.Shape[1:]) {
+			return fmt.Errorf("[request id: <id_unknown>] unexpected shape for input '%s' for model '%s'. Expected [-1,%v], got %v", in.Name, req.Model, ci.Dims, in.Shape)
+		}
+		if batch >= 0 && in.Shape[0] != batch {
+			return fmt.Errorf("inputs of model '%s' disagree on the batch size", req.Model)
+		}
+		batch = in.Shape[0]
+		if batch > int64(cfg.MaxBatchSize) {
+			return fmt.Errorf("[request id: <id_unknown>] inference request batch-size must be <= %d for '%s'", cfg.MaxBatchSize, req.Model)
+		}
+	}
+	for _, o := range req.Outputs {
+		found := false
+		for _, co := range cfg.Output {
+			found = found || co.Name == o
+		}
+		if !found {
+			return fmt.Errorf("unexpected inference output '%s' for model '%s'", o, req.Model)
+		}
+	}
+	return nil
+}
+
+// runGraph runs an ONNX graph on the given tensors with ONNX Runtime;
+// widen casts int32 inputs to the graph's int64 (an engine built by
+// TensorRT 8.x takes int32 where its graph had int64).
+func runGraph(onnx string, inputs []wireTensor, outputs []string, widen bool) ([]wireTensor, error) {
+	graphType := map[string]string{}
 	if rep, err := convert.Inspect(onnx); err == nil {
 		for _, in := range rep.Inputs {
 			graphType[in.Name] = in.DType
@@ -147,24 +197,7 @@ func (s *execServer) run(req execRequest) ([]wireTensor, error) {
 			v.Destroy()
 		}
 	}()
-	for _, ci := range cfg.Input {
-		in, ok := given[ci.Name]
-		if !ok {
-			return nil, fmt.Errorf("[request id: <id_unknown>] input '%s' is missing for model '%s'", ci.Name, req.Model)
-		}
-		if wireToConfig[in.Datatype] != ci.DataType {
-			return nil, fmt.Errorf("[request id: <id_unknown>] inference input '%s' data-type is '%s', but model '%s' expects '%s'", in.Name, in.Datatype, req.Model, ci.DataType)
-		}
-		if len(in.Shape) != len(ci.Dims)+1 || !dimsMatch(ci.Dims, in.Shape[1:]) {
-			return nil, fmt.Errorf("[request id: <id_unknown>] unexpected shape for input '%s' for model '%s'. Expected [-1,%v], got %v", in.Name, req.Model, ci.Dims, in.Shape)
-		}
-		if batch >= 0 && in.Shape[0] != batch {
-			return nil, fmt.Errorf("inputs of model '%s' disagree on the batch size", req.Model)
-		}
-		batch = in.Shape[0]
-		if batch > int64(cfg.MaxBatchSize) {
-			return nil, fmt.Errorf("[request id: <id_unknown>] inference request batch-size must be <= %d for '%s'", cfg.MaxBatchSize, req.Model)
-		}
+	for _, in := range inputs {
 		raw, err := base64.StdEncoding.DecodeString(in.Data)
 		if err != nil {
 			return nil, err
@@ -188,7 +221,7 @@ func (s *execServer) run(req execRequest) ([]wireTensor, error) {
 			}
 			vals := make([]int32, n)
 			binary.Read(bytes.NewReader(raw), binary.LittleEndian, vals)
-			if cfg.Platform == "tensorrt_plan" && graphType[in.Name] == "int64" {
+			if widen && graphType[in.Name] == "int64" {
 				wide := make([]int64, n)
 				for i, x := range vals {
 					wide[i] = int64(x)
@@ -206,21 +239,12 @@ func (s *execServer) run(req execRequest) ([]wireTensor, error) {
 		names = append(names, in.Name)
 		values = append(values, v)
 	}
-	for _, o := range req.Outputs {
-		found := false
-		for _, co := range cfg.Output {
-			found = found || co.Name == o
-		}
-		if !found {
-			return nil, fmt.Errorf("unexpected inference output '%s' for model '%s'", o, req.Model)
-		}
-	}
-	sess, err := ort.NewDynamicAdvancedSession(onnx, names, req.Outputs, nil)
+	sess, err := ort.NewDynamicAdvancedSession(onnx, names, outputs, nil)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", req.Model, err)
+		return nil, fmt.Errorf("%s: %w", onnx, err)
 	}
 	defer sess.Destroy()
-	outs := make([]ort.Value, len(req.Outputs))
+	outs := make([]ort.Value, len(outputs))
 	if err := sess.Run(values, outs); err != nil {
 		return nil, err
 	}
@@ -228,13 +252,13 @@ func (s *execServer) run(req execRequest) ([]wireTensor, error) {
 	for i, o := range outs {
 		t, ok := o.(*ort.Tensor[float32])
 		if !ok {
-			return nil, fmt.Errorf("output %s is not float32", req.Outputs[i])
+			return nil, fmt.Errorf("output %s is not float32", outputs[i])
 		}
 		var buf bytes.Buffer
 		for _, f := range t.GetData() {
 			binary.Write(&buf, binary.LittleEndian, math.Float32bits(f))
 		}
-		reply = append(reply, wireTensor{Name: req.Outputs[i], Datatype: "FP32", Shape: t.GetShape(), Data: base64.StdEncoding.EncodeToString(buf.Bytes())})
+		reply = append(reply, wireTensor{Name: outputs[i], Datatype: "FP32", Shape: t.GetShape(), Data: base64.StdEncoding.EncodeToString(buf.Bytes())})
 		o.Destroy()
 	}
 	return reply, nil
@@ -253,19 +277,25 @@ func newestVersion(dir string) string {
 
 // runModel runs testdata/triton/standin/run_model.py on job and decodes
 // its answer into out.
-func runModel(t *testing.T, python, execURL string, job map[string]any, out any) {
+func runModel(t *testing.T, python, execURL string, job map[string]any, out any, env ...string) {
 	t.Helper()
-	b, _ := json.Marshal(job)
-	cmd := exec.Command(python, filepath.Join(standinDir, "run_model.py"))
-	cmd.Stdin = bytes.NewReader(b)
-	cmd.Env = append(os.Environ(), "M3ECTL_STANDIN_EXEC_URL="+execURL, "PYTHONDONTWRITEBYTECODE=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	res, err := cmd.Output()
+	res, stderr, err := runModelRaw(python, execURL, job, env...)
 	if err != nil {
-		t.Fatalf("run_model.py: %v\n%s", err, stderr.String())
+		t.Fatalf("run_model.py: %v\n%s", err, stderr)
 	}
 	if err := json.Unmarshal(res, out); err != nil {
 		t.Fatalf("run_model.py answered %q: %v", res, err)
 	}
+}
+
+// runModelRaw runs run_model.py and returns its stdout, stderr and error.
+func runModelRaw(python, execURL string, job map[string]any, env ...string) ([]byte, string, error) {
+	b, _ := json.Marshal(job)
+	cmd := exec.Command(python, filepath.Join(standinDir, "run_model.py"))
+	cmd.Stdin = bytes.NewReader(b)
+	cmd.Env = append(append(os.Environ(), "M3ECTL_STANDIN_EXEC_URL="+execURL, "PYTHONDONTWRITEBYTECODE=1"), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	res, err := cmd.Output()
+	return res, stderr.String(), err
 }

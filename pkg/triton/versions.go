@@ -114,11 +114,21 @@ func sameTRT(shipped, built string) bool {
 	return true
 }
 
-// ImageFor names the newest stock image whose TensorRT matches built.
+// ImageFor names the newest stock image whose TensorRT matches built,
+// preferring rows that pin the minor version.
 func ImageFor(built string) string {
+	for _, pinned := range []bool{true, false} {
+		if img := imageFor(built, pinned); img != "" {
+			return img
+		}
+	}
+	return ""
+}
+
+func imageFor(built string, pinned bool) string {
 	for i := len(Releases) - 1; i >= 0; i-- {
 		r := Releases[i]
-		if r.Variant == "py3" && sameTRT(r.TensorRT, built) {
+		if r.Variant == "py3" && strings.Contains(r.TensorRT, ".") == pinned && sameTRT(r.TensorRT, built) {
 			rel := r.To
 			if rel == "" {
 				rel = r.From
@@ -145,6 +155,9 @@ func CheckImage(image, engineTRT string, force bool) (string, error) {
 		return "", fmt.Errorf("%w; --force skips the check", err)
 	}
 	if sameTRT(r.TensorRT, engineTRT) {
+		if !strings.Contains(r.TensorRT, ".") {
+			return fmt.Sprintf("image %s (Triton %s) ships TensorRT %s.x; m3ectl's table does not pin the minor version, so check that its release notes list TensorRT %s", image, rel, r.TensorRT, engineTRT), nil
+		}
 		return fmt.Sprintf("image %s (Triton %s) ships TensorRT %s, as the engine needs", image, rel, r.TensorRT), nil
 	}
 	want := ImageFor(engineTRT)

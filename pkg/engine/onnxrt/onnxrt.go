@@ -63,7 +63,15 @@ func Open(m *engine.Model, o engine.Options) (engine.Engine, error) {
 // OpenEngine is Open with the concrete type, for tests and benchmarks.
 func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 	if m.ONNX == "" {
-		return nil, fmt.Errorf("model %s has no ONNX file (model.onnx or onnx/model.onnx) for the cpu engine", m.Path)
+		// A Hugging Face folder with only its checkpoint: export it (once,
+		// cached) as `m3ectl export` would.
+		path, err := convert.AutoExport(m, slog.Default())
+		if err != nil {
+			return nil, err
+		}
+		c := *m
+		c.ONNX = path
+		m = &c
 	}
 	if err := Init(o.ORTLib); err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ type Model struct {
 	tok           *tokenizer.Tokenizer
 	pooling       engine.Pooling
 	truncate      bool
+	tokens        tokenStates // per-token states for TEI's /embed_all, opened on first use
 }
 
 // Result is one request's answer.
@@ -80,11 +81,25 @@ func (m *Model) Infer(ctx context.Context, texts []string) (*Result, error) {
 	return &Result{Embeddings: emb, Tokens: tokens}, nil
 }
 
+// Reserve takes queue space for n texts that Infer calls under
+// WithReservation(ctx, r) will bring in pieces: all or nothing (see
+// scheduler.Reservation). Release the rest when done.
+func (m *Model) Reserve(n int) (*scheduler.Reservation, error) { return m.sched.Reserve(n) }
+
+// WithReservation makes the Infer calls under ctx draw on r.
+func WithReservation(ctx context.Context, r *scheduler.Reservation) context.Context {
+	return scheduler.WithReservation(ctx, r)
+}
+
 // Statistics returns the version's cumulative statistics in Triton's form.
 func (m *Model) Statistics() *tritonpb.ModelStatistics { return m.sched.Statistics() }
 
 // close drains the model's queue and frees its engines.
-func (m *Model) close(ctx context.Context) error { return m.sched.Close(ctx) }
+func (m *Model) close(ctx context.Context) error {
+	err := m.sched.Close(ctx)
+	m.tokens.close()
+	return err
+}
 
 // versionSource is what a version is loaded from.
 type versionSource struct {
@@ -202,6 +217,7 @@ func (mgr *Manager) loadVersion(ctx context.Context, sp *spec, src versionSource
 		name: src.name, version: src.version, cfg: cfg, dim: info.Dim,
 		inputName: sp.inputName, outputName: sp.outputName, backend: info.Backend,
 		sched: sched, metrics: mm, tok: tok, pooling: info.Pooling, truncate: sc.Truncate,
+		tokens: tokenStates{src: em, opts: mgr.cfg.EngineOptions, backend: info.Backend, pooled: info.Pooled},
 	}, nil
 }
 

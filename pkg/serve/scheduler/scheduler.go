@@ -308,14 +308,17 @@ func (s *Scheduler) admit(req *request) error {
 		s.mu.Unlock()
 		return Errorf(Unavailable, "model %s version %s is unloading", s.cfg.Name, s.cfg.Version)
 	}
-	if s.queued+n > s.cfg.MaxQueueRows {
+	reserved := takeReserved(req.ctx, s, n)
+	if !reserved && s.queued+n > s.cfg.MaxQueueRows {
 		queued := s.queued
 		s.mu.Unlock()
 		return &Error{Kind: Overloaded, RetryAfter: s.retryAfter(queued),
 			Msg: fmt.Sprintf("model %s is overloaded: %d texts queued, the limit is %d", s.cfg.Name, queued, s.cfg.MaxQueueRows)}
 	}
 	depth := s.queued
-	s.queued += n
+	if !reserved {
+		s.queued += n // a reservation already counted its rows
+	}
 	req.enqueued = time.Now()
 	for i := 0; i < n; i++ {
 		s.inbox = append(s.inbox, row{req: req, idx: i, n: int(req.offsets[i+1] - req.offsets[i])})

@@ -1,0 +1,1 @@
+# Stand-in for NVIDIA's cuda-python (see bindings/runtime.py).
