@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A stand-in for NVIDIA's trtexec, for tests where TensorRT cannot be
 # installed. trtexec-8.6 and trtexec-10 exec it with FAKE_TRT_VERSION set.
-# It checks its arguments as strictly as the real tool: unknown or removed
+# It checks its arguments as strictly as the real tool (the accepted options
+# come from gofake/options_gen.go, generated from NVIDIA's sources): unknown or removed
 # flags, the shape-profile grammar, MIN <= OPT <= MAX, profiles for every
 # dynamic input, --loadInputs file sizes against --shapes and the engine's
 # input dtype, and an engine written by the same TensorRT version.
@@ -26,12 +27,11 @@ fail() {
 [ -n "${M3ECTL_FAKE_TRT_ARGV:-}" ] && echo "$*" >>"$M3ECTL_FAKE_TRT_ARGV"
 echo "&&&& RUNNING $banner"
 
-common_flags=" onnx saveEngine loadEngine minShapes optShapes maxShapes shapes fp16 int8 best noTF32 memPoolSize timingCacheFile builderOptimizationLevel skipInference loadInputs exportOutput exportTimes exportProfile exportLayerInfo iterations warmUp duration avgRuns verbose help device useCudaGraph separateProfileRun dumpProfile dumpLayerInfo profilingVerbosity noDataTransfers useSpinWait threads infStreams sparsity inputIOFormats outputIOFormats precisionConstraints layerPrecisions tacticSources calib maxAuxStreams versionCompatible "
-if [ "$major" -ge 10 ]; then
-	version_flags=" stronglyTyped allowWeightStreaming weightStreamingBudget "
-else
-	version_flags=" workspace buildOnly explicitBatch minTiming maxBatch batch streams "
-fi
+# The options the version's trtexec accepts, as generated from NVIDIA's
+# samples/common/sampleOptions.cpp at that tag (gofake/options_gen.go, made by
+# scripts/gen-trtexec-options.sh), so both fakes accept exactly the same.
+accepted=" $(grep -E "^[[:space:]]*${ver}: " "$(dirname "${BASH_SOURCE[0]}")/gofake/options_gen.go" | grep -oE '"--[A-Za-z0-9]+"' | tr -d '"' | sed 's/^--//' | tr '\n' ' ')"
+[ "$accepted" != " " ] || { echo "fake trtexec: no option list for $ver" >&2; exit 2; }
 valued=" onnx saveEngine loadEngine minShapes optShapes maxShapes shapes memPoolSize timingCacheFile builderOptimizationLevel loadInputs exportOutput exportTimes exportProfile exportLayerInfo iterations warmUp duration avgRuns device profilingVerbosity threads infStreams sparsity inputIOFormats outputIOFormats precisionConstraints layerPrecisions tacticSources calib maxAuxStreams workspace minTiming maxBatch batch streams weightStreamingBudget "
 
 declare -A opt
@@ -41,7 +41,7 @@ for a in "$@"; do
 	--*) k=${a#--}; v="" ;;
 	*) fail "Unknown option: $a" ;;
 	esac
-	if [[ "$common_flags$version_flags" != *" $k "* ]]; then
+	if [[ "$accepted" != *" $k "* ]]; then
 		fail "Unknown option: --$k $v"
 	fi
 	if [[ "$valued" == *" $k "* && -z "$v" ]]; then
