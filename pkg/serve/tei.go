@@ -30,6 +30,13 @@ type teiEmbedRequest struct {
 
 func (s *Server) registerTEI(h func(string, apiFunc)) {
 	h("POST /embed", s.handleTEIEmbed)
+	// TEI also embeds on POST / and /invocations and answers health on
+	// GET / (router/src/http/server.rs@v1.9.3): huggingface_hub's
+	// InferenceClient(model="http://host:port").feature_extraction posts
+	// its {"inputs": ...} to the URL itself.
+	h("POST /{$}", s.handleTEIEmbed)
+	h("POST /invocations", s.handleTEIEmbed)
+	h("GET /{$}", s.handleTEIHealth)
 	h("POST /embed_all", s.handleTEIEmbedAll)
 	h("POST /similarity", s.handleTEISimilarity)
 	h("POST /tokenize", s.handleTEITokenize)

@@ -15,6 +15,7 @@ import (
 var teiPaths = map[string]bool{
 	"/embed": true, "/embed_all": true, "/embed_sparse": true, "/predict": true, "/rerank": true,
 	"/similarity": true, "/tokenize": true, "/decode": true, "/info": true, "/health": true,
+	"/": true, "/invocations": true,
 }
 
 // teiTypeError gives an error TEI's error_type explicitly, where the kind
@@ -46,7 +47,7 @@ var teiStatus = map[string]int{
 // teiKindType is the error table's TEI column: the error_type for each kind.
 var teiKindType = map[errorKind]string{
 	kindInvalidInput: "Validation",
-	kindNotFound:     "Validation", // TEI serves one model; naming another is a bad request
+	kindNotFound:     "Validation", // with 404: TEI serves one model and has no type for "no such"
 	kindUnavailable:  "Unhealthy",
 	kindOverloaded:   "Overloaded",
 	kindTimeout:      "Backend",
@@ -71,8 +72,13 @@ func writeTEIError(w http.ResponseWriter, err error) {
 		typ = te.typ
 	}
 	code := teiStatus[typ]
-	if kind == kindTooLarge {
+	switch kind {
+	case kindTooLarge:
 		code = http.StatusRequestEntityTooLarge
+	case kindNotFound:
+		// No route, or a model m3ectl does not serve: 404, as TEI's router
+		// answers an unknown path.
+		code = http.StatusNotFound
 	}
 	if kind == kindOverloaded {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))

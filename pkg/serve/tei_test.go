@@ -215,6 +215,23 @@ func TestTEIAPI(t *testing.T) {
 		}
 		assertClose(t, "embed batch", floats(v.([]any)[1]), ref[2].Embedding)
 	})
+	t.Run("huggingface_hub feature_extraction posts to the URL itself", func(t *testing.T) {
+		// InferenceClient(model=url).feature_extraction(text, normalize=True,
+		// truncate=True, truncation_direction="Right") sends this body to POST /.
+		body := `{"inputs":` + text(0) + `,"normalize":true,"truncate":true,"truncation_direction":"Right"}`
+		code, _, b := ts.do(t, "POST", "/", []byte(body), map[string]string{"Content-Type": "application/json"})
+		var v [][]float32
+		if code != 200 || json.Unmarshal(b, &v) != nil || len(v) != 1 {
+			t.Fatalf("%d %s", code, b)
+		}
+		assertClose(t, "POST /", v[0], ref[0].Embedding)
+		if code, _, b := ts.do(t, "POST", "/", []byte(`{"inputs":[]}`), nil); code != 400 || !strings.Contains(string(b), `"error_type":"Empty"`) {
+			t.Fatalf("POST / error: %d %s", code, b)
+		}
+		if code, _, _ := ts.do(t, "GET", "/", nil, nil); code != 200 {
+			t.Fatalf("GET / (TEI health): %d", code)
+		}
+	})
 	t.Run("embed dimensions re-normalises", func(t *testing.T) {
 		code, v := spec.call(t, ts, "POST", "/embed", `{"inputs":`+text(0)+`,"dimensions":8}`)
 		want := append([]float32(nil), ref[0].Embedding[:8]...)

@@ -225,3 +225,20 @@ func TestCommandSwitchesServicesOff(t *testing.T) {
 		t.Fatalf("argv %q passes a port of -1", got)
 	}
 }
+
+// TestRunTritonserverRejectsInvalidRepository: the fake tritonserver
+// applies Triton core's load-time rules, so a repository edited by hand
+// into one Triton would refuse fails to load there too.
+func TestRunTritonserverRejectsInvalidRepository(t *testing.T) {
+	bin := fakeTritonserver(t)
+	repo := writtenRepo(t)
+	p := filepath.Join(repo, "m3e-base-trt-encoder", "config.pbtxt")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), "TYPE_INT32", "TYPE_FP32", 1)), 0o644)
+	ports := freePorts(t, 3)
+	err, ready, log := runUntilReady(t, ServerOptions{Binary: bin, Repo: repo, Models: []string{"m3e-base-trt"},
+		HTTPPort: ports[0], GRPCPort: ports[1], MetricsPort: ports[2]})
+	if ready || err == nil || !strings.Contains(log, "input input_ids is sent as TYPE_INT32 but m3e-base-trt-encoder declares TYPE_FP32") {
+		t.Fatalf("ready %v, err %v; log:\n%s", ready, err, log)
+	}
+}

@@ -2,6 +2,8 @@ package triton
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -354,4 +356,34 @@ func checkBLS(c *tritonpb.ModelConfig, models map[string]*tritonpb.ModelConfig) 
 	}
 	sort.Strings(p)
 	return p
+}
+
+// CheckRepository reads the named models of a repository (every model
+// folder when names is nil) and applies the same rules as checkPlan: the
+// checks Triton core makes when it loads them, and a bls model's calls
+// against its encoder. Models a named one depends on (an ensemble's steps,
+// a bls model's encoder) are read too. It returns the problems found.
+func CheckRepository(root string, names []string) ([]string, error) {
+	if names == nil {
+		var err error
+		if names, err = ListModels(root); err != nil {
+			return nil, err
+		}
+	}
+	var plan []*plannedModel
+	for _, name := range withDependencies(root, names) {
+		text, err := os.ReadFile(filepath.Join(root, name, "config.pbtxt"))
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", name, err)
+		}
+		cfg, err := tritonpb.ParseConfig(text)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", name, err)
+		}
+		if cfg.Name == "" {
+			cfg.Name = name
+		}
+		plan = append(plan, &plannedModel{cfg: cfg})
+	}
+	return checkPlan(plan), nil
 }

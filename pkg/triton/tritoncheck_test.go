@@ -177,3 +177,20 @@ func TestReleaseTable(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckImage: any image reference and engine version give a note or
+// one error, never a panic, and a match is never refused.
+func FuzzCheckImage(f *testing.F) {
+	for _, s := range []string{"nvcr.io/nvidia/tritonserver:26.06-py3", "tritonserver:24.08-py3-sdk@sha256:abc", "x:99.99-trtllm-python-py3", ":", "a/b:c/d", "23.08-py3"} {
+		f.Add(s, "10.3.0")
+	}
+	f.Fuzz(func(t *testing.T, image, trt string) {
+		note, err := CheckImage(image, trt, false)
+		if err != nil && note != "" {
+			t.Fatalf("both a note %q and an error %v", note, err)
+		}
+		if _, r, rerr := ReleaseOf(image); rerr == nil && r != nil && sameTRT(r.TensorRT, trt) && err != nil {
+			t.Fatalf("matching TensorRT refused: %v", err)
+		}
+	})
+}

@@ -5,7 +5,8 @@
 // It takes tritonserver's flags (--opt=value or --opt value) and rejects
 // unknown ones the way tritonserver does; checks the repository, the control
 // mode and that every --load-model folder holds a config.pbtxt that parses as
-// a Triton ModelConfig named after its folder with a version folder; then
+// a Triton ModelConfig named after its folder with a version folder and
+// passes Triton core's load-time rules (pkg/triton.CheckRepository); then
 // serves /v2/health/live, /v2/health/ready and /v2/models/{m}/ready on the
 // HTTP port and exits 0 on SIGTERM/SIGINT after printing Triton's shutdown
 // lines.
@@ -31,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/m3ectl/m3ectl/pkg/triton"
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
 
@@ -120,6 +122,16 @@ func main() {
 		}
 		if err := checkModel(repos[0], name); err != nil {
 			logf("E", "failed to load '%s': %v", name, err)
+			die("failed to load all models")
+		}
+		// Triton core's load-time rules (model_config_utils.cc,
+		// ensemble_utils.cc), as m3ectl implements them.
+		problems, err := triton.CheckRepository(repos[0], []string{name})
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		if len(problems) > 0 {
+			logf("E", "failed to load '%s' version 1: Invalid argument: %s", name, strings.Join(problems, "; "))
 			die("failed to load all models")
 		}
 		logf("I", "successfully loaded '%s' version 1", name)
