@@ -82,4 +82,16 @@ func TestServeTritonCommand(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("image whose TensorRT differs from the engine's: refused in one line naming the image to use", func(t *testing.T) {
+		_, _, err := runTRTCmd(t, "serve", "--triton-image", "nvcr.io/nvidia/tritonserver:26.06-py3", "--model-repository", repo)
+		if err == nil || !strings.Contains(err.Error(), "use nvcr.io/nvidia/tritonserver:24.04-py3") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("err = %v", err)
+		}
+		// --force gets past the check (and then needs docker, which is not here).
+		t.Setenv("PATH", t.TempDir())
+		_, _, err = runTRTCmd(t, "serve", "--triton-image", "nvcr.io/nvidia/tritonserver:26.06-py3", "--force", "--model-repository", repo)
+		if err == nil || !strings.Contains(err.Error(), "needs docker") {
+			t.Fatalf("forced: err = %v", err)
+		}
+	})
 }
