@@ -49,9 +49,11 @@ test-deploy: setup build image
 # The CPU image as an OCI archive, built without running a container: a
 # debootstrap root (cached under ~/.cache/m3ectl/image) plus the same files
 # and configuration as deploy/Dockerfile. Needs root.
+# m3ectl is built as the Dockerfile's build stage builds it (stripped).
 IMAGE := dist/m3ectl-cpu.oci.tar
-image: setup build
-	cd deploy && $(GO) run ./cmd/m3ectl-image build --root $(CURDIR) --bin $(CURDIR)/bin/m3ectl --ort $(ORT_LIB) --out $(CURDIR)/$(IMAGE)
+image: setup
+	$(GO) build -ldflags "-s -w $(LDFLAGS)" -o dist/image/m3ectl ./cmd/m3ectl
+	cd deploy && $(GO) run ./cmd/m3ectl-image build --root $(CURDIR) --bin $(CURDIR)/dist/image/m3ectl --ort $(ORT_LIB) --out $(CURDIR)/$(IMAGE)
 
 # deploy/Dockerfile and deploy/Dockerfile.cuda, from deploy/image/spec.go.
 dockerfiles:
@@ -62,4 +64,4 @@ demo: setup build
 	./bin/m3ectl serve --model testdata/m3e-tiny/hf --name m3e-tiny
 
 clean:
-	rm -rf bin third_party
+	rm -rf bin third_party dist

@@ -20,10 +20,10 @@ var scenarios = []scenario{
 		"model.source=initContainer", "model.layout=single", "model.path=m3e-base", "model.name=m3e-base",
 		"apiKey.existingSecret=m3ectl-api-key", "serve.threads=4", "serve.truncate=false", "serve.maxLength=256",
 	}},
-	{name: "explicit-mode-fixed-replicas", set: []string{
+	{name: "explicit-mode-fixed-replicas-grpc-probe", set: []string{
 		"serve.controlMode=explicit", "serve.loadModels={m3e-base-trt}", "autoscaling.enabled=false",
 		"replicaCount=3", "serve.drainTimeoutSeconds=60", "terminationGracePeriodSeconds=90",
-		"serve.maxBatchTokens=8192", "serviceMonitor.enabled=false", "podDisruptionBudget.enabled=false",
+		"serve.maxBatchTokens=8192", "serviceMonitor.enabled=false", "podDisruptionBudget.enabled=false", "probes.grpc.enabled=true",
 	}},
 }
 
@@ -60,7 +60,7 @@ func TestLint(t *testing.T) {
 var wantObjects = map[string][]string{
 	"cpu": {"PodDisruptionBudget/embed-m3ectl", "ServiceAccount/embed-m3ectl", "ConfigMap/embed-m3ectl-prometheus-adapter-rules", "Service/embed-m3ectl",
 		"Deployment/embed-m3ectl", "HorizontalPodAutoscaler/embed-m3ectl", "ServiceMonitor/embed-m3ectl"},
-	"explicit-mode-fixed-replicas": {"ServiceAccount/embed-m3ectl", "ConfigMap/embed-m3ectl-prometheus-adapter-rules",
+	"explicit-mode-fixed-replicas-grpc-probe": {"ServiceAccount/embed-m3ectl", "ConfigMap/embed-m3ectl-prometheus-adapter-rules",
 		"Service/embed-m3ectl", "Deployment/embed-m3ectl"},
 }
 

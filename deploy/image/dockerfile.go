@@ -15,8 +15,8 @@ COPY scripts/setup-ort.sh scripts/
 RUN ./scripts/setup-ort.sh
 `
 
-// buildStage builds m3ectl as the Makefile does (cgo on: ONNX Runtime's
-// bindings), on the Debian release the CPU image runs.
+// buildStage builds m3ectl as make image does (cgo on: ONNX Runtime's
+// bindings; stripped, -s -w), on the Debian release the CPU image runs.
 const buildStage = `FROM ${GO_IMAGE} AS build
 ARG VERSION
 WORKDIR /src
@@ -24,7 +24,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd cmd
 COPY pkg pkg
-RUN go build -trimpath -ldflags "-X github.com/m3ectl/m3ectl/pkg/buildinfo.version=${VERSION}" -o /out/m3ectl ./cmd/m3ectl
+RUN go build -ldflags "-s -w -X github.com/m3ectl/m3ectl/pkg/buildinfo.version=${VERSION}" -o /out/m3ectl ./cmd/m3ectl
 `
 
 // Dockerfile renders the spec as a Dockerfile whose build context is the
