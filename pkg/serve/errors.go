@@ -129,7 +129,9 @@ func writeError(w http.ResponseWriter, err error) {
 	st := errorTable[kind]
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	if kind == kindOverloaded {
+	if kind == kindOverloaded || kind == kindUnavailable {
+		// A model loading, unloading or not ready comes back as overload
+		// does: the client should retry, later.
 		h.Set("Retry-After", retryAfterSeconds(retry))
 	}
 	if kind == kindUnauthenticated {

@@ -161,7 +161,11 @@ func applyRequestParameter(call *inferCall, name string, p parameter) error {
 		if err != nil {
 			return err
 		}
-		call.timeout = time.Duration(us) * time.Microsecond
+		// A timeout too long to be a time.Duration (292 years) means none;
+		// multiplying it would overflow into a timeout of microseconds.
+		if us <= int64(math.MaxInt64/time.Microsecond) {
+			call.timeout = time.Duration(us) * time.Microsecond
+		}
 	case "binary_data_output":
 		b, err := p.asBool()
 		if err != nil {

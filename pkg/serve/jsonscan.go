@@ -21,6 +21,7 @@ type jsonSchema int
 const (
 	schemaKServe jsonSchema = iota
 	schemaOpenAI
+	schemaOther // small bodies: depth, keys and duplicates only
 )
 
 // jsonLimits are the bounds scanJSON enforces.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"time"
 )
@@ -47,7 +48,21 @@ func (s *Server) routes() http.Handler {
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
 		return withCode("unknown_url", errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
-	return s.track(s.authenticate(mux))
+	return s.track(s.authenticate(canonical(s, mux)))
+}
+
+// canonical answers a path that is not in clean form (`..`, `.`, `//`)
+// with a JSON 404 itself: http.ServeMux would answer it with a redirect to
+// the cleaned path, an HTML page no API client wants, and one that walks
+// `..` for the client.
+func canonical(s *Server, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "/" && (p == "" || path.Clean(p) != p) {
+			s.writeErrorFor(w, r, errorf(kindNotFound, "no endpoint %s %q: the path is not in canonical form", r.Method, p))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // apiFunc is an HTTP handler that reports failure by returning an error.
@@ -147,6 +162,10 @@ func (s *Server) readOptionalJSON(w http.ResponseWriter, r *http.Request, v any)
 	defer putBuffer(body)
 	if len(*body) == 0 {
 		return nil
+	}
+	l := s.cfg.Limits
+	if _, err := scanJSON(*body, schemaOther, jsonLimits{depth: l.MaxDepth, keys: l.MaxKeys}); err != nil {
+		return err
 	}
 	return strictUnmarshal(*body, v)
 }

@@ -80,7 +80,7 @@ func writeTEIError(w http.ResponseWriter, err error) {
 		// answers an unknown path.
 		code = http.StatusNotFound
 	}
-	if kind == kindOverloaded {
+	if kind == kindOverloaded || kind == kindUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))
 	}
 	_ = writeJSON(w, code, map[string]string{"error": msg, "error_type": typ})

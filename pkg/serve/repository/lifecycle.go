@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ func (m *Manager) Load(_ context.Context, name string) error {
 		return errorf(Unavailable, "the server is shutting down")
 	}
 	if !m.inRepository(name) {
-		return errorf(NotFound, "no model %q in repository %s", name, m.cfg.Root)
+		return errorf(NotFound, "no model %q in the model repository", name)
 	}
 	return m.load(ctx, name, true)
 }
@@ -57,7 +58,7 @@ func (m *Manager) Unload(_ context.Context, name string) error {
 	_, known := m.models[name]
 	m.mu.RUnlock()
 	if !known && !m.inRepository(name) {
-		return errorf(NotFound, "no model %q in repository %s", name, m.cfg.Root)
+		return errorf(NotFound, "no model %q in the model repository", name)
 	}
 	return m.unload(ctx, name, true)
 }
@@ -100,9 +101,9 @@ func (m *Manager) load(ctx context.Context, name string, explicitReq bool) error
 			old.fp = fp // retried when the folder changes again
 			m.mu.Unlock()
 		} else {
-			m.retire(ctx, m.replace(name, &entry{fp: fp, reason: err.Error()}), nil)
+			m.retire(ctx, m.replace(name, &entry{fp: fp, reason: m.rel(err.Error())}), nil)
 		}
-		return errorf(InvalidInput, "load model %s: %v", name, err)
+		return errorf(InvalidInput, "load model %s: %s", name, m.rel(err.Error()))
 	}
 	cfg := override
 	var err error
@@ -157,11 +158,11 @@ func (m *Manager) load(ctx context.Context, name string, explicitReq bool) error
 			continue
 		}
 		m.log.Error("model version failed to load", "model", name, "version", vs, "err", err)
-		next.versions[vs] = &version{state: StateUnavailable, reason: err.Error()}
+		next.versions[vs] = &version{state: StateUnavailable, reason: m.rel(err.Error())}
 	}
 	m.retire(ctx, m.replace(name, next), next)
 	if len(errs) > 0 {
-		return errorf(InvalidInput, "load model %s: %v", name, errors.Join(errs...))
+		return errorf(InvalidInput, "load model %s: %s", name, m.rel(errors.Join(errs...).Error()))
 	}
 	return nil
 }
@@ -175,8 +176,8 @@ func (m *Manager) replace(name string, e *entry) *entry {
 	return old
 }
 
-// retire drains and closes the models of old that next does not keep, and
-// drops the metric series of versions next does not serve.
+// retire drains and closes the models of old that next does not keep.
+// Their metric series stay (see closeVersions).
 func (m *Manager) retire(ctx context.Context, old, next *entry) {
 	if old == nil {
 		return
@@ -187,9 +188,6 @@ func (m *Manager) retire(ctx context.Context, old, next *entry) {
 		}
 		if err := v.model.close(ctx); err != nil {
 			m.log.Warn("drain old model version", "model", v.model.name, "version", vs, "err", err)
-		}
-		if next.readyVersion(vs) == nil {
-			v.model.metrics.Delete()
 		}
 	}
 }
@@ -235,8 +233,10 @@ func closeVersions(ctx context.Context, e *entry) []error {
 		wg.Add(1)
 		go func(md *Model) {
 			defer wg.Done()
+			// The metric series stay: Prometheus expects counters to live as
+			// long as the process (Triton keeps them across unloads), and a
+			// reload continues them.
 			err := md.close(ctx)
-			md.metrics.Delete()
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -305,7 +305,7 @@ func (m *Manager) loadSingle(ctx context.Context) error {
 	start := time.Now()
 	model, err := m.loadVersion(ctx, sp, versionSource{name: name, version: "1", modelDir: dir, path: m.cfg.SinglePath})
 	if err != nil {
-		m.replace(name, &entry{versions: map[string]*version{"1": {state: StateUnavailable, reason: err.Error()}}})
+		m.replace(name, &entry{versions: map[string]*version{"1": {state: StateUnavailable, reason: m.rel(err.Error())}}})
 		return fmt.Errorf("model %s: %w", m.cfg.SinglePath, err)
 	}
 	m.replace(name, &entry{versions: map[string]*version{"1": {state: StateReady, model: model}}})
@@ -416,4 +416,17 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.models = map[string]*entry{}
 	m.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// rel makes the paths in a message that clients see relative to the model
+// repository (m3e/2/model.onnx, not /srv/models/m3e/2/model.onnx): where
+// the server keeps its files is not the client's business. The log keeps
+// the full error.
+func (m *Manager) rel(msg string) string {
+	for _, root := range []string{m.cfg.Root, m.absRoot} {
+		if root != "" && root != "." {
+			msg = strings.ReplaceAll(msg, strings.TrimSuffix(root, string(filepath.Separator))+string(filepath.Separator), "")
+		}
+	}
+	return msg
 }

@@ -106,6 +106,8 @@ type Manager struct {
 	// ends it when its own deadline passes.
 	life    context.Context
 	endLife context.CancelFunc
+
+	absRoot string // Root made absolute, for rel
 }
 
 // entry is one model name's state.
@@ -171,8 +173,12 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	life, endLife := context.WithCancel(context.Background())
+	absRoot, _ := filepath.Abs(cfg.Root)
+	if cfg.Root == "" {
+		absRoot = ""
+	}
 	return &Manager{cfg: cfg, log: log, metrics: met, models: map[string]*entry{}, warned: map[string]bool{},
-		life: life, endLife: endLife}, nil
+		life: life, endLife: endLife, absRoot: absRoot}, nil
 }
 
 // Start loads the startup models (each warmed up before it is ready) and,

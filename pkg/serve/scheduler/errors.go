@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -52,3 +53,11 @@ func (e *Error) Error() string { return e.Msg }
 func Errorf(kind ErrorKind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
+
+// absPath is an absolute file path in an engine's message.
+var absPath = regexp.MustCompile(`(?:/[^/\s:"']+)+/([^/\s:"']+)`)
+
+// withoutPaths shortens the absolute paths in an engine error to their
+// last element for the client (model.onnx, not /srv/models/m3e/1/model.onnx);
+// the full error is in the server's log.
+func withoutPaths(msg string) string { return absPath.ReplaceAllString(msg, "$1") }

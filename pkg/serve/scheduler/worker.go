@@ -71,7 +71,7 @@ func (s *Scheduler) execute(e engine.Engine, x *executor, b *batch, reqs []*requ
 	if err != nil {
 		s.log.Error("model execution failed", "rows", len(live), "err", err)
 		for _, req := range reqs {
-			s.answer(req, Errorf(Internal, "model %s version %s failed: %v", s.cfg.Name, s.cfg.Version, err))
+			s.answer(req, Errorf(Internal, "model %s version %s failed: %s", s.cfg.Name, s.cfg.Version, withoutPaths(err.Error())))
 		}
 		return reqs
 	}
