@@ -313,6 +313,23 @@ func TestBLSLayoutExecutes(t *testing.T) {
 				t.Fatalf("BLS calls %+v: want one per execute with every text", srv.calls)
 			}
 			t.Logf("%s encoder: 30 reference texts in 2 executes (6 requests), max |Δ| %.2e", enc.name, worst)
+			if o.Encoder == EncoderTensorRT {
+				// Without preferred_memory the GPU encoder's output stays on the
+				// GPU, and as_numpy() refuses it: the stand-in must catch that.
+				py := filepath.Join(o.Out, o.Name, "1", PythonFile)
+				src, _ := os.ReadFile(py)
+				cut := strings.Replace(string(src), ",\n                                         preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)", "", 1)
+				if cut == string(src) {
+					t.Fatal("model.py no longer passes preferred_memory as this test expects")
+				}
+				os.WriteFile(py, []byte(cut), 0o644)
+				var res2 modelResults
+				runModel(t, python, url, map[string]any{"model_dir": filepath.Join(o.Out, o.Name), "version": 1,
+					"config": configJSON(t, o.Out, o.Name), "batches": batches[:1]}, &res2)
+				if e := res2.Results[0][0].Error; !strings.Contains(e, "Tensor is stored in GPU") {
+					t.Fatalf("BLS without preferred_memory answered %q", e)
+				}
+			}
 		})
 	}
 }
