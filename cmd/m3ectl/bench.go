@@ -67,6 +67,7 @@ request. Works against m3ectl serve, Triton and OpenAI-compatible servers.`,
 	f.StringVar(&o.Chart, "chart", "", "draw throughput and p95 against concurrency to this .svg or .png")
 	f.StringSliceVar(&o.Compare, "compare", nil, "earlier --json results to overlay on the chart (repeatable)")
 	f.StringVar(&o.Assert, "assert", "", "fail unless every level meets these, e.g. \"p95<50ms,throughput>200,errors=0\"")
+	f.BoolVar(&o.BinaryOutput, "binary-output", false, "kserve-http: ask for the embeddings as Triton binary tensor data instead of JSON numbers")
 	f.BoolVar(&o.SelfTest, "self-test", false, "measure only the client's own ceiling against a canned in-process server")
 	f.StringVar(&o.From, "from", "", "report a saved --json result (table, CSV, chart, --assert) instead of running")
 	f.BoolVar(&o.Ceiling, "ceiling", false, "also measure the client's ceiling (3 s) before the run and report it")

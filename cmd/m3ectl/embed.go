@@ -79,8 +79,11 @@ tokenizer.json beside the .onnx or in its folder) unless --vocab is given.`,
 			}
 			defer emb.Close()
 			out := cmd.OutOrStdout()
+			slog.Debug("model ready", "since_start", time.Since(processStart).Round(time.Millisecond))
 			if len(args) > 0 {
-				return emb.EmbedAll(cmd.Context(), args, out)
+				err := emb.EmbedAll(cmd.Context(), args, out)
+				slog.Debug("first embedding out", "since_start", time.Since(processStart).Round(time.Millisecond))
+				return err
 			}
 			in, name, closeIn, err := openTexts(cmd.InOrStdin(), jsonl)
 			if err != nil {

@@ -62,40 +62,78 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 	default:
 		return fmt.Errorf("--dtype %q: want float32 or float16", bf.dtype)
 	}
-	emb, err := engine.NewEmbedder(m, cfg)
-	if err != nil {
-		return err
+	if cfg.Kind != "cuda" && len(devices) > 1 {
+		return fmt.Errorf("--device %s: several devices need --engine cuda", bf.device)
 	}
-	engines := []engine.Engine{emb.Engine}
+	// With --engine cuda every engine opens at once (each maps and converts
+	// the weights and makes its stream; one after the other they were most
+	// of a short job's start); otherwise the first decides what the others
+	// are.
+	per := bf.instances
+	if per <= 0 {
+		per = 1
+		if cfg.Kind == "cuda" {
+			per = 2 // a second stream per GPU overlaps one batch's host work with the other's compute
+		}
+	}
+	type opened struct {
+		e   engine.Engine
+		err error
+		dev int
+	}
+	var slots []chan opened
+	openRest := func() {
+		for i, d := range devices {
+			for k := 0; k < per; k++ {
+				if i == 0 && k == 0 {
+					continue
+				}
+				ch := make(chan opened, 1)
+				slots = append(slots, ch)
+				go func(d int) {
+					o := cfg.Options
+					o.Device = d
+					e, err := engine.Open(cfg.Kind, m, o)
+					ch <- opened{e, err, d}
+				}(d)
+			}
+		}
+	}
+	if cfg.Kind == "cuda" {
+		openRest()
+	}
+	var engines []engine.Engine
 	defer func() {
 		for _, e := range engines {
 			e.Close()
 		}
 	}()
-	gpu := emb.Engine.Info().Backend == "cuda"
-	per := bf.instances
-	if per <= 0 {
-		per = 1
-		if gpu {
-			per = 2 // a second stream per GPU overlaps one batch's host work with the other's compute
-		}
-	}
-	if !gpu && len(devices) > 1 {
-		return fmt.Errorf("--device %s: several devices need --engine cuda", bf.device)
-	}
-	for i, d := range devices {
-		for k := 0; k < per; k++ {
-			if i == 0 && k == 0 {
+	collect := func() error {
+		var first error
+		for _, ch := range slots {
+			r := <-ch
+			if r.err != nil {
+				if first == nil {
+					first = fmt.Errorf("device %d: %w", r.dev, r.err)
+				}
 				continue
 			}
-			o := cfg.Options
-			o.Device = d
-			e, err := engine.Open(cfg.Kind, m, o)
-			if err != nil {
-				return fmt.Errorf("device %d: %w", d, err)
-			}
-			engines = append(engines, e)
+			engines = append(engines, r.e)
 		}
+		slots = nil
+		return first
+	}
+	emb, err := engine.NewEmbedder(m, cfg)
+	if err != nil {
+		collect()
+		return err
+	}
+	engines = append(engines, emb.Engine)
+	if cfg.Kind != "cuda" && per > 1 {
+		openRest()
+	}
+	if err := collect(); err != nil {
+		return err
 	}
 	slog.Debug("engines ready", "engines", len(engines), "since_start", time.Since(processStart).Round(time.Millisecond))
 

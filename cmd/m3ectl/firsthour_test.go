@@ -73,7 +73,7 @@ func serveLogs(t *testing.T, args ...string) string {
 	root.SetOut(&bytes.Buffer{})
 	root.SetErr(&stderr)
 	root.SetArgs(append(args, "--host", "127.0.0.1", "--http-port", strconv.Itoa(freePort(t)), "--grpc-port", "-1", "--metrics-port", "-1", "--threads", "1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := root.ExecuteContext(ctx); err != nil {
 		t.Fatalf("serve: %v\n%s", err, stderr.String())

@@ -78,6 +78,8 @@ func startHAProxy(t *testing.T, reps []*replica, http, grpc int) *lb {
 type serverStat struct {
 	status string // UP, DOWN, MAINT, "UP 1/2" while rising...
 	scur   int    // requests (sessions) in progress on it
+	// retries (wretr) and redispatches (wredis) HAProxy made.
+	retries, redispatches int
 }
 
 // stats reads `show stat` from the admin socket, keyed "backend/server".
@@ -107,8 +109,9 @@ func (l *lb) stats() (map[string]serverStat, error) {
 		if cols == nil || len(f) <= cols["status"] {
 			continue
 		}
-		scur, _ := strconv.Atoi(f[cols["scur"]])
-		out[f[cols["pxname"]]+"/"+f[cols["svname"]]] = serverStat{status: f[cols["status"]], scur: scur}
+		num := func(col string) int { n, _ := strconv.Atoi(f[cols[col]]); return n }
+		out[f[cols["pxname"]]+"/"+f[cols["svname"]]] = serverStat{status: f[cols["status"]], scur: num("scur"),
+			retries: num("wretr"), redispatches: num("wredis")}
 	}
 	return out, sc.Err()
 }

@@ -24,6 +24,7 @@ type replica struct {
 	n                   int
 	http, grpc, metrics int
 	srv                 *servetest.Server
+	shutdownDelay       time.Duration
 	base                int64   // the running process's success count when counting began
 	lifetimes           []int64 // successes counted in each process, in order
 }
@@ -35,7 +36,7 @@ func (r *replica) start(t *testing.T, bin string) {
 	args := []string{"serve", "--model", filepath.Join(servetest.Root(), "testdata/m3e-tiny/hf"), "--name", "m3e-tiny",
 		"--host", "127.0.0.1", "--http-port", strconv.Itoa(r.http), "--grpc-port", strconv.Itoa(r.grpc),
 		"--metrics-port", strconv.Itoa(r.metrics), "--threads", "1",
-		"--shutdown-delay", shutdownDelay.String(), "--drain-timeout", "20s"}
+		"--shutdown-delay", r.shutdownDelay.String(), "--drain-timeout", "20s"}
 	r.srv = servetest.Start(t, bin, args, nil, r.http, r.grpc, r.metrics)
 }
 
@@ -141,7 +142,7 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 	bin := servetest.Binary(t)
 	reps := make([]*replica, 3)
 	for i := range reps {
-		reps[i] = &replica{n: i + 1, http: servetest.FreePort(t), grpc: servetest.FreePort(t), metrics: servetest.FreePort(t)}
+		reps[i] = &replica{n: i + 1, http: servetest.FreePort(t), grpc: servetest.FreePort(t), metrics: servetest.FreePort(t), shutdownDelay: shutdownDelay}
 		reps[i].start(t, bin)
 	}
 	l := startHAProxy(t, reps, servetest.FreePort(t), servetest.FreePort(t))
@@ -234,5 +235,70 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 		"--model", "m3e-tiny", "-c", "4", "--duration", "2s", "--warmup", "0", "--no-server-stats", "--assert", "errors=0").CombinedOutput()
 	if err != nil {
 		t.Errorf("gRPC bench through HAProxy: %v\n%s", err, grpcOut)
+	}
+}
+
+// TestRetriesCoverAnAbruptStop restarts replicas with no shutdown delay:
+// SIGTERM answers new requests 503 at once and the port closes as soon as
+// the drain ends, before HAProxy's check notices. haproxy.cfg's retries
+// (503, refused or closed connections, redispatched to another replica)
+// must still lose nothing, and HAProxy must report that it retried.
+func TestRetriesCoverAnAbruptStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10 s of load")
+	}
+	servetest.ORTLib(t)
+	bin := servetest.Binary(t)
+	reps := make([]*replica, 3)
+	for i := range reps {
+		reps[i] = &replica{n: i + 1, http: servetest.FreePort(t), grpc: servetest.FreePort(t), metrics: servetest.FreePort(t)}
+		reps[i].start(t, bin)
+	}
+	l := startHAProxy(t, reps, servetest.FreePort(t), servetest.FreePort(t))
+	bench := exec.Command(bin, "bench", "--url", fmt.Sprintf("http://127.0.0.1:%d", l.http), "--model", "m3e-tiny",
+		"-c", "16", "--duration", "10s", "--warmup", "0", "--no-server-stats", "--json", "-")
+	var out strings.Builder
+	bench.Stdout = &out
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	benchDone := make(chan error, 1)
+	go func() { benchDone <- bench.Wait() }()
+	t.Cleanup(func() { _ = bench.Process.Kill() })
+	time.Sleep(time.Second)
+	for _, r := range reps {
+		if err := r.srv.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.Wait(30 * time.Second); err != nil {
+			t.Fatalf("replica %d after SIGTERM: %v", r.n, err)
+		}
+		r.start(t, bin)
+		poll(t, "HAProxy marks the replica UP", func() bool {
+			st, err := l.stats()
+			return err == nil && st[fmt.Sprintf("m3ectl_http/r%d", r.n)].status == "UP"
+		})
+	}
+	if err := <-benchDone; err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var res struct {
+		Levels []benchLevel `json:"levels"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil || len(res.Levels) != 1 {
+		t.Fatalf("bench result %q: %v", out.String(), err)
+	}
+	lv := res.Levels[0]
+	st, err := l.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	retries, redispatches := st["m3ectl_http/BACKEND"].retries, st["m3ectl_http/BACKEND"].redispatches
+	t.Logf("abrupt stops: sent %d, succeeded %d, errors %d; HAProxy retried %d, redispatched %d", lv.Sent, lv.Succeeded, lv.Errors, retries, redispatches)
+	if lv.Errors != 0 || lv.Sent != lv.Succeeded {
+		t.Errorf("%d errors %v, %d of %d succeeded", lv.Errors, lv.ErrorsByKind, lv.Succeeded, lv.Sent)
+	}
+	if retries+redispatches == 0 {
+		t.Errorf("HAProxy retried nothing: the abrupt stops did not test the retries")
 	}
 }

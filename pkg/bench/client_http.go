@@ -34,6 +34,10 @@ type ClientOptions struct {
 	Groups [][]string
 	// MaxConns sizes the connection pool: the largest concurrency.
 	MaxConns int
+	// BinaryOutput asks a KServe HTTP server for the embeddings in Triton's
+	// binary tensor format (request parameter binary_data_output) instead
+	// of JSON numbers.
+	BinaryOutput bool
 }
 
 // httpClient posts pre-encoded JSON bodies; the server's status decides
@@ -78,10 +82,15 @@ func NewKServeHTTPClient(o ClientOptions) (Client, error) {
 		Data     []string `json:"data"`
 	}
 	type body struct {
-		Inputs []input `json:"inputs"`
+		Parameters map[string]any `json:"parameters,omitempty"`
+		Inputs     []input        `json:"inputs"`
+	}
+	var params map[string]any
+	if o.BinaryOutput {
+		params = map[string]any{"binary_data_output": true}
 	}
 	return newHTTPClient(o, u, func(g []string) any {
-		return body{Inputs: []input{{Name: o.InputName, Shape: []int{len(g), 1}, Datatype: "BYTES", Data: g}}}
+		return body{Parameters: params, Inputs: []input{{Name: o.InputName, Shape: []int{len(g), 1}, Datatype: "BYTES", Data: g}}}
 	})
 }
 

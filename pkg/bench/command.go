@@ -38,6 +38,7 @@ type Options struct {
 	Compare         []string
 	Assert          string
 	SelfTest        bool   // measure the client's ceiling against a canned in-process server only
+	BinaryOutput    bool   // kserve-http: ask for binary_data_output
 	From            string // report a saved --json result instead of running
 	Ceiling         bool   // also measure the ceiling before the run
 	NoStats         bool
@@ -144,7 +145,7 @@ func (o Options) measure(ctx context.Context, levels []int, rates []float64, max
 		o.Model = m
 	}
 	cl, err := NewClient(o.Protocol, ClientOptions{URL: o.URL, Model: o.Model, Version: o.Version,
-		InputName: o.InputName, Groups: groups, MaxConns: maxConc})
+		InputName: o.InputName, Groups: groups, MaxConns: maxConc, BinaryOutput: o.BinaryOutput})
 	if err != nil {
 		return nil, err
 	}

@@ -34,14 +34,16 @@ type ExportOptions struct {
 
 // ExportResult describes the written graph.
 type ExportResult struct {
-	Path         string         // the .onnx written
-	ExternalData string         // the .onnx.data written, or ""
-	Weights      string         // the checkpoint read
-	Output       string         // "embeddings" or "last_hidden_state"
-	Pooled       bool           // the graph pools and (per Pooling) normalises
-	Pooling      engine.Pooling // the pooling written, when Pooled
-	Opset        int64
-	Copied       []string // tokenizer files copied beside Path
+	Path         string         `json:"path"`                    // the .onnx written
+	ExternalData string         `json:"external_data,omitempty"` // the .onnx.data written, or ""
+	Weights      string         `json:"weights"`                 // the checkpoint read
+	Output       string         `json:"output"`                  // "embeddings" or "last_hidden_state"
+	Pooled       bool           `json:"pooled"`                  // the graph pools and (per Pooling) normalises
+	Pooling      engine.Pooling `json:"-"`                       // the pooling written, when Pooled
+	PoolingMode  string         `json:"pooling,omitempty"`       // Pooling.Mode's name, when Pooled
+	Normalize    bool           `json:"normalize,omitempty"`     // Pooling.Normalize, when Pooled
+	Opset        int64          `json:"opset"`
+	Copied       []string       `json:"copied"` // tokenizer files copied beside Path
 }
 
 // bertConfig is the encoder shape read from config.json.
@@ -104,6 +106,7 @@ func Export(dir string, o ExportOptions) (*ExportResult, error) {
 			return nil, fmt.Errorf("export: %w", err)
 		}
 		res.Output, res.Pooled, res.Pooling = EmbeddingsOutput, true, pool
+		res.PoolingMode, res.Normalize = pool.Mode.String(), pool.Normalize
 	}
 	if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
 		return nil, fmt.Errorf("export: %w", err)

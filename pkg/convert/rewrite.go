@@ -22,12 +22,12 @@ type ConvertOptions struct {
 
 // ConvertResult describes the rewritten graph.
 type ConvertResult struct {
-	Path         string
-	ExternalData string
-	Output       string // the graph's output after the rewrite
-	Pooled       bool
-	FP16         *AutoCastReport // nil without FP16
-	Report       *Report         // inspect of the written graph
+	Path         string          `json:"path"`
+	ExternalData string          `json:"external_data,omitempty"`
+	Output       string          `json:"output"` // the graph's output after the rewrite
+	Pooled       bool            `json:"pooled"`
+	FP16         *AutoCastReport `json:"fp16,omitempty"` // nil without FP16
+	Report       *Report         `json:"report"`         // inspect of the written graph
 }
 
 // Convert rewrites the ONNX encoder at in and writes it to out: with

@@ -195,6 +195,11 @@ output [ { name: "embeddings" dims: [ %d ] data_type: TYPE_FP32 } ]
 instance_group [ { count: %d kind: KIND_CPU } ]
 dynamic_batching { max_queue_delay_microseconds: %d }
 `, maxBatch, dim, instances, delayUS)
+	// M3ECTL_BENCH_POLICY=continuous: the continuous batching policy
+	// (issue 16) instead of Triton's delay.
+	if p := os.Getenv("M3ECTL_BENCH_POLICY"); p != "" {
+		cfg += fmt.Sprintf("parameters { key: \"BATCHING_POLICY\" value: { string_value: %q } }\n", p)
+	}
 	if err := os.WriteFile(filepath.Join(root, "bench", "config.pbtxt"), []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}

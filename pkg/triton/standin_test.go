@@ -101,6 +101,9 @@ func (s *execServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply["error"] = err.Error()
 	} else {
 		reply["outputs"] = outs
+		if s.onGPU(req.Model) {
+			reply["device"] = "gpu" // where a KIND_GPU model leaves its outputs
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(reply)
@@ -262,6 +265,24 @@ func runGraph(onnx string, inputs []wireTensor, outputs []string, widen bool) ([
 		o.Destroy()
 	}
 	return reply, nil
+}
+
+// onGPU says whether model runs KIND_GPU instances.
+func (s *execServer) onGPU(model string) bool {
+	text, err := os.ReadFile(filepath.Join(s.root, model, "config.pbtxt"))
+	if err != nil {
+		return false
+	}
+	cfg, err := tritonpb.ParseConfig(text)
+	if err != nil {
+		return false
+	}
+	for _, g := range cfg.InstanceGroup {
+		if g.Kind == tritonpb.ModelInstanceGroup_KIND_GPU {
+			return true
+		}
+	}
+	return false
 }
 
 func newestVersion(dir string) string {

@@ -46,6 +46,29 @@ func Open(path string) (*safetensors.File, error) {
 	return safetensors.Open(path)
 }
 
+// OpenMapped is Open with a safetensors file mapped into memory rather than
+// read (safetensors.OpenMapped); the returned function unmaps it, after
+// which the tensors' data must not be used. A PyTorch checkpoint is read
+// as Open reads it.
+func OpenMapped(path string) (*safetensors.File, func() error, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var magic [4]byte
+	_, err = f.ReadAt(magic[:], 0)
+	f.Close()
+	if err == nil && string(magic[:]) == "PK\x03\x04" {
+		t, err := OpenTorch(path)
+		return t, func() error { return nil }, err
+	}
+	m, err := safetensors.OpenMapped(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.File, m.Close, nil
+}
+
 // BERT finds a BERT encoder's tensors by their Hugging Face names
 // ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight").
 type BERT struct {

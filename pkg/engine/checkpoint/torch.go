@@ -61,6 +61,7 @@ type tensorRef struct {
 // view and runs nothing.
 type rebuildTensor struct{}
 
+// Call implements gopickle's types.Callable: REDUCE applies it to the pickled arguments.
 func (rebuildTensor) Call(args ...interface{}) (interface{}, error) {
 	if len(args) < 4 {
 		return nil, fmt.Errorf("%w: _rebuild_tensor_v2 with %d arguments", ErrTorchFormat, len(args))
@@ -78,6 +79,7 @@ func (rebuildTensor) Call(args ...interface{}) (interface{}, error) {
 // rebuildParameter stands for torch._utils._rebuild_parameter(data, requires_grad, hooks).
 type rebuildParameter struct{}
 
+// Call implements gopickle's types.Callable.
 func (rebuildParameter) Call(args ...interface{}) (interface{}, error) {
 	if len(args) < 1 {
 		return nil, fmt.Errorf("%w: _rebuild_parameter without data", ErrTorchFormat)

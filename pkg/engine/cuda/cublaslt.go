@@ -35,8 +35,14 @@ func bindLt(h uintptr) error {
 		}
 		*b.dst = p
 	}
+	if v, err := sym(h, "cublasLtGetVersion"); err == nil {
+		ltVersion = call(v)
+	}
 	return nil
 }
+
+// ltVersion is cublasLtGetVersion(), part of the algorithm cache's key.
+var ltVersion int
 
 // cuBLASLt and CUDA enum values (cublasLt.h, library_types.h).
 const (
@@ -86,6 +92,7 @@ type gemmPlan struct {
 // gemmer runs D[n×m] = X[n×k] · W[m×k]ᵀ + bias (row-major, PyTorch Linear
 // layout) through cuBLASLt, in column-major terms D'(m×n) = Wᵀ'(m×k)·X'(k×n).
 type gemmer struct {
+	dev       deviceInfo
 	handle    uintptr
 	dtype     int
 	workspace devPtr
@@ -94,8 +101,8 @@ type gemmer struct {
 	beta      float32
 }
 
-func newGemmer(dtype int) (*gemmer, error) {
-	g := &gemmer{dtype: dtype, plans: map[gemmKey]*gemmPlan{}, alpha: 1}
+func newGemmer(dtype int, dev deviceInfo) (*gemmer, error) {
+	g := &gemmer{dtype: dtype, dev: dev, plans: map[gemmKey]*gemmPlan{}, alpha: 1}
 	if err := ltCheck(call(lt.create, ptr(&g.handle)), "cublasLtCreate"); err != nil {
 		return nil, err
 	}
@@ -204,6 +211,16 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 	if err != nil || p.tuned || len(p.cands) < 2 {
 		return err
 	}
+	key := g.algoKey(m, n, k, epi)
+	if r, ok := algos.get(key); ok {
+		p.algo = r
+		if g.run(stream, d, x, w, bias, m, n, k, epi) == nil {
+			p.tuned = true
+			return nil
+		}
+		algos.drop(key) // not valid here after all: time the candidates again
+		p.algo = p.cands[0]
+	}
 	var ev [2]uintptr
 	for i := range ev {
 		if err := cuCheck(call(drv.eventCreate, ptr(&ev[i]), 0), "cuEventCreate"); err != nil {
@@ -233,6 +250,7 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 	}
 	p.algo = p.cands[best]
 	p.tuned = true
+	algos.put(key, p.algo)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	_ "embed"
 
@@ -25,6 +26,9 @@ type Config struct {
 	NoGraphs  bool // launch kernels one by one instead of replaying CUDA graphs
 	MaxGraphs int  // captured graphs kept per engine; 0: 512
 	NoTune    bool // take cuBLASLt's first heuristic choice instead of timing its top algorithms
+	// CaptureFirst captures a shape's graph on its first batch instead of
+	// its second (M3ECTL_CUDA_CAPTURE_FIRST=1; the benchmark's timings).
+	CaptureFirst bool
 }
 
 // ConfigFromEnv reads o.Precision, M3ECTL_CUDA_GELU=erf and M3ECTL_CUDA_GRAPHS=0.
@@ -33,6 +37,8 @@ func ConfigFromEnv(o engine.Options) Config {
 		FP32:      strings.EqualFold(o.Precision, "fp32"),
 		ExactGELU: os.Getenv("M3ECTL_CUDA_GELU") == "erf",
 		NoGraphs:  os.Getenv("M3ECTL_CUDA_GRAPHS") == "0",
+		// The benchmark times graph replays from the first run on.
+		CaptureFirst: os.Getenv("M3ECTL_CUDA_CAPTURE_FIRST") == "1",
 	}
 }
 
@@ -60,6 +66,8 @@ type Engine struct {
 	buf                                    buffers
 	graphs                                 map[bucket]uintptr
 	done                                   uintptr // blocking-sync event recorded after each batch
+	seen                                   map[bucket]int
+	split                                  startSplit
 	closed                                 bool
 }
 
@@ -72,36 +80,73 @@ func Open(m *engine.Model, o engine.Options) (engine.Engine, error) {
 
 // OpenConfig is Open with explicit tuning switches.
 func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error) {
-	if err := load(); err != nil {
-		return nil, err
-	}
+	start := time.Now()
 	if m.HFConfig == "" || m.Weights == "" {
+		if err := load(); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%s: the cuda engine needs config.json and model.safetensors or pytorch_model.bin (a Hugging Face / sentence-transformers folder); use --engine cpu for ONNX files", m.Path)
 	}
 	cfg, err := readConfig(m.HFConfig)
 	if err != nil {
 		return nil, err
 	}
+	// The weights are mapped and converted on every core while the driver
+	// initialises, the context is made and the kernels load: the two were
+	// most of the cold start one after the other.
+	weightsCh := make(chan preparedWeights, 1)
+	go func() {
+		t := time.Now()
+		h, err := prepareWeights(m.Weights, cfg, !conf.FP32)
+		weightsCh <- preparedWeights{h, err, time.Since(t)}
+	}()
+	if err := load(); err != nil {
+		return nil, err
+	}
+	libs := time.Since(start)
 	if conf.MaxGraphs == 0 {
 		conf.MaxGraphs = 512
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[bucket]uintptr{}, elem: 2}
+	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[bucket]uintptr{}, elem: 2, seen: map[bucket]int{}}
 	if conf.FP32 {
 		e.elem = 4
 	}
-	if err := e.init(m, o); err != nil {
+	e.split.libs = libs
+	if err := e.init(m, o, weightsCh); err != nil {
 		e.release()
 		return nil, err
 	}
+	e.split.total = time.Since(start)
 	slog.Debug("cuda engine ready", "gpu", e.dev.Name, "sm", fmt.Sprintf("%d.%d", e.dev.Major, e.dev.Minor),
-		"layers", cfg.Layers, "hidden", cfg.Hidden, "fp32", conf.FP32, "weights_mb", e.w.bytes>>20)
+		"layers", cfg.Layers, "hidden", cfg.Hidden, "fp32", conf.FP32, "weights_mb", e.w.bytes>>20,
+		"total", ms(e.split.total), "libs_and_cuinit", ms(e.split.libs), "context", ms(e.split.context),
+		"kernel_compile", ms(e.split.kernels), "weights_map_and_convert", ms(e.split.convert),
+		"weights_wait", ms(e.split.wait), "weights_upload", ms(e.split.upload))
 	return e, nil
 }
 
-func (e *Engine) init(m *engine.Model, o engine.Options) error {
+// preparedWeights is prepareWeights' answer to OpenConfig.
+type preparedWeights struct {
+	h    *hostWeights
+	err  error
+	took time.Duration
+}
+
+// startSplit is where an engine's start-up time went (embed -v and serve -v
+// print it): the parts overlap where noted.
+type startSplit struct {
+	total, libs, context, kernels time.Duration
+	convert                       time.Duration // on other goroutines, alongside libs, context and kernels
+	wait, upload                  time.Duration
+}
+
+func ms(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+
+func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan preparedWeights) error {
 	var err error
+	t := time.Now()
 	if e.devNo, e.dev, err = getDevice(o.Device); err != nil {
 		return fmt.Errorf("GPU %d: %w", o.Device, err)
 	}
@@ -131,6 +176,8 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	}
 	e.lnThreads = ln
 	e.lnWarp = !e.conf.FP32 && e.cfg.Hidden%8 == 0 // LN_WARP in kernels.cu
+	e.split.context = time.Since(t)
+	t = time.Now()
 	fp16 := 1
 	if e.conf.FP32 {
 		fp16 = 0
@@ -179,12 +226,21 @@ func (e *Engine) init(m *engine.Model, o engine.Options) error {
 	if e.conf.FP32 {
 		dt = cudaR32F
 	}
-	if e.gemm, err = newGemmer(dt); err != nil {
+	if e.gemm, err = newGemmer(dt, e.dev); err != nil {
 		return err
 	}
-	if e.w, err = loadWeights(m.Weights, e.cfg, !e.conf.FP32); err != nil {
+	e.split.kernels = time.Since(t)
+	t = time.Now()
+	pw := <-weightsCh
+	e.split.wait, e.split.convert = time.Since(t), pw.took
+	if pw.err != nil {
+		return pw.err
+	}
+	t = time.Now()
+	if e.w, err = pw.h.upload(); err != nil {
 		return err
 	}
+	e.split.upload = time.Since(t)
 	rows, toks := o.MaxBatchRows, o.MaxBatchTokens
 	if toks == 0 && rows > 0 {
 		toks = rows * 32
@@ -286,17 +342,28 @@ func (e *Engine) run(bk bucket) error {
 	}
 	g, ok := e.graphs[bk]
 	if !ok {
-		if len(e.graphs) >= e.conf.MaxGraphs {
+		// A shape's first batch runs its kernels one by one and is captured
+		// as a graph only when the shape comes again: capturing costs more
+		// than one eager run, and the first embedding of a cold start, a
+		// warm-up sample or a shape seen once need not pay it.
+		e.seen[bk]++
+		if len(e.graphs) >= e.conf.MaxGraphs || (e.seen[bk] == 1 && !e.conf.CaptureFirst) {
+			t := time.Now()
 			if err := e.planGemms(bk); err != nil {
 				return err
 			}
+			if e.seen[bk] == 1 {
+				slog.Debug("cuda shape first seen", "rows", bk.N, "tokens", bk.T, "gemm_choice", ms(time.Since(t)))
+			}
 			return e.enqueue(bk, nil)
 		}
+		t := time.Now()
 		var err error
 		if g, err = e.capture(bk); err != nil {
 			return err
 		}
 		e.graphs[bk] = g
+		slog.Debug("cuda graph captured", "rows", bk.N, "tokens", bk.T, "graph_capture", ms(time.Since(t)))
 	}
 	return cuCheck(call(drv.graphLaunch, g, e.l.stream), "cuGraphLaunch")
 }

@@ -111,6 +111,7 @@ func (e *Engine) planGemms(bk bucket) error {
 			return err
 		}
 	}
+	algos.save()
 	return nil
 }
 

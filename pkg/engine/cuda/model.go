@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/engine/checkpoint"
@@ -126,120 +129,143 @@ func (w *weights) free() {
 	w.all = nil
 }
 
-// loadWeights reads model.safetensors or pytorch_model.bin (through
-// pkg/engine/checkpoint, as m3ectl export does) and uploads every tensor.
-func loadWeights(path string, c bertConfig, fp16 bool) (*weights, error) {
-	f, err := checkpoint.Open(path)
+// weightJob is one device tensor: where its pointer goes and how its bytes
+// are made from the checkpoint.
+type weightJob struct {
+	dst  *devPtr
+	conv func() ([]byte, error)
+	data []byte
+}
+
+// hostWeights are a checkpoint's tensors converted to the device layout in
+// host memory, ready to upload.
+type hostWeights struct {
+	w    *weights
+	jobs []weightJob
+}
+
+// prepareWeights maps model.safetensors (or reads pytorch_model.bin, through
+// pkg/engine/checkpoint as m3ectl export does) and converts every tensor to
+// the device layout on all cores. It touches no CUDA, so OpenConfig runs it
+// while the driver initialises and the kernels load.
+func prepareWeights(path string, c bertConfig, fp16 bool) (*hostWeights, error) {
+	f, closeF, err := checkpoint.OpenMapped(path)
 	if err != nil {
 		return nil, err
 	}
+	defer closeF()
 	src, err := newWeightSource(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	w := &weights{}
-	put := func(dst *devPtr, b []byte) error {
-		p, err := upload(b)
-		if err != nil {
-			return err
-		}
-		w.all = append(w.all, p)
-		w.bytes += int64(len(b))
-		*dst = p
-		return nil
+	w := &weights{layers: make([]layerWeights, c.Layers)}
+	var jobs []weightJob
+	act := func(dst *devPtr, name string, n int) {
+		jobs = append(jobs, weightJob{dst: dst, conv: func() ([]byte, error) {
+			v, err := src.get(name, n)
+			if err != nil {
+				return nil, err
+			}
+			return encode(v, fp16), nil
+		}})
 	}
-	act := func(dst *devPtr, name string, n int) error {
-		v, err := src.get(name, n)
-		if err != nil {
-			return err
-		}
-		return put(dst, encode(v, fp16))
-	}
-	f32 := func(dst *devPtr, name string, n int) error {
-		v, err := src.get(name, n)
-		if err != nil {
-			return err
-		}
-		return put(dst, encodeF32(v))
+	f32 := func(dst *devPtr, name string, n int) {
+		jobs = append(jobs, weightJob{dst: dst, conv: func() ([]byte, error) {
+			v, err := src.get(name, n)
+			if err != nil {
+				return nil, err
+			}
+			return encodeF32(v), nil
+		}})
 	}
 	H, I := c.Hidden, c.Intermediate
-	err = func() error {
-		if err := act(&w.word, "embeddings.word_embeddings.weight", c.Vocab*H); err != nil {
-			return err
-		}
-		if err := act(&w.pos, "embeddings.position_embeddings.weight", c.MaxPos*H); err != nil {
-			return err
-		}
+	act(&w.word, "embeddings.word_embeddings.weight", c.Vocab*H)
+	act(&w.pos, "embeddings.position_embeddings.weight", c.MaxPos*H)
+	jobs = append(jobs, weightJob{dst: &w.type0, conv: func() ([]byte, error) {
 		tt := src.f.Tensor(src.prefix + "embeddings.token_type_embeddings.weight")
 		if tt == nil || tt.Elements() < H {
-			return fmt.Errorf("weight embeddings.token_type_embeddings.weight missing")
+			return nil, fmt.Errorf("weight embeddings.token_type_embeddings.weight missing")
 		}
 		tv, err := tt.Float32()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := put(&w.type0, encode(tv[:H], fp16)); err != nil {
-			return err
-		}
-		if err := f32(&w.embG, "embeddings.LayerNorm.weight", H); err != nil {
-			return err
-		}
-		if err := f32(&w.embB, "embeddings.LayerNorm.bias", H); err != nil {
-			return err
-		}
-		for l := 0; l < c.Layers; l++ {
-			p := fmt.Sprintf("encoder.layer.%d.", l)
-			var lw layerWeights
-			var qkv, qkvB []float32
-			for _, n := range []string{"query", "key", "value"} {
-				v, err := src.get(p+"attention.self."+n+".weight", H*H)
-				if err != nil {
-					return err
+		return encode(tv[:H], fp16), nil
+	}})
+	f32(&w.embG, "embeddings.LayerNorm.weight", H)
+	f32(&w.embB, "embeddings.LayerNorm.bias", H)
+	for l := 0; l < c.Layers; l++ {
+		p := fmt.Sprintf("encoder.layer.%d.", l)
+		lw := &w.layers[l]
+		stack := func(suffix string, n int) func() ([]byte, error) {
+			return func() ([]byte, error) {
+				var all []float32
+				for _, part := range []string{"query", "key", "value"} {
+					v, err := src.get(p+"attention.self."+part+suffix, n)
+					if err != nil {
+						return nil, err
+					}
+					all = append(all, v...)
 				}
-				b, err := src.get(p+"attention.self."+n+".bias", H)
-				if err != nil {
-					return err
-				}
-				qkv, qkvB = append(qkv, v...), append(qkvB, b...)
+				return encode(all, fp16), nil
 			}
-			if err := put(&lw.qkvW, encode(qkv, fp16)); err != nil {
-				return err
-			}
-			if err := put(&lw.qkvB, encode(qkvB, fp16)); err != nil {
-				return err
-			}
-			for _, s := range []struct {
-				dst  *devPtr
-				name string
-				n    int
-				f32  bool
-			}{
-				{&lw.outW, "attention.output.dense.weight", H * H, false},
-				{&lw.outB, "attention.output.dense.bias", H, false},
-				{&lw.ln1G, "attention.output.LayerNorm.weight", H, true},
-				{&lw.ln1B, "attention.output.LayerNorm.bias", H, true},
-				{&lw.inW, "intermediate.dense.weight", I * H, false},
-				{&lw.inB, "intermediate.dense.bias", I, false},
-				{&lw.out2W, "output.dense.weight", H * I, false},
-				{&lw.out2B, "output.dense.bias", H, false},
-				{&lw.ln2G, "output.LayerNorm.weight", H, true},
-				{&lw.ln2B, "output.LayerNorm.bias", H, true},
-			} {
-				load := act
-				if s.f32 {
-					load = f32
-				}
-				if err := load(s.dst, p+s.name, s.n); err != nil {
-					return err
-				}
-			}
-			w.layers = append(w.layers, lw)
 		}
-		return nil
-	}()
-	if err != nil {
-		w.free()
+		jobs = append(jobs, weightJob{dst: &lw.qkvW, conv: stack(".weight", H*H)}, weightJob{dst: &lw.qkvB, conv: stack(".bias", H)})
+		for _, s := range []struct {
+			dst  *devPtr
+			name string
+			n    int
+			f32  bool
+		}{
+			{&lw.outW, "attention.output.dense.weight", H * H, false},
+			{&lw.outB, "attention.output.dense.bias", H, false},
+			{&lw.ln1G, "attention.output.LayerNorm.weight", H, true},
+			{&lw.ln1B, "attention.output.LayerNorm.bias", H, true},
+			{&lw.inW, "intermediate.dense.weight", I * H, false},
+			{&lw.inB, "intermediate.dense.bias", I, false},
+			{&lw.out2W, "output.dense.weight", H * I, false},
+			{&lw.out2B, "output.dense.bias", H, false},
+			{&lw.ln2G, "output.LayerNorm.weight", H, true},
+			{&lw.ln2B, "output.LayerNorm.bias", H, true},
+		} {
+			if s.f32 {
+				f32(s.dst, p+s.name, s.n)
+			} else {
+				act(s.dst, p+s.name, s.n)
+			}
+		}
+	}
+	// Convert on every core; the file stays mapped until all are done.
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range jobs {
+		g.Go(func() error {
+			b, err := jobs[i].conv()
+			jobs[i].data, jobs[i].conv = b, nil
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return &hostWeights{w: w, jobs: jobs}, nil
+}
+
+// upload copies the converted tensors to the GPU of the current context.
+func (h *hostWeights) upload() (*weights, error) {
+	w := h.w
+	for i := range h.jobs {
+		j := &h.jobs[i]
+		p, err := upload(j.data)
+		if err != nil {
+			w.free()
+			return nil, err
+		}
+		w.all = append(w.all, p)
+		w.bytes += int64(len(j.data))
+		*j.dst = p
+		j.data = nil
 	}
 	return w, nil
 }
+

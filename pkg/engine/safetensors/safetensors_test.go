@@ -1,10 +1,13 @@
 package safetensors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"path/filepath"
 	"testing"
 )
 
@@ -140,4 +143,30 @@ func FuzzParse(f *testing.F) {
 			_, _ = tt.Float32()
 		}
 	})
+}
+
+// OpenMapped parses the same tensors as Open.
+func TestOpenMappedMatchesOpen(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "testdata", "m3e-tiny", "hf", "model.safetensors")
+	want, err := Open(path)
+	if err != nil {
+		t.Skip(err)
+	}
+	m, err := OpenMapped(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if fmt.Sprint(m.Names()) != fmt.Sprint(want.Names()) {
+		t.Fatalf("names differ")
+	}
+	for _, n := range want.Names() {
+		a, b := want.Tensor(n), m.Tensor(n)
+		if a.DType != b.DType || fmt.Sprint(a.Shape) != fmt.Sprint(b.Shape) || !bytes.Equal(a.Data, b.Data) {
+			t.Fatalf("tensor %s differs", n)
+		}
+	}
+	if _, err := OpenMapped(filepath.Join(t.TempDir(), "missing.safetensors")); err == nil {
+		t.Error("a missing file opened")
+	}
 }

@@ -99,8 +99,13 @@ class TritonPythonModel:
             else:
                 a = ids
             tensors.append(pb_utils.Tensor(name, a.astype(dtype)))
+        # A tensorrt_plan encoder leaves its output in GPU memory, and BLS
+        # hands outputs back where the model put them unless told otherwise;
+        # as_numpy() refuses GPU tensors (python_backend@r26.07 README "BLS",
+        # preferred_memory since 23.04; src/pb_tensor.cc AsNumpy).
         resp = pb_utils.InferenceRequest(model_name=self.encoder, requested_output_names=[self.output],
-                                         inputs=tensors).exec()
+                                         inputs=tensors,
+                                         preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)).exec()
         if resp.has_error():
             raise RuntimeError(resp.error().message())
         out = pb_utils.get_output_tensor_by_name(resp, self.output)

@@ -129,7 +129,8 @@ class TritonPythonModel:
         ptr = self._buffer(self.output, host.nbytes)
         if not self.context.set_tensor_address(self.output, ptr):
             raise RuntimeError("set_tensor_address(%s) failed" % self.output)
-        if not self.context.execute_async_v3(self.stream):
+        # cuda-python's cudaStream_t is not an int; TensorRT takes the handle as one.
+        if not self.context.execute_async_v3(int(self.stream)):
             raise RuntimeError("execute_async_v3 failed")
         _cuda(cudart.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
         _cuda(cudart.cudaStreamSynchronize(self.stream))

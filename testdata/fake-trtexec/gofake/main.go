@@ -9,7 +9,10 @@
 // does ("Unknown option: --fp16 ", then FAILED). A build (--onnx) checks the
 // graph's dynamic inputs against --minShapes/--optShapes/--maxShapes and
 // writes an engine that records the ONNX, the profile and the engine's
-// dtypes (int32 ids before 10.0, int64 from 10.0). --loadEngine checks the
+// dtypes (int32 ids before 10.0, int64 from 10.0). With --fp16 (or --best)
+// on a weakly typed build it computes with the fp16 AutoCast of the graph
+// (written beside the engine), so an fp16 engine's outputs differ from
+// fp32 as a real one's do. --loadEngine checks the
 // version, --shapes against the profile, each --loadInputs file's byte
 // size against the engine's dtype, then runs the ONNX through ONNX Runtime
 // on those inputs and writes --exportOutput as trtexec does: name,
@@ -299,6 +302,18 @@ func build(opts map[string]string) {
 	logf("I", "[TRT] Total Activation Memory: 123456789")
 	logf("I", "Engine built in 1.2 sec.")
 	if out, ok := opts["saveEngine"]; ok {
+		_, fp16 := opts["fp16"]
+		_, best := opts["best"]
+		if (fp16 || best) && !strongly {
+			// The builder may pick fp16 kernels anywhere: compute as the fp16
+			// AutoCast of the graph would, so parity sees fp16 rounding.
+			half := out + ".fake-fp16.onnx"
+			if _, err := convert.Convert(path, half, convert.ConvertOptions{FP16: true}); err == nil {
+				eng.ONNX = absPath(half)
+			} else {
+				logf("W", "fake trtexec: fp16 not emulated (%v); computing in fp32", err)
+			}
+		}
 		b, _ := json.Marshal(eng)
 		if err := os.WriteFile(out, b, 0o644); err != nil {
 			fail("Cannot write engine to " + out)

@@ -4,11 +4,12 @@
 # It implements only the surface python_backend documents for the r26.x
 # releases (README.md and src/resources/triton_python_backend_utils.py of
 # triton-inference-server/python_backend@r26.07): Tensor(name, array) with
-# name()/as_numpy(), get_input_tensor_by_name, get_output_tensor_by_name,
+# name()/as_numpy()/is_cpu(), get_input_tensor_by_name, get_output_tensor_by_name,
 # get_input_config_by_name, get_output_config_by_name,
 # triton_string_to_numpy, triton_to_numpy_type, numpy_to_triton_type,
 # InferenceRequest(model_name, requested_output_names, inputs, ...) with
-# exec() for BLS, InferenceResponse(output_tensors, error) with
+# exec() for BLS and its preferred_memory (PreferredMemory,
+# TRITONSERVER_MEMORY_CPU/GPU), InferenceResponse(output_tensors, error) with
 # output_tensors()/has_error()/error(), TritonError(message, code) with
 # message()/code(), TritonModelException. Anything else is an
 # AttributeError, as it would be for a name Triton does not have.
@@ -93,6 +94,17 @@ class TritonModelException(Exception):
     pass
 
 
+TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED, TRITONSERVER_MEMORY_GPU = 0, 1, 2
+
+
+class PreferredMemory:
+    def __init__(self, preferred_memory_type, preferred_device_id=0):
+        if preferred_memory_type not in (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_GPU):
+            raise TypeError("PreferredMemory: memory type must be TRITONSERVER_MEMORY_CPU or _GPU")
+        self.preferred_memory_type = preferred_memory_type
+        self.preferred_device_id = preferred_device_id
+
+
 class Tensor:
     def __init__(self, name, array):
         if not isinstance(name, str):
@@ -106,11 +118,17 @@ class Tensor:
         _wire(array.dtype)
         self._name = name
         self._array = array
+        self._gpu = False
 
     def name(self):
         return self._name
 
+    def is_cpu(self):
+        return not self._gpu
+
     def as_numpy(self):
+        if self._gpu:  # src/pb_tensor.cc@r26.07
+            raise TritonModelException("Tensor is stored in GPU and cannot be converted to NumPy.")
         return self._array
 
 
@@ -182,6 +200,10 @@ class InferenceRequest:
         self._outputs = requested_output_names
         self._inputs = inputs
         self._version = optional.get("model_version", -1)
+        pm = optional.get("preferred_memory")
+        if pm is not None and not isinstance(pm, PreferredMemory):
+            raise TypeError("InferenceRequest: preferred_memory must be a pb_utils.PreferredMemory")
+        self._preferred = pm
 
     def inputs(self):
         return self._inputs
@@ -215,5 +237,10 @@ class InferenceRequest:
         for o in reply["outputs"]:
             dt = {w: t for _, w, t in _TYPES}[o["datatype"]]
             a = np.frombuffer(base64.b64decode(o["data"]), dtype=np.dtype(dt).newbyteorder("<")).reshape(o["shape"])
-            outs.append(Tensor(o["name"], a.astype(dt)))
+            t = Tensor(o["name"], a.astype(dt))
+            # Outputs stay where the model produced them (on the GPU for a
+            # KIND_GPU model) unless preferred_memory asks for the CPU.
+            wants_cpu = self._preferred is not None and self._preferred.preferred_memory_type == TRITONSERVER_MEMORY_CPU
+            t._gpu = reply.get("device") == "gpu" and not wants_cpu
+            outs.append(t)
         return InferenceResponse(output_tensors=outs)

@@ -147,6 +147,8 @@ class IExecutionContext:
         return True
 
     def execute_async_v3(self, stream_handle):
+        if type(stream_handle) is not int:  # the bindings take the handle as an int
+            raise TypeError("execute_async_v3(): incompatible function arguments: stream_handle must be int, got %s" % type(stream_handle).__name__)
         plan = self._engine._plan
         inputs = []
         for t in plan["inputs"]:

@@ -62,14 +62,32 @@ def cudaFree(ptr):
     return (cudaError_t.cudaSuccess,)
 
 
+class cudaStream_t:
+    """Like cuda-python's: an object, not an int; int() gives the handle."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def __int__(self):
+        return self._handle
+
+    def getPtr(self):
+        return self._handle
+
+
+def _stream(s):
+    h = int(s) if isinstance(s, (cudaStream_t, int)) else None
+    return h if h in _streams else None
+
+
 def cudaStreamCreate():
     s = len(_streams) + 1
     _streams.add(s)
-    return (cudaError_t.cudaSuccess, s)
+    return (cudaError_t.cudaSuccess, cudaStream_t(s))
 
 
 def cudaMemcpyAsync(dst, src, count, kind, stream):
-    if stream not in _streams:
+    if _stream(stream) is None:
         return (cudaError_t.cudaErrorInvalidValue,)
     if kind == cudaMemcpyKind.cudaMemcpyHostToDevice:
         ok = _find(dst, count) and not _find(src, count)
@@ -84,7 +102,7 @@ def cudaMemcpyAsync(dst, src, count, kind, stream):
 
 
 def cudaStreamSynchronize(stream):
-    if stream not in _streams:
+    if _stream(stream) is None:
         return (cudaError_t.cudaErrorInvalidValue,)
     return (cudaError_t.cudaSuccess,)
 
