@@ -23,7 +23,9 @@ which are checked but not loaded) and prints its opset and IR version, producer,
 inputs and outputs with every dimension (symbolic names kept), the op histogram,
 the parameter count and bytes, the external-data files, the detected BERT
 architecture (layers, hidden size, heads, intermediate size, vocabulary, max
-positions) and the trtexec shape profile build-engine would suggest.
+positions), whether the graph pools itself (an embeddings [batch, hidden]
+output, which embed, serve and verify-engine then take as is) and the trtexec
+shape profile build-engine would suggest.
 A model folder (Hugging Face layout) is inspected through its model.onnx or
 onnx/model.onnx.`,
 		Example: `  m3ectl inspect testdata/m3e-tiny/model.onnx

@@ -105,7 +105,7 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.Int64Var(&f.maxRequestBytes, "max-request-bytes", serve.DefaultMaxRequestBytes, "largest request body accepted (larger: 413)")
 	fl.Int64Var(&f.maxInflightBytes, "max-inflight-bytes", 0, "request data in flight across all requests, each weighing 4x its body; beyond it requests get 503 + Retry-After (0: 4 x --max-request-bytes)")
 	fl.IntVar(&f.maxRequestTexts, "max-request-texts", 1024, "most texts in one KServe request to a model with max_batch_size 0 (otherwise max_batch_size bounds it)")
-	fl.Int64Var(&f.memoryLimit, "memory-limit", 0, "soft limit of the Go heap in bytes, as GOMEMLIMIT (0: --max-inflight-bytes + 256 MiB; -1: none; GOMEMLIMIT wins)")
+	fl.Int64Var(&f.memoryLimit, "memory-limit", 0, "soft limit of the Go heap in bytes, as GOMEMLIMIT (0: --max-inflight-bytes + 128 MiB; -1: none; GOMEMLIMIT wins)")
 	fl.IntVar(&f.maxConnections, "max-connections", 0, "connections each listener holds open; past it new ones are closed, with a log line (0: 4096, less under a low descriptor limit; -1: no cap)")
 	fl.Uint32Var(&f.maxStreams, "grpc-max-concurrent-streams", 1024, "concurrent RPCs on one gRPC connection")
 	fl.StringVar(&f.apiKey, "api-key", "", "bearer token required on every endpoint but health (default $"+apiKeyEnv+")")

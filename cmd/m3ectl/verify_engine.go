@@ -26,10 +26,13 @@ or one built by another TensorRT version, fails with trtexec's reason.
 
 With --onnx it also tokenises sample sentences, writes them as trtexec input
 files (raw little-endian, in the dtype the engine takes: int32 for TensorRT
-8.x, int64 for 10.x), runs the engine (--loadInputs/--exportOutput), runs the
-same inputs through ONNX Runtime on the CPU, and reports the largest |Δ| of
-the hidden states and the smallest cosine of the mean-pooled embeddings. It
-fails when either is outside the tolerance (defaults fit an fp16 engine).`,
+8.x, int64 for 10.x and 11.x), runs the engine (--loadInputs/--exportOutput), runs
+the same inputs through ONNX Runtime on the CPU, and reports the largest |Δ| of
+the hidden states and the smallest cosine of the mean-pooled embeddings. An
+engine whose output is already pooled (embeddings [N, dim], from m3ectl export or
+build-engine --pooling) is compared on those embeddings, row by row, and no
+pooling of verify-engine's own is applied. It fails when either figure is
+outside the tolerance (defaults fit an fp16 engine).`,
 		Example: `  m3ectl verify-engine m3e-base.plan
   m3ectl verify-engine m3e-base.plan --onnx m3e-base.onnx --vocab vocab.txt
   m3ectl verify-engine m3e-base.plan --onnx m3e-base.onnx --tolerance 1e-3 --json`,

@@ -71,7 +71,10 @@ func (e *TrtexecError) Error() string {
 }
 
 // phases maps substrings of trtexec's log to the phase they start, in the
-// order a build goes through them.
+// order a build goes through them. Each marker occurs in NVIDIA/TensorRT's
+// samples at v8.6.1, v10.3.0 and v11.1 (sampleEngines.cpp, sampleInference.cpp),
+// except "Engine loaded in" and "Graph optimization time" (10.x on) and
+// "Engine generation completed" (11.1).
 var phases = []struct{ marker, phase string }{
 	{"=== Model Options ===", "reading options"},
 	{"Start parsing network model", "parsing ONNX"},

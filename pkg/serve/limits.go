@@ -77,7 +77,7 @@ func checkDataDepth(call *inferCall, c *jsonCounts) error {
 // SetMemoryLimit gives the Go runtime a soft memory limit, unless
 // GOMEMLIMIT chooses one: with GOGC 400 the heap may otherwise grow to five
 // times its live size before collecting, which after a burst of large
-// bodies is gigabytes. limit 0 means the in-flight budget plus 256 MiB of
+// bodies is gigabytes. limit 0 means the in-flight budget plus 128 MiB of
 // headroom for the live heap; negative turns the limit off. The serve
 // command calls it once at start.
 func SetMemoryLimit(limit, inflightBytes int64) {
@@ -85,7 +85,7 @@ func SetMemoryLimit(limit, inflightBytes int64) {
 		return
 	}
 	if limit == 0 {
-		limit = inflightBytes + 256<<20
+		limit = inflightBytes + 128<<20
 	}
 	debug.SetMemoryLimit(min(limit, math.MaxInt64))
 }

@@ -55,8 +55,8 @@ if has bulk; then
     [ "$m" = m3e-base-rand ] && chk+=("$m" /tmp/$m.f16.npy /tmp/$m-head.jsonl)
     python3 "$here/bulk_baseline.py" --work "$work" --out "$out" --corpus /tmp/head2000.txt --check "${chk[@]}" 2>&1 | grep -v -i warn
   done
-  step "two engines vs one on the GPU, and --batch-tokens"
-  for v in "--instances 1" "--batch-tokens 8192" "--batch-tokens 32768"; do
+  step "two engines vs one on the GPU"
+  for v in ${VARIANTS:-"--instances 1"}; do
     s=$(ns); "$b/m3ectl" embed --engine cuda --model "$base" --input "$corpus" -o /tmp/v.npy --quiet $v; e=$(ns)
     echo "base .npy $v: $(( (e - s) / 1000000 )) ms"
   done
@@ -167,7 +167,7 @@ if has ort && [ -f "$bin/libonnxruntime.so.xz" ]; then
   "$b/m3ectl" export --model "$base" --out /tmp/base-onnx/model.onnx >/dev/null 2>&1 || echo "export failed"
   for pol in continuous; do
     (cd pkg/serve && ONNXRUNTIME_LIB=/tmp/libonnxruntime.so M3ECTL_BENCH_MODEL=/tmp/base-onnx/model.onnx M3ECTL_BENCH_POLICY=$pol \
-      timeout 150 "$b/serve.test" -test.run XXX -test.bench BenchmarkEngineVsServer -test.benchtime 1200x) >"$out/ort-$pol.txt" 2>&1
+      timeout 100 "$b/serve.test" -test.run XXX -test.bench BenchmarkEngineVsServer -test.benchtime 1200x) >"$out/ort-$pol.txt" 2>&1
     tail -6 "$out/ort-$pol.txt" | cut -c1-600
   done
 fi
