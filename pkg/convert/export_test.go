@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/m3ectl/m3ectl/pkg/convert"
@@ -219,6 +220,30 @@ func TestExportMatchesReference(t *testing.T) {
 			}
 			os.Remove(filepath.Join(dir, "model.safetensors"))
 			if err := checkpointtest.WriteTorch(filepath.Join(dir, "pytorch_model.bin"), f); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}},
+		{name: "bert.-prefixed, gamma/beta names", pooled: true, maxAbs: 1e-5, src: func(t *testing.T) string {
+			// A task-head checkpoint (BertForMaskedLM: "bert." prefix) with
+			// TensorFlow-era LayerNorm names, as pytorch_model.bin.
+			dir := hfCopy(t)
+			f, err := safetensors.Open(filepath.Join(dir, "model.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ts []*safetensors.Tensor
+			for _, n := range f.Names() {
+				tn := *f.Tensor(n)
+				tn.Name = "bert." + strings.NewReplacer("LayerNorm.weight", "LayerNorm.gamma", "LayerNorm.bias", "LayerNorm.beta").Replace(n)
+				ts = append(ts, &tn)
+			}
+			renamed, err := safetensors.New(ts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, "model.safetensors"))
+			if err := checkpointtest.WriteTorch(filepath.Join(dir, "pytorch_model.bin"), renamed); err != nil {
 				t.Fatal(err)
 			}
 			return dir

@@ -37,10 +37,15 @@ func TestConvertMatchesReference(t *testing.T) {
 	if _, err := convert.Export(filepath.Join(tiny, "hf"), convert.ExportOptions{Out: ownPooled}); err != nil {
 		t.Fatal(err)
 	}
+	own13 := filepath.Join(t.TempDir(), "own13", "model.onnx")
+	if _, err := convert.Export(filepath.Join(tiny, "hf"), convert.ExportOptions{Out: own13, Pooling: "none", Opset: 13}); err != nil {
+		t.Fatal(err)
+	}
 	sources := map[string]string{
-		"opset11": filepath.Join(tiny, "model.onnx"),
-		"dynamo":  filepath.Join(tiny, "dynamo", "model.onnx"),
-		"export":  own,
+		"opset11":        filepath.Join(tiny, "model.onnx"),
+		"dynamo":         filepath.Join(tiny, "dynamo", "model.onnx"),
+		"export":         own,
+		"export-opset13": own13,
 	}
 	type variant struct {
 		name string
@@ -78,6 +83,12 @@ func TestConvertMatchesReference(t *testing.T) {
 				if v.o.FP16 {
 					if res.FP16 == nil || res.FP16.FP16Weights < 1_000_000 || !contains(res.FP16.KeptFP32Ops, "Softmax") {
 						t.Errorf("fp16 report %+v", res.FP16)
+					}
+					if strings.HasPrefix(sname, "opset11") || sname == "export-opset13" {
+						// The decomposed LayerNorm chain was found and kept in fp32.
+						if !contains(res.FP16.KeptFP32Ops, "Pow") || !contains(res.FP16.KeptFP32Ops, "ReduceMean") {
+							t.Errorf("decomposed LayerNorm not kept in fp32: %v", res.FP16.KeptFP32Ops)
+						}
 					}
 					if res.Report.ParameterBytes > 3_200_000 {
 						t.Errorf("fp16 model stores %d parameter bytes; weights are not fp16", res.Report.ParameterBytes)
