@@ -168,9 +168,11 @@ func benchRepository(b *testing.B, root, modelPath string, maxBatch, instances, 
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The width when the folder says it; -1 (the engine's) otherwise, so an
+	// exported .onnx of any width serves (M3ECTL_BENCH_MODEL).
 	dim := m.Dim
 	if dim == 0 {
-		dim = tinyDim
+		dim = -1
 	}
 	vdir := filepath.Join(root, "bench", "1")
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
@@ -181,6 +183,15 @@ func benchRepository(b *testing.B, root, modelPath string, maxBatch, instances, 
 		links = map[string]string{"model.onnx": abs}
 		if m.Tokenizer != "" {
 			links[filepath.Base(m.Tokenizer)] = m.Tokenizer
+			if st, err := os.Stat(m.Tokenizer); err == nil && st.IsDir() {
+				// A folder (m3ectl export's output): its tokenizer files.
+				delete(links, filepath.Base(m.Tokenizer))
+				for _, f := range []string{"vocab.txt", "tokenizer.json", "tokenizer_config.json"} {
+					if _, err := os.Stat(filepath.Join(m.Tokenizer, f)); err == nil {
+						links[f] = filepath.Join(m.Tokenizer, f)
+					}
+				}
+			}
 		}
 	}
 	for name, target := range links {

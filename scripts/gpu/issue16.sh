@@ -15,7 +15,9 @@ here=$(dirname "$(realpath "$0")")
 sections=${SECTIONS:-"bulk cold serve tests ort"}
 mkdir -p /tmp/b "$out" && tar xJf "$bin/bin.txz" -C /tmp/b
 # m3ectl.xz, when present, replaces the archive's m3ectl (a rebuild carried alone).
-[ -f "$bin/m3ectl.xz" ] && xz -dc "$bin/m3ectl.xz" >/tmp/b/m3ectl && chmod +x /tmp/b/m3ectl
+for x in m3ectl serve.test; do
+  [ -f "$bin/$x.xz" ] && xz -dc "$bin/$x.xz" >/tmp/b/$x && chmod +x /tmp/b/$x
+done
 b=/tmp/b work=/tmp/gpuwork
 export XDG_CACHE_HOME=/tmp/m3cache
 T0=$(date +%s)
@@ -165,10 +167,10 @@ if has ort && [ -f "$bin/libonnxruntime.so.xz" ]; then
   step "CPU (ONNX Runtime, 16 cores): server / engine alone at c=32, m3e-base-shaped"
   xz -dc "$bin/libonnxruntime.so.xz" >/tmp/libonnxruntime.so
   "$b/m3ectl" export --model "$base" --out /tmp/base-onnx/model.onnx >/dev/null 2>&1 || echo "export failed"
-  for pol in continuous; do
+  for pol in ${ORT_POLICIES:-triton continuous}; do
     (cd pkg/serve && ONNXRUNTIME_LIB=/tmp/libonnxruntime.so M3ECTL_BENCH_MODEL=/tmp/base-onnx/model.onnx M3ECTL_BENCH_POLICY=$pol \
-      timeout 100 "$b/serve.test" -test.run XXX -test.bench BenchmarkEngineVsServer -test.benchtime 1200x) >"$out/ort-$pol.txt" 2>&1
-    tail -6 "$out/ort-$pol.txt" | cut -c1-600
+      timeout 100 "$b/serve.test" -test.run XXX -test.bench BenchmarkEngineVsServer -test.benchtime ${ORT_N:-2000}x) >"$out/ort-$pol.txt" 2>&1
+    echo "policy $pol:"; grep -E "Benchmark|FAIL|not ready" "$out/ort-$pol.txt" | cut -c1-700
   done
 fi
 step done

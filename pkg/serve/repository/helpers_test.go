@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -56,9 +57,6 @@ func writeModel(t testing.TB, root, name, config string, versions ...string) str
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if config != "" {
-		writeFile(t, filepath.Join(dir, "config.pbtxt"), config)
-	}
 	for _, v := range versions {
 		vdir := filepath.Join(dir, v)
 		if err := os.MkdirAll(vdir, 0o755); err != nil {
@@ -70,12 +68,30 @@ func writeModel(t testing.TB, root, name, config string, versions ...string) str
 			}
 		}
 	}
+	// The config last, so that a poller never sees it before the files it names.
+	if config != "" {
+		writeFile(t, filepath.Join(dir, "config.pbtxt"), config)
+	}
 	return dir
 }
 
+// writeFile replaces path in one rename, as a careful operator does, so that
+// a polling manager never reads it half-written.
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), ".write-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := f.WriteString(content)
+	cerr := f.Close()
+	if werr != nil || cerr != nil {
+		t.Fatal(errors.Join(werr, cerr))
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -93,7 +93,8 @@ func TestUnloadLetsInFlightRequestsFinish(t *testing.T) {
 		_, err := md.Infer(context.Background(), []string{"in flight"})
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // the request waits in the 200 ms batching window
+	// The request waits in the 200 ms batching window; unload only once it is inside.
+	waitFor(t, "the request queued", func() bool { return md.sched.Pending()+len(done) == 1 })
 	if err := m.Unload(context.Background(), "tiny"); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestCloseDrains(t *testing.T) {
 			errs <- err
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "four requests queued", func() bool { return md.sched.Pending()+len(errs) == 4 })
 	if err := m.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -110,3 +110,8 @@ func (s *Scheduler) Statistics() *tritonpb.ModelStatistics {
 	}
 	return ms
 }
+
+// Pending returns the number of requests accepted and not yet answered, the
+// value behind nv_inference_pending_request_count. Tests and drains use it to
+// know a request is inside the scheduler rather than guessing with a sleep.
+func (s *Scheduler) Pending() int { return int(s.inflight.Load()) }
