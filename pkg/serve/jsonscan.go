@@ -211,15 +211,18 @@ func (s *jsonScanner) object(role jsonRole) error {
 		}
 		s.i++
 		s.ws()
+		// encoding/json matches struct fields case-insensitively, so
+		// "INPUTS" fills Inputs too: the counted keys are matched alike.
 		child := roleOther
+		is := func(name string) bool { return bytes.EqualFold(key, []byte(name)) }
 		switch {
-		case role == roleRoot && s.schema == schemaKServe && string(key) == "inputs":
+		case role == roleRoot && s.schema == schemaKServe && is("inputs"):
 			child = roleInputs
-		case role == roleRoot && s.schema == schemaKServe && string(key) == "outputs":
+		case role == roleRoot && s.schema == schemaKServe && is("outputs"):
 			child = roleOutputs
-		case role == roleRoot && s.schema == schemaOpenAI && string(key) == "input":
+		case role == roleRoot && s.schema == schemaOpenAI && is("input"):
 			child = roleData
-		case role == roleInput && string(key) == "data":
+		case role == roleInput && is("data"):
 			child = roleData
 		}
 		if err := s.value(child, 0); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
@@ -40,6 +41,7 @@ func TestScanJSON(t *testing.T) {
 		{"too many keys", `{"a":1,"b":2,"c":3,"d":4,"e":5}`, "more than 4 keys", 0},
 		{"too deep", `{"x":[[[[[[[[[]]]]]]]]]}`, "deeper than 8", 0},
 		{"same key in sibling objects", `{"inputs":[{"name":"a"},{"name":"b"}]}`, "", 0},
+		{"field names match case-insensitively", `{"INPUTS":[{"Data":["a","b","c","d"]}]}`, "more than 3 data elements", 0},
 		{"unterminated", `{"inputs":[{"name":"a`, "malformed", 0},
 	}
 	for _, tc := range tests {
@@ -209,4 +211,33 @@ func TestInflightBudget(t *testing.T) {
 	if u := ts.budget.used.Load(); u != 0 {
 		t.Errorf("%d bytes of budget still held after every request ended", u)
 	}
+}
+
+// FuzzScanInferProto: the wire scan never panics, and what it accepts
+// unmarshals within the limits it checks.
+func FuzzScanInferProto(f *testing.F) {
+	seed, _ := proto.Marshal(&tritonpb.ModelInferRequest{ModelName: "m", Inputs: []*tritonpb.ModelInferRequest_InferInputTensor{{Name: "text", Datatype: "BYTES", Shape: []int64{1, 1},
+		Contents: &tritonpb.InferTensorContents{BytesContents: [][]byte{[]byte("x")}}}}, RawInputContents: [][]byte{{1, 0, 0, 0, 'a'}}})
+	f.Add(seed)
+	lim := Limits{}
+	lim.setDefaults()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if scanInferProto(b, lim) != nil {
+			return
+		}
+		var req tritonpb.ModelInferRequest
+		if proto.Unmarshal(b, &req) != nil {
+			return
+		}
+		if len(req.GetInputs()) > lim.MaxInputs || len(req.GetOutputs()) > lim.MaxOutputs || len(req.GetRawInputContents()) > lim.MaxInputs {
+			t.Fatalf("scan accepted %d inputs, %d outputs, %d raw", len(req.GetInputs()), len(req.GetOutputs()), len(req.GetRawInputContents()))
+		}
+		n := 0
+		for _, in := range req.GetInputs() {
+			n += len(in.GetContents().GetBytesContents())
+		}
+		if n > maxBytesElements {
+			t.Fatalf("scan accepted %d elements", n)
+		}
+	})
 }
