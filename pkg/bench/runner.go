@@ -186,6 +186,13 @@ func (l *level) do(ctx context.Context, w *worker, i int, ref int64, winTo int64
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	err := l.cfg.Client.Do(rctx, i)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		// The run was interrupted while this request was out: it was
+		// abandoned, not answered, and counts neither way. Deciding here
+		// rather than by the cut's timestamp, which another goroutine
+		// stores, keeps a cancelled request from ever counting as an error.
+		return
+	}
 	end := l.since()
 	s := sample{end: end, latency: end - ref}
 	if err != nil {

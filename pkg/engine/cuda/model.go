@@ -268,4 +268,3 @@ func (h *hostWeights) upload() (*weights, error) {
 	}
 	return w, nil
 }
-
