@@ -41,6 +41,10 @@ const serverName = "m3ectl"
 type Config struct {
 	HTTPAddr, GRPCAddr, MetricsAddr             string
 	HTTPListener, GRPCListener, MetricsListener net.Listener
+	// PprofAddr (or PprofListener) turns on Go's profiler, net/http/pprof,
+	// on a listener of its own; off when both are empty (see pprofHandler).
+	PprofAddr     string
+	PprofListener net.Listener
 
 	// MaxRequestBytes bounds a request body (HTTP) or message (gRPC); larger
 	// requests get 413 / RESOURCE_EXHAUSTED. Default 64 MiB.
@@ -130,6 +134,7 @@ type Server struct {
 	log  *slog.Logger
 
 	httpLn, grpcLn, metricsLn net.Listener
+	pprofLn                   net.Listener
 	handler                   http.Handler
 	grpcSrv                   *grpc.Server
 
@@ -159,6 +164,10 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.metricsLn, err = listen(cfg.MetricsListener, cfg.MetricsAddr, "metrics", false); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	if s.pprofLn, err = listen(cfg.PprofListener, cfg.PprofAddr, "pprof", false); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
@@ -205,7 +214,7 @@ func listen(ln net.Listener, addr, what string, required bool) (net.Listener, er
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range []net.Listener{s.httpLn, s.grpcLn, s.metricsLn} {
+	for _, l := range []net.Listener{s.httpLn, s.grpcLn, s.metricsLn, s.pprofLn} {
 		if l != nil {
 			_ = l.Close()
 		}
@@ -217,6 +226,9 @@ func (s *Server) HTTPAddr() string { return addrOf(s.httpLn) }
 
 // GRPCAddr is the bound gRPC address, or "" when gRPC is off.
 func (s *Server) GRPCAddr() string { return addrOf(s.grpcLn) }
+
+// PprofAddr is the bound profiler address, or "" when it is off.
+func (s *Server) PprofAddr() string { return addrOf(s.pprofLn) }
 
 // MetricsAddr is the bound metrics address, or "" when metrics are off.
 func (s *Server) MetricsAddr() string { return addrOf(s.metricsLn) }
@@ -262,6 +274,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	serveHTTP("HTTP", s.httpLn, s.handler)
 	if s.metricsLn != nil {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
+	}
+	if s.pprofLn != nil {
+		serveHTTP("pprof", s.pprofLn, s.pprofHandler())
 	}
 	if s.grpcLn != nil {
 		go s.health.run()
