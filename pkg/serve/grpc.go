@@ -102,12 +102,14 @@ func (g *grpcService) ModelInfer(ctx context.Context, req *tritonpb.ModelInferRe
 // as Triton does.
 func (g *grpcService) ModelStreamInfer(stream tritonpb.GRPCInferenceService_ModelStreamInferServer) error {
 	for {
-		req, err := stream.Recv()
+		// Each message passes the receive gate, as ModelInfer's does.
+		req := new(tritonpb.ModelInferRequest)
+		err := g.s.receiveGRPC(stream.Context(), stream, req)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return err
+			return grpcError(err)
 		}
 		out := &tritonpb.ModelStreamInferResponse{}
 		var resp *tritonpb.ModelInferResponse
