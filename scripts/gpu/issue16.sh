@@ -4,6 +4,8 @@
 # embed --output on the same corpus and GPU, cold starts, serve + bench
 # with the server's CPU time per request, the package's GPU tests, and the
 # CPU server/engine ratio. SECTIONS picks parts (default: all, in order).
+# Serve runs: RUNS="mb32-cont ..." picks some by label, PROFILE=1 writes a Go
+# CPU profile of each (OUT/cpu-LABEL.prof, M3ECTL_CPUPROFILE).
 # Usage: [SECTIONS="bulk cold serve tests ort"] scripts/gpu/issue16.sh BIN_DIR OUT CORPUS [DURATION]
 #   BIN_DIR holds bin.txz (m3ectl, m3ectl-old = the build before issue 16,
 #   cuda.test, serve.test; m3ectl.xz beside it replaces its m3ectl) and,
@@ -13,9 +15,10 @@ set -uo pipefail
 bin=$(realpath "$1") out=$(realpath "$2") corpus=$3 dur=${4:-5s}
 here=$(dirname "$(realpath "$0")")
 sections=${SECTIONS:-"bulk cold serve tests ort"}
-mkdir -p /tmp/b "$out" && tar xJf "$bin/bin.txz" -C /tmp/b
-# m3ectl.xz, when present, replaces the archive's m3ectl (a rebuild carried alone).
-for x in m3ectl serve.test; do
+mkdir -p /tmp/b "$out"
+[ -f "$bin/bin.txz" ] && tar xJf "$bin/bin.txz" -C /tmp/b
+# NAME.xz, when present, replaces the archive's NAME (a rebuild carried alone).
+for x in m3ectl m3ectl-old serve.test cuda.test cudabench; do
   [ -f "$bin/$x.xz" ] && xz -dc "$bin/$x.xz" >/tmp/b/$x && chmod +x /tmp/b/$x
 done
 b=/tmp/b work=/tmp/gpuwork
@@ -32,7 +35,8 @@ if [ ! -f "$work/m3e-base-rand/modules.json" ]; then
   python3 scripts/gpu/make_model_and_baseline.py --work "$work" --out "$out" --no-bench >"$out/make.log" 2>&1 || { tail "$out/make.log"; exit 1; }
 fi
 base=$work/m3e-base-rand large=$work/m3e-large-rand
-[ -f "$large/modules.json" ] || python3 "$here/bulk_baseline.py" --work "$work" --out "$out" --corpus "$corpus" --make-only 2>&1 | grep -v -i warn
+# The 24x1024 model only for the sections that use it.
+[[ " $sections " != *" bulk "* && " $sections " != *" cold "* ]] || [ -f "$large/modules.json" ] || python3 "$here/bulk_baseline.py" --work "$work" --out "$out" --corpus "$corpus" --make-only 2>&1 | grep -v -i warn
 
 has() { [[ " $sections " == *" $1 "* ]]; }
 ns() { date +%s%N; }
@@ -119,6 +123,9 @@ CFG
   echo "label c proto infer/s p50 p95 p99 mean_batch server_cpu_us_per_req server_cores_busy" | tee "$out/serve.txt"
   run() { # label binary mbs policy levels [extra bench flags] [env] [instances]
     local label=$1 bn=$2 mbs=$3 pol=$4 levels=$5 extra=${6:-} envs=${7:-} inst=${8:-2}
+    # RUNS="label ..." picks runs; PROFILE=1 writes each run's Go CPU profile.
+    [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $label "* ]] && return
+    [ -n "${PROFILE:-}" ] && [ "$bn" = m3ectl ] && envs="$envs M3ECTL_CPUPROFILE=$out/cpu-$label.prof"
     config "$mbs" "$pol" "$inst"
     env $envs taskset -c 0-9 "$b/$bn" serve --model-repository "$repo" --engine cuda --http-port 8000 --grpc-port 8001 --metrics-port 8002 >"$out/serve-$label.log" 2>&1 &
     local pid=$!
