@@ -148,19 +148,35 @@ print(sys.argv[2], sys.argv[3], sys.argv[4], f'{l["throughput"]:.0f}', f'{l["lat
       f'{srv.get("mean_batch", 0):.1f}', f'{cpu / max(l["requests"], 1) * 1e6:.0f}', f'{cpu / l["duration_s"]:.1f}')
 PY
     done
-    kill -INT $pid; wait $pid 2>/dev/null
+    kill -INT $pid
+    (sleep 15; kill -9 $pid 2>/dev/null) &
+    local killer=$!
+    wait $pid 2>/dev/null
+    kill $killer 2>/dev/null
   }
+  # Labels: mbN = max_batch_size, triton|cont = policy, 1inst = one
+  # instance (else two, the seed's count), nopipe = batches one at a time
+  # (M3ECTL_CUDA_PIPELINE=0, the engine's behaviour before pipelining).
   run before-mb32 m3ectl-old 32 triton 32
   run before-mb128 m3ectl-old 128 triton 128
   run mb32-triton m3ectl 32 triton 1,32
+  run mb32-triton-nopipe m3ectl 32 triton 32 "" M3ECTL_CUDA_PIPELINE=0
   run mb32-cont m3ectl 32 continuous 1,32
+  run mb32-cont-nopipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=0
   run mb32-cont-1inst m3ectl 32 continuous 32 "" "" 1
+  run mb32-cont-1inst-nopipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=0 1
+  run mb32-cont-1inst-tail1 m3ectl 32 continuous 32 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
+  run mb32-cont-1inst-tail6 m3ectl 32 continuous 32 "" M3ECTL_CUDA_TAIL_LAYERS=6 1
   run mb128-triton m3ectl 128 triton 128
   run mb128-cont m3ectl 128 continuous 32,128
+  run mb128-cont-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0
   run mb128-cont-1inst m3ectl 128 continuous 128 "" "" 1
+  run mb128-cont-1inst-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0 1
+  run mb128-cont-1inst-tail1 m3ectl 128 continuous 128 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
   run mb128-cont-grpc m3ectl 128 continuous 128 grpc
   run mb128-cont-binary m3ectl 128 continuous 128 binary
-  run mb128-cont-spin m3ectl 128 continuous 128 "" M3ECTL_CUDA_SYNC=spin
+  run mb128-cont-1inst-grpc m3ectl 128 continuous 128 grpc "" 1
+  run mb128-cont-1inst-binary m3ectl 128 continuous 128 binary "" 1
 fi
 
 if has tests; then

@@ -21,6 +21,7 @@ func (e *Engine) GPUTime(b *engine.Batch, reps int) (float64, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.waitIdle()
 	if e.closed {
 		return 0, fmt.Errorf("cuda engine is closed")
 	}
@@ -30,10 +31,9 @@ func (e *Engine) GPUTime(b *engine.Batch, reps int) (float64, error) {
 		return 0, err
 	}
 	bk := bucketFor(b.Tokens(), b.Rows())
-	if err := e.buf.ensure(e, bk); err != nil {
+	if err := e.stage(0, b, bk); err != nil {
 		return 0, err
 	}
-	e.buf.fill(b, bk)
 	var ev [2]uintptr
 	for i := range ev {
 		if err := cuCheck(call(drv.eventCreate, ptr(&ev[i]), 0), "cuEventCreate"); err != nil {
@@ -44,7 +44,7 @@ func (e *Engine) GPUTime(b *engine.Batch, reps int) (float64, error) {
 	ts := make([]float64, 0, reps)
 	for r := -3; r < reps; r++ { // three warm-up runs (capture, tuning) first
 		call(drv.eventRecord, ev[0], e.l.stream)
-		if err := e.run(bk); err != nil {
+		if err := e.run(bk, &e.slots[0]); err != nil {
 			return 0, err
 		}
 		call(drv.eventRecord, ev[1], e.l.stream)
@@ -72,6 +72,7 @@ func (e *Engine) GPUTimeBackToBack(b *engine.Batch, reps int) (float64, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.waitIdle()
 	lockThread()
 	defer unlockThread()
 	if err := e.setCurrent(); err != nil {
@@ -87,7 +88,7 @@ func (e *Engine) GPUTimeBackToBack(b *engine.Batch, reps int) (float64, error) {
 	}
 	call(drv.eventRecord, ev[0], e.l.stream)
 	for r := 0; r < reps; r++ {
-		if err := e.run(bk); err != nil {
+		if err := e.run(bk, &e.slots[0]); err != nil {
 			return 0, err
 		}
 	}
