@@ -173,6 +173,10 @@ PY
   run mb128-cont-1inst m3ectl 128 continuous 128 "" "" 1
   run mb128-cont-1inst-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0 1
   run mb128-cont-1inst-tail1 m3ectl 128 continuous 128 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
+  # -x: the same with the experiment's settings XENV (explore16.sh).
+  run mb32-triton-x m3ectl 32 triton 32 "" "${XENV:-}"
+  run mb32-cont-1inst-x m3ectl 32 continuous 32 "" "${XENV:-}" 1
+  run mb128-cont-1inst-x m3ectl 128 continuous 128 "" "${XENV:-}" 1
   run mb128-cont-grpc m3ectl 128 continuous 128 grpc
   run mb128-cont-binary m3ectl 128 continuous 128 binary
   run mb128-cont-1inst-grpc m3ectl 128 continuous 128 grpc "" 1

@@ -99,6 +99,7 @@ type gemmer struct {
 	plans     map[gemmKey]*gemmPlan
 	alpha     float32
 	beta      float32
+	hold      devPtr // scratch that tune clears to keep the GPU busy while it queues timed runs
 }
 
 func newGemmer(dtype int, dev deviceInfo) (*gemmer, error) {
@@ -124,6 +125,8 @@ func (g *gemmer) close() {
 	}
 	g.plans = nil
 	memFree(g.workspace)
+	memFree(g.hold)
+	g.hold = 0
 	if g.handle != 0 {
 		call(lt.destroy, g.handle)
 		g.handle = 0
@@ -195,6 +198,11 @@ var maxTuneAlgos = envInt("M3ECTL_GEMM_ALGOS", 32)
 // (M3ECTL_GEMM_TUNE_REPS overrides it for experiments).
 var tuneReps = envInt("M3ECTL_GEMM_TUNE_REPS", 3)
 
+// tuneHoldBytes is the scratch tune clears before each candidate's timed
+// runs (M3ECTL_GEMM_TUNE_HOLD_MB; 0: none): about 60 µs of the H200's
+// bandwidth per 256 MB, longer than queueing the runs takes.
+var tuneHoldBytes = envInt("M3ECTL_GEMM_TUNE_HOLD_MB", 0) << 20
+
 // envInt reads a positive integer setting from the environment.
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -229,10 +237,20 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 		defer call(drv.eventDestroy, ev[i])
 	}
 	best, bestMs := 0, float32(math.MaxFloat32)
+	if tuneHoldBytes > 0 && g.hold == 0 {
+		g.hold, _ = memAlloc(tuneHoldBytes) // without it the runs are timed as launched
+	}
 	for i := range p.cands {
 		p.algo = p.cands[i]
 		if err := g.run(stream, d, x, w, bias, m, n, k, epi); err != nil {
 			continue // an algorithm the heuristic offered but that cannot run here
+		}
+		if g.hold != 0 {
+			// A small GEMM runs faster than the host launches it, so timed
+			// back to back as launched the candidates all measure the
+			// launch rate. Clearing a large scratch buffer first holds the
+			// stream while the timed runs queue behind it.
+			call(drv.memsetD8Async, uintptr(g.hold), 0, uintptr(tuneHoldBytes), stream)
 		}
 		call(drv.eventRecord, ev[0], stream)
 		for r := 0; r < tuneReps; r++ {
