@@ -108,9 +108,11 @@ func (e *Engine) planGemms(bk bucket) error {
 			continue
 		}
 		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
+			e.gemm.releaseHold()
 			return err
 		}
 	}
+	e.gemm.releaseHold()
 	algos.save()
 	return nil
 }
