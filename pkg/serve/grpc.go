@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"unsafe"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
@@ -101,12 +102,14 @@ func (g *grpcService) ModelInfer(ctx context.Context, req *tritonpb.ModelInferRe
 // as Triton does.
 func (g *grpcService) ModelStreamInfer(stream tritonpb.GRPCInferenceService_ModelStreamInferServer) error {
 	for {
-		req, err := stream.Recv()
+		// Each message passes the receive gate, as ModelInfer's does.
+		req := new(tritonpb.ModelInferRequest)
+		err := g.s.receiveGRPC(stream.Context(), stream, req)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return err
+			return grpcError(err)
 		}
 		out := &tritonpb.ModelStreamInferResponse{}
 		var resp *tritonpb.ModelInferResponse
@@ -191,9 +194,12 @@ func decodeGRPCInfer(req *tritonpb.ModelInferRequest) (*inferCall, error) {
 			if contents == nil {
 				return nil, invalidf("input %q has no data (contents.bytes_contents or raw_input_contents)", in.name)
 			}
+			// The texts alias the message's own bytes (which nothing
+			// modifies, and which live as long as a text does) rather than
+			// copying them: one copy less of a 60 MB message.
 			in.texts = make([]string, len(contents.GetBytesContents()))
 			for j, b := range contents.GetBytesContents() {
-				in.texts[j] = string(b)
+				in.texts[j] = unsafe.String(unsafe.SliceData(b), len(b))
 			}
 		}
 		call.inputs = append(call.inputs, in)

@@ -47,22 +47,31 @@ func (c *grpcCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	// refused one costs nothing beyond the transport's buffers.
 	w, err := c.s.budget.reserve(int64(data.Len()))
 	if err != nil {
-		c.notes.Store(req, admission{err: err})
+		c.note(req, admission{err: err})
 		return nil
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	b := buf.ReadOnlyData()
 	if err := scanInferProto(b, c.s.cfg.Limits); err != nil {
-		c.notes.Store(req, admission{weight: w, err: err})
+		c.note(req, admission{weight: w, err: err})
 		return nil
 	}
 	if err := proto.Unmarshal(b, req); err != nil {
 		c.s.budget.release(w) // grpc-go answers INTERNAL; no handler will run
 		return err
 	}
-	c.notes.Store(req, admission{weight: w})
+	c.note(req, admission{weight: w})
 	return nil
+}
+
+// note records a message's admission. A second message decoded into the
+// same request (a client breaking a unary call's cardinality, which
+// grpc-go then refuses) gives back the first one's weight.
+func (c *grpcCodec) note(req *tritonpb.ModelInferRequest, a admission) {
+	if old, loaded := c.notes.Swap(req, a); loaded {
+		c.s.budget.release(old.(admission).weight)
+	}
 }
 
 // admit takes the message's admission: the refusal to answer, or a release

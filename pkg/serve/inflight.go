@@ -4,9 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +30,12 @@ const decodeFactor = 4
 // the OS once nothing is in flight.
 const freeAfterBytes = 64 << 20
 
+// handBackQuiet is how long the budget must stay empty before the hand-back
+// runs: a refused gRPC message is garbage only once its handler has
+// answered, which can be after the last admitted request released its
+// weight, and a burst ends in a series of such refusals.
+const handBackQuiet = 250 * time.Millisecond
+
 // readChunk is how much a body of unknown length reserves at a time.
 const readChunk = 1 << 20
 
@@ -37,12 +43,18 @@ type inflightBudget struct {
 	sem   *semaphore.Weighted
 	total int64
 	used  atomic.Int64
-	peak  atomic.Int64 // the most used since the last hand-back
-	mu    sync.Mutex   // serialises hand-backs
+	peak  atomic.Int64 // the largest weight used or refused since the last hand-back
+	// handBack runs handBackQuiet after the budget last emptied or refused
+	// a large request (timer.Reset re-arms it; the callback re-checks).
+	handBack  *time.Timer
+	handBacks atomic.Int64 // hand-backs done, for tests
 }
 
 func newInflightBudget(total int64) *inflightBudget {
-	return &inflightBudget{sem: semaphore.NewWeighted(total), total: total}
+	b := &inflightBudget{sem: semaphore.NewWeighted(total), total: total}
+	b.handBack = time.AfterFunc(time.Hour, b.giveBack)
+	b.handBack.Stop()
+	return b
 }
 
 // reserve takes n body bytes' worth of the budget, or answers overloaded.
@@ -52,34 +64,54 @@ func (b *inflightBudget) reserve(n int64) (int64, error) {
 		return 0, nil
 	}
 	if !b.sem.TryAcquire(w) {
+		// A refused gRPC message has been received whole: its buffers are
+		// part of the burst the hand-back returns.
+		if b.notePeak(w) >= freeAfterBytes {
+			b.handBack.Reset(handBackQuiet)
+		}
 		return 0, &apiError{kind: kindOverloaded, retryAfter: time.Second,
 			msg: "the server is holding its limit of request data in flight (--max-inflight-bytes); retry shortly"}
 	}
-	used := b.used.Add(w)
-	for p := b.peak.Load(); used > p && !b.peak.CompareAndSwap(p, used); p = b.peak.Load() {
-	}
+	b.notePeak(b.used.Add(w))
 	return w, nil
 }
 
-// release returns w; the last release after a large burst hands the
-// memory back to the OS (in the background: it runs a collection).
+// notePeak raises the burst's peak to v and returns the peak.
+func (b *inflightBudget) notePeak(v int64) int64 {
+	for {
+		p := b.peak.Load()
+		if v <= p {
+			return p
+		}
+		if b.peak.CompareAndSwap(p, v) {
+			return v
+		}
+	}
+}
+
+// release returns w; once the budget has stayed empty for handBackQuiet
+// after a large burst, the memory is handed back to the OS.
 func (b *inflightBudget) release(w int64) {
 	if w == 0 {
 		return
 	}
 	b.sem.Release(w)
 	if b.used.Add(-w) == 0 && b.peak.Load() >= freeAfterBytes {
-		go func() {
-			if !b.mu.TryLock() {
-				return
-			}
-			defer b.mu.Unlock()
-			if b.used.Load() == 0 {
-				b.peak.Store(0)
-				debug.FreeOSMemory()
-			}
-		}()
+		b.handBack.Reset(handBackQuiet)
 	}
+}
+
+// giveBack collects twice (the first collection moves sync.Pool contents,
+// grpc-go's receive buffers among them, to the victim cache; the second
+// frees them) and returns the freed pages to the OS.
+func (b *inflightBudget) giveBack() {
+	if b.used.Load() != 0 {
+		return // the release that empties the budget re-arms the timer
+	}
+	b.peak.Store(0)
+	runtime.GC()
+	debug.FreeOSMemory()
+	b.handBacks.Add(1)
 }
 
 // budgetBody wraps a request body of unknown length: it reserves budget

@@ -29,7 +29,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/m3ectl/m3ectl/pkg/serve/repository"
-	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
 
 // serverName is what GET /v2 and gRPC ServerMetadata call this server.
@@ -136,6 +135,7 @@ type Server struct {
 	drain  drainState
 	budget *inflightBudget
 	codec  *grpcCodec
+	gate   *recvGate
 	health *healthService
 }
 
@@ -150,6 +150,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	s.drain.init()
 	s.budget = newInflightBudget(cfg.MaxInflightBytes)
 	s.codec = newGRPCCodec(s)
+	s.gate = newRecvGate(cfg)
 	var err error
 	if s.httpLn, err = listen(cfg.HTTPListener, cfg.HTTPAddr, "HTTP", true); err != nil {
 		return nil, err
@@ -178,10 +179,14 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		// Static windows: a stream waiting for the receive gate buffers one
+		// window of its message (grpc_recv.go).
+		grpc.StaticStreamWindowSize(grpcStreamWindow),
+		grpc.StaticConnWindowSize(grpcConnWindow),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
-	tritonpb.RegisterGRPCInferenceServiceServer(s.grpcSrv, &grpcService{s: s})
+	s.grpcSrv.RegisterService(grpcServiceDesc(), &grpcService{s: s})
 	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
 	return s, nil

@@ -197,19 +197,19 @@ func tokenizerFiles(m *plannedModel, o RepoOptions, f *modelFacts) error {
 	return nil
 }
 
-// pythonSource is the tokenizer followed by one model body: one file, so
-// the model needs nothing beside it but its data.
+// pythonSource is the tokenizer, the parts every model shares
+// (text_rows.py) and one model body, in one file, so the model needs
+// nothing beside it but its data.
 func pythonSource(body string) ([]byte, error) {
-	tok, err := pythonFiles.ReadFile("python/bert_tokenizer.py")
-	if err != nil {
-		return nil, err
+	src := []byte("# Written by m3ectl repo. Runs in the stock Triton Python backend: numpy and the standard library only.\n")
+	for _, name := range []string{"bert_tokenizer.py", "text_rows.py", body} {
+		b, err := pythonFiles.ReadFile("python/" + name)
+		if err != nil {
+			return nil, err
+		}
+		src = append(src, b...)
 	}
-	b, err := pythonFiles.ReadFile("python/" + body)
-	if err != nil {
-		return nil, err
-	}
-	head := "# Written by m3ectl repo. Runs in the stock Triton Python backend: numpy and the standard library only.\n"
-	return append(append([]byte(head), tok...), b...), nil
+	return src, nil
 }
 
 func encoderInputsParam(f *modelFacts) string {

@@ -46,6 +46,9 @@ type Engine struct {
 	output string
 	pooled bool // the graph's output is already the sentence embedding
 	info   engine.Info
+	// attentionBudget and tokenBudget bound one Run (see parts); fields so
+	// that benchmarks can compare budgets.
+	attentionBudget, tokenBudget int
 
 	ids64, mask64, zero64 []int64
 	ids32, mask32, zero32 []int32
@@ -76,7 +79,7 @@ func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 	if err := Init(o.ORTLib); err != nil {
 		return nil, err
 	}
-	e := &Engine{path: m.ONNX}
+	e := &Engine{path: m.ONNX, attentionBudget: attentionBudget, tokenBudget: tokenBudget}
 	opts, err := sessionOptions(o)
 	if err != nil {
 		return nil, err

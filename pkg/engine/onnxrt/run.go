@@ -12,7 +12,7 @@ import (
 // probeDim runs a one-token batch to learn a symbolic output width.
 func (e *Engine) probeDim() (int, error) {
 	b := engine.NewBatch([][]int32{{0}})
-	n, _, err := e.forward(context.Background(), b)
+	n, _, err := e.forward(context.Background(), b, 0, 1)
 	if err != nil {
 		return 0, fmt.Errorf("probe run: %w", err)
 	}
@@ -22,43 +22,109 @@ func (e *Engine) probeDim() (int, error) {
 // Info describes the loaded model.
 func (e *Engine) Info() engine.Info { return e.info }
 
-// Embed pads the batch to its longest row, runs the encoder and pools each
-// row under its attention mask.
+// Embed runs the encoder on the batch, a part at a time (see parts), each
+// part padded to its own longest row, and pools each row under its
+// attention mask.
 func (e *Engine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) {
 	if b.Rows() == 0 {
 		return []float32{}, nil
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", e.path, err)
-	}
-	if err := b.Validate(e.info.MaxSeqLen, e.info.VocabSize); err != nil {
-		return nil, fmt.Errorf("%s: %w", e.path, err)
-	}
-	hidden, seq, err := e.forward(ctx, b)
-	if err != nil {
+	if err := e.check(ctx, b); err != nil {
 		return nil, err
 	}
-	if e.pooled {
-		return append([]float32(nil), e.states[:b.Rows()*hidden]...), nil
-	}
-	states, err := engine.HiddenStates(e.states[:b.Rows()*seq*hidden], b.Rows(), seq, hidden)
+	var out []float32
+	err := e.eachPart(ctx, b, func(lo, hi, hidden, seq int) error {
+		if out == nil {
+			out = make([]float32, b.Rows()*hidden)
+		}
+		rows, dst := hi-lo, out[lo*hidden:hi*hidden]
+		if e.pooled {
+			copy(dst, e.states[:rows*hidden])
+			return nil
+		}
+		states, err := engine.HiddenStates(e.states[:rows*seq*hidden], rows, seq, hidden)
+		if err != nil {
+			return err
+		}
+		return engine.Pool(dst, states, e.mask32[:rows*seq], e.info.Pooling)
+	})
 	if err != nil {
-		return nil, err
-	}
-	out := make([]float32, b.Rows()*hidden)
-	if err := engine.Pool(out, states, e.mask32[:b.Rows()*seq], e.info.Pooling); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// forward runs the session on b, padded to its longest row, and leaves the
-// hidden states in e.states. It returns the hidden width and padded length.
-func (e *Engine) forward(ctx context.Context, b *engine.Batch) (hidden, seq int, err error) {
-	rows := b.Rows()
-	seq = b.MaxLen()
+func (e *Engine) check(ctx context.Context, b *engine.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", e.path, err)
+	}
+	if err := b.Validate(e.info.MaxSeqLen, e.info.VocabSize); err != nil {
+		return fmt.Errorf("%s: %w", e.path, err)
+	}
+	return nil
+}
+
+// One Run's activations grow with rows×seq² (attention scores and
+// probabilities: heads×rows×seq² floats each, ~134 MB apiece for the tiny
+// model's 4 heads at 32×512) and with rows×seq (hidden and feed-forward
+// states), and ONNX Runtime's CPU arena keeps the high-water mark of the
+// largest Run for the session's life: one full 32×512 batch left the tiny
+// model's server at ~620 MB for good. A batch is therefore run in parts
+// whose padded work stays under these budgets. On CPU a part of a few
+// thousand tokens already keeps every core busy, so throughput does not
+// suffer (BenchmarkEmbedLongParts), and short-text batches (32×30 tokens)
+// are never split.
+const (
+	// attentionBudget bounds rows×seq² of one Run: 4×512², 16 MB per
+	// attention tensor for 4 heads, 48 MB for BERT-base's 12.
+	attentionBudget = 4 * 512 * 512
+	// tokenBudget bounds rows×seq (padded tokens) of one Run.
+	tokenBudget = 4096
+)
+
+// parts returns where the part starting at row lo ends: rows are added
+// while the part, padded to its longest row, stays within the budgets (a
+// part always holds at least one row).
+func (e *Engine) parts(b *engine.Batch, lo int) int {
+	seq, hi := len(b.Row(lo)), lo+1
+	for ; hi < b.Rows(); hi++ {
+		l := max(seq, len(b.Row(hi)))
+		if n := hi - lo + 1; n*l*l > e.attentionBudget || n*l > e.tokenBudget {
+			break
+		}
+		seq = l
+	}
+	return hi
+}
+
+// eachPart runs the batch a part at a time and calls f after each part
+// with its rows [lo, hi) and the hidden width and padded length of the
+// states forward left in e.states.
+func (e *Engine) eachPart(ctx context.Context, b *engine.Batch, f func(lo, hi, hidden, seq int) error) error {
+	for lo := 0; lo < b.Rows(); {
+		hi := e.parts(b, lo)
+		hidden, seq, err := e.forward(ctx, b, lo, hi)
+		if err != nil {
+			return err
+		}
+		if err := f(lo, hi, hidden, seq); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// forward runs the session on rows [lo, hi) of b, padded to their longest
+// row, and leaves the hidden states in e.states. It returns the hidden
+// width and padded length.
+func (e *Engine) forward(ctx context.Context, b *engine.Batch, lo, hi int) (hidden, seq int, err error) {
+	rows := hi - lo
+	for i := lo; i < hi; i++ {
+		seq = max(seq, len(b.Row(i)))
+	}
 	n := rows * seq
-	e.fill(b, rows, seq)
+	e.fill(b, lo, rows, seq)
 	shape := ort.NewShape(int64(rows), int64(seq))
 	values := make([]ort.Value, len(e.inputs))
 	defer func() {
@@ -149,13 +215,14 @@ func pick[T any](r inputRole, ids, mask, zero T) T {
 	}
 }
 
-// fill writes the padded ids, mask and zero token types for b.
-func (e *Engine) fill(b *engine.Batch, rows, seq int) {
+// fill writes the padded ids, mask and zero token types for rows
+// [lo, lo+rows) of b.
+func (e *Engine) fill(b *engine.Batch, lo, rows, seq int) {
 	n := rows * seq
 	e.ids64, e.mask64, e.zero64 = grow(e.ids64, n), grow(e.mask64, n), grow(e.zero64, n)
 	e.ids32, e.mask32, e.zero32 = grow(e.ids32, n), grow(e.mask32, n), grow(e.zero32, n)
 	for i := 0; i < rows; i++ {
-		row := b.Row(i)
+		row := b.Row(lo + i)
 		for j := 0; j < seq; j++ {
 			k := i*seq + j
 			if j < len(row) {

@@ -18,21 +18,22 @@ func (e *Engine) EmbedTokens(ctx context.Context, b *engine.Batch) ([]float32, e
 	if b.Rows() == 0 {
 		return []float32{}, nil
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", e.path, err)
-	}
-	if err := b.Validate(e.info.MaxSeqLen, e.info.VocabSize); err != nil {
-		return nil, fmt.Errorf("%s: %w", e.path, err)
-	}
-	hidden, seq, err := e.forward(ctx, b)
-	if err != nil {
+	if err := e.check(ctx, b); err != nil {
 		return nil, err
 	}
-	out := make([]float32, 0, b.Tokens()*hidden)
-	for i := 0; i < b.Rows(); i++ {
-		n := len(b.Row(i))
-		base := i * seq * hidden
-		out = append(out, e.states[base:base+n*hidden]...)
+	var out []float32
+	err := e.eachPart(ctx, b, func(lo, hi, hidden, seq int) error {
+		if out == nil {
+			out = make([]float32, 0, b.Tokens()*hidden)
+		}
+		for i := lo; i < hi; i++ {
+			base := (i - lo) * seq * hidden
+			out = append(out, e.states[base:base+len(b.Row(i))*hidden]...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -10,11 +10,7 @@
 # requirements.txt` in the image: the stock image has neither module.
 # ---------------------------------------------------------------------------
 
-import os as _os
-
-import numpy as np
 import tensorrt as trt
-import triton_python_backend_utils as pb_utils
 
 try:
     from cuda.bindings import runtime as cudart  # cuda-python 12.8 and later
@@ -32,10 +28,8 @@ def _cuda(result):
 class TritonPythonModel:
     def initialize(self, args):
         cfg = json.loads(args["model_config"])
-        p = {k: v.get("string_value", "") for k, v in (cfg.get("parameters") or {}).items()}
-        vdir = _os.path.join(args["model_repository"], args["model_version"])
-        self.tokenizer = BertTokenizer(_os.path.join(vdir, p["vocab"]), _os.path.join(vdir, p["tokenizer_spec"]),
-                                       max_length=int(p["max_length"]))
+        p = _params(cfg)
+        self.tokenizer, vdir = _open_tokenizer(args, p)
         self.pad_id = int(p.get("pad_id", "0"))
         _cuda(cudart.cudaSetDevice(int(args["model_instance_device_id"])))
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -64,57 +58,12 @@ class TritonPythonModel:
             self.buffers[name] = (ptr, nbytes)
         return ptr
 
-    def _texts(self, request):
-        t = pb_utils.get_input_tensor_by_name(request, "text")
-        if t is None:
-            raise ValueError("input 'text' is missing")
-        a = t.as_numpy()
-        if a.ndim != 2 or a.shape[1] != 1:
-            raise ValueError("input 'text' must have shape [N, 1] (one text per row), got %s" % list(a.shape))
-        texts = []
-        for v in a.reshape(-1):
-            if isinstance(v, bytes):
-                try:
-                    v = v.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ValueError("input 'text' holds invalid UTF-8")
-            texts.append(v)
-        return texts
-
     def execute(self, requests):
-        responses = [None] * len(requests)
-        rows, owners = [], []
-        for i, request in enumerate(requests):
-            try:
-                ids = [self.tokenizer.encode(s) for s in self._texts(request)]
-            except ValueError as e:
-                responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e)))
-                continue
-            owners.append((i, len(rows), len(ids)))
-            rows.extend(ids)
-        if rows:
-            try:
-                emb = self._run(rows)
-            except Exception as e:
-                for i, _, _ in owners:
-                    responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError("TensorRT: %s" % e))
-                return responses
-            for i, start, n in owners:
-                responses[i] = pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor("embeddings", np.ascontiguousarray(emb[start:start + n]))])
-        return responses
+        return _answer_rows(requests, self.tokenizer, self._run, "TensorRT")
 
     def _run(self, rows):
-        width = max(len(r) for r in rows)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for j, r in enumerate(rows):
-            ids[j, :len(r)] = r
-            mask[j, :len(r)] = 1
         keep = []  # host arrays must outlive the asynchronous copies
-        for name, dtype in self.inputs:
-            a = mask if name == "attention_mask" else (np.zeros_like(mask) if name == "token_type_ids" else ids)
-            a = np.ascontiguousarray(a.astype(dtype))
+        for name, a in _encoder_inputs(rows, self.pad_id, self.inputs):
             keep.append(a)
             if not self.context.set_input_shape(name, a.shape):
                 raise RuntimeError("input %s: shape %s is outside the engine's profile" % (name, list(a.shape)))

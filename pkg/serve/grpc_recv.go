@@ -1,0 +1,126 @@
+package serve
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/m3ectl/m3ectl/pkg/tritonpb"
+)
+
+// grpc-go reads a unary message whole (granting the sender flow-control
+// window for all of it) before any codec, interceptor or handler sees it,
+// so eight concurrent 60 MB ModelInfer messages used to cost 480 MB of
+// transport buffers even though seven were then refused. ModelInfer is
+// therefore served as a stream handler (identical on the wire: the client
+// sends one message and half-closes, the server answers one message and a
+// status; grpc-go enforces that cardinality for non-streaming descriptors,
+// stream.go@v1.85.0 serverStream.RecvMsg), which decides when the message
+// is read. Before it calls RecvMsg it takes a slot of the receive gate:
+// the message's size is unknown until grpc-go reads its 5-byte prefix, so
+// each receive counts as a maximal one, and the gate admits as many as the
+// in-flight budget holds maximal messages (one, by default). Inside
+// RecvMsg the codec reserves the decoded weight from the budget (refusal:
+// UNAVAILABLE), and the slot goes back when RecvMsg returns. A stream
+// waiting for its slot holds one flow-control window of its message
+// (grpcStreamWindow: a static window, as BDP estimation would grow it to
+// 16 MiB). Small messages are already whole in their window, so the
+// slot is held for microseconds and does not serialise them measurably
+// (BenchmarkProtocolPath/grpc).
+
+const (
+	// grpcStreamWindow is the static per-stream flow-control window: what a
+	// stream may buffer before its handler reads, and the largest message
+	// that arrives without a window update (ample for short texts).
+	grpcStreamWindow = 1 << 20
+	// grpcConnWindow is the static per-connection window. grpc-go returns
+	// connection window as frames arrive, not as handlers read
+	// (http2_server.go@v1.85.0 handleData), so it does not bound memory; it
+	// only has to cover several streams' windows.
+	grpcConnWindow = 16 << 20
+	// recvGateHold is how long one receive keeps its slot. A message still
+	// arriving after that comes slower than MaxRequestBytes per second
+	// (its buffers grow at the sender's pace), so the slot is handed on
+	// and a slow sender cannot stall every other gRPC request.
+	recvGateHold = time.Second
+	// recvGateWait is how long a stream waits for a slot before it is
+	// answered UNAVAILABLE with a retry hint.
+	recvGateWait = 10 * time.Second
+)
+
+// recvGate bounds the gRPC messages being received at once.
+type recvGate struct{ slots chan struct{} }
+
+func newRecvGate(cfg Config) *recvGate {
+	n := max(1, cfg.MaxInflightBytes/(decodeFactor*cfg.MaxRequestBytes))
+	return &recvGate{slots: make(chan struct{}, min(n, 1024))}
+}
+
+// enter waits for a slot; the returned leave (idempotent) gives it back,
+// and so does a timer after recvGateHold.
+func (g *recvGate) enter(ctx context.Context) (leave func(), err error) {
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(recvGateWait)
+		defer t.Stop()
+		select {
+		case g.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return nil, &apiError{kind: kindOverloaded, retryAfter: time.Second,
+				msg: "the server is receiving its limit of large gRPC messages (--max-inflight-bytes); retry shortly"}
+		}
+	}
+	var once sync.Once
+	give := func() { once.Do(func() { <-g.slots }) }
+	hold := time.AfterFunc(recvGateHold, give)
+	return func() { hold.Stop(); give() }, nil
+}
+
+// grpcServiceDesc is the generated service description with ModelInfer
+// moved from Methods to Streams (see above).
+func grpcServiceDesc() *grpc.ServiceDesc {
+	d := tritonpb.GRPCInferenceService_ServiceDesc
+	d.Methods = slices.DeleteFunc(slices.Clone(d.Methods), func(m grpc.MethodDesc) bool { return m.MethodName == "ModelInfer" })
+	d.Streams = append(slices.Clone(d.Streams), grpc.StreamDesc{StreamName: "ModelInfer", Handler: modelInferHandler})
+	return &d
+}
+
+func modelInferHandler(srv any, ss grpc.ServerStream) error {
+	return srv.(*grpcService).modelInferStream(ss)
+}
+
+// modelInferStream serves one unary ModelInfer call: the key was checked
+// by the stream interceptor before any byte of the message was read.
+func (g *grpcService) modelInferStream(ss grpc.ServerStream) error {
+	req := new(tritonpb.ModelInferRequest)
+	defer func() { release, _ := g.s.codec.admit(req); release() }() // a message received but never served
+	var resp *tritonpb.ModelInferResponse
+	err := g.s.grpcTracked(ss.Context(), func(ctx context.Context) error {
+		if err := g.s.receiveGRPC(ctx, ss, req); err != nil {
+			return err
+		}
+		var err error
+		resp, err = g.modelInfer(ctx, req)
+		return err
+	})
+	if err != nil {
+		return grpcError(err)
+	}
+	return ss.SendMsg(resp)
+}
+
+// receiveGRPC reads one request message through the receive gate.
+func (s *Server) receiveGRPC(ctx context.Context, ss grpc.ServerStream, m any) error {
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return ss.RecvMsg(m)
+}
