@@ -167,7 +167,11 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	s.grpcLn = capListener(s.grpcLn, cfg.MaxConnections, "gRPC", s.log)
 	s.metricsLn = capListener(s.metricsLn, cfg.MaxConnections, "metrics", s.log)
 	s.handler = s.routes()
-	s.grpcSrv = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{}
+	if cl, ok := s.grpcLn.(*cappedListener); ok {
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(grpcConnTracker{cl}))
+	}
+	s.grpcSrv = grpc.NewServer(append(grpcOpts,
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
 		grpc.ForceServerCodecV2(s.codec),
 		// Connections that never send a request cannot stay: the HTTP/2
@@ -185,7 +189,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		grpc.StaticConnWindowSize(grpcConnWindow),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	)
+	)...)
 	s.grpcSrv.RegisterService(grpcServiceDesc(), &grpcService{s: s})
 	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
@@ -312,7 +316,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // the drain's base context, so that the drain deadline can answer them.
 func (s *Server) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           trackRequests(h),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
