@@ -137,6 +137,14 @@ func (c *cappedConn) Close() error {
 	return err
 }
 
+// CloseWrite passes net/http's half-close after a 431 through.
+func (c *cappedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *cappedConn) begin() { c.active.Add(1); c.last.Store(time.Now().UnixNano()) }
 func (c *cappedConn) end()   { c.last.Store(time.Now().UnixNano()); c.active.Add(-1) }
 

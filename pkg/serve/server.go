@@ -163,6 +163,11 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	// net/http's own plain-text error answers leave as JSON (goerrors.go).
+	s.httpLn = jsonErrorListener{s.httpLn}
+	if s.metricsLn != nil {
+		s.metricsLn = jsonErrorListener{s.metricsLn}
+	}
 	s.httpLn = capListener(s.httpLn, cfg.MaxConnections, "HTTP", s.log)
 	s.grpcLn = capListener(s.grpcLn, cfg.MaxConnections, "gRPC", s.log)
 	s.metricsLn = capListener(s.metricsLn, cfg.MaxConnections, "metrics", s.log)
