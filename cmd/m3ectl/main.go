@@ -25,7 +25,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go secondSignal(ctx)
-	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+	stopProfile := startCPUProfile()
+	err := newRootCmd().ExecuteContext(ctx)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "m3ectl: "+err.Error())
 		os.Exit(1)
 	}

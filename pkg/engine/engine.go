@@ -134,3 +134,32 @@ type IntoEmbedder interface {
 	// b.Rows()*Info().Dim floats; it returns dst[:b.Rows()*Dim].
 	EmbedInto(ctx context.Context, b *Batch, dst []float32) ([]float32, error)
 }
+
+// Ticket names a batch submitted to a Pipeliner, for its Nearly and Await.
+type Ticket struct {
+	Slot int // the engine's buffer slot; -1 for an empty batch
+	Rows int
+}
+
+// Pipeliner is an Engine that overlaps batches on one instance (the CUDA
+// engine): while the GPU computes one batch, the next is tokenised, staged
+// into pinned memory and queued behind it, so that a serving cycle costs the
+// GPU time plus little of the host's instead of their sum. Two batches may
+// be in flight. Submit is called from one goroutine and Nearly/Await from
+// one other, in submission order; Embed must not be mixed in while batches
+// are in flight. The synchronous Engine interface stays what other backends
+// (ONNX Runtime) implement.
+type Pipeliner interface {
+	// Pipelined says whether the engine wants its batches overlapped now
+	// (a switch for comparison runs).
+	Pipelined() bool
+	// Submit stages b and queues its run; it returns without waiting for
+	// the GPU. b may be reused once it returns.
+	Submit(ctx context.Context, b *Batch) (Ticket, error)
+	// Nearly returns once t's batch is close to done: the moment to cut
+	// and submit the next one.
+	Nearly(t Ticket) error
+	// Await waits for t's batch and writes its t.Rows*Dim floats into dst
+	// (allocated when too short), returning dst[:t.Rows*Dim].
+	Await(t Ticket, dst []float32) ([]float32, error)
+}

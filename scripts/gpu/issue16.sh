@@ -4,6 +4,8 @@
 # embed --output on the same corpus and GPU, cold starts, serve + bench
 # with the server's CPU time per request, the package's GPU tests, and the
 # CPU server/engine ratio. SECTIONS picks parts (default: all, in order).
+# Serve runs: RUNS="mb32-cont ..." picks some by label, PROFILE=1 writes a Go
+# CPU profile of each (OUT/cpu-LABEL.prof, M3ECTL_CPUPROFILE).
 # Usage: [SECTIONS="bulk cold serve tests ort"] scripts/gpu/issue16.sh BIN_DIR OUT CORPUS [DURATION]
 #   BIN_DIR holds bin.txz (m3ectl, m3ectl-old = the build before issue 16,
 #   cuda.test, serve.test; m3ectl.xz beside it replaces its m3ectl) and,
@@ -13,9 +15,10 @@ set -uo pipefail
 bin=$(realpath "$1") out=$(realpath "$2") corpus=$3 dur=${4:-5s}
 here=$(dirname "$(realpath "$0")")
 sections=${SECTIONS:-"bulk cold serve tests ort"}
-mkdir -p /tmp/b "$out" && tar xJf "$bin/bin.txz" -C /tmp/b
-# m3ectl.xz, when present, replaces the archive's m3ectl (a rebuild carried alone).
-for x in m3ectl serve.test; do
+mkdir -p /tmp/b "$out"
+[ -f "$bin/bin.txz" ] && tar xJf "$bin/bin.txz" -C /tmp/b
+# NAME.xz, when present, replaces the archive's NAME (a rebuild carried alone).
+for x in m3ectl m3ectl-old serve.test cuda.test cudabench; do
   [ -f "$bin/$x.xz" ] && xz -dc "$bin/$x.xz" >/tmp/b/$x && chmod +x /tmp/b/$x
 done
 b=/tmp/b work=/tmp/gpuwork
@@ -32,7 +35,8 @@ if [ ! -f "$work/m3e-base-rand/modules.json" ]; then
   python3 scripts/gpu/make_model_and_baseline.py --work "$work" --out "$out" --no-bench >"$out/make.log" 2>&1 || { tail "$out/make.log"; exit 1; }
 fi
 base=$work/m3e-base-rand large=$work/m3e-large-rand
-[ -f "$large/modules.json" ] || python3 "$here/bulk_baseline.py" --work "$work" --out "$out" --corpus "$corpus" --make-only 2>&1 | grep -v -i warn
+# The 24x1024 model only for the sections that use it.
+[[ " $sections " != *" bulk "* && " $sections " != *" cold "* ]] || [ -f "$large/modules.json" ] || python3 "$here/bulk_baseline.py" --work "$work" --out "$out" --corpus "$corpus" --make-only 2>&1 | grep -v -i warn
 
 has() { [[ " $sections " == *" $1 "* ]]; }
 ns() { date +%s%N; }
@@ -119,6 +123,9 @@ CFG
   echo "label c proto infer/s p50 p95 p99 mean_batch server_cpu_us_per_req server_cores_busy" | tee "$out/serve.txt"
   run() { # label binary mbs policy levels [extra bench flags] [env] [instances]
     local label=$1 bn=$2 mbs=$3 pol=$4 levels=$5 extra=${6:-} envs=${7:-} inst=${8:-2}
+    # RUNS="label ..." picks runs; PROFILE=1 writes each run's Go CPU profile.
+    [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $label "* ]] && return
+    [ -n "${PROFILE:-}" ] && [ "$bn" = m3ectl ] && envs="$envs M3ECTL_CPUPROFILE=$out/cpu-$label.prof"
     config "$mbs" "$pol" "$inst"
     env $envs taskset -c 0-9 "$b/$bn" serve --model-repository "$repo" --engine cuda --http-port 8000 --grpc-port 8001 --metrics-port 8002 >"$out/serve-$label.log" 2>&1 &
     local pid=$!
@@ -141,19 +148,39 @@ print(sys.argv[2], sys.argv[3], sys.argv[4], f'{l["throughput"]:.0f}', f'{l["lat
       f'{srv.get("mean_batch", 0):.1f}', f'{cpu / max(l["requests"], 1) * 1e6:.0f}', f'{cpu / l["duration_s"]:.1f}')
 PY
     done
-    kill -INT $pid; wait $pid 2>/dev/null
+    kill -INT $pid
+    (sleep 15; kill -9 $pid 2>/dev/null) &
+    local killer=$!
+    wait $pid 2>/dev/null
+    kill $killer 2>/dev/null
   }
+  # Labels: mbN = max_batch_size, triton|cont = policy, 1inst = one
+  # instance (else two, the seed's count), nopipe = batches one at a time
+  # (M3ECTL_CUDA_PIPELINE=0, the engine's behaviour before pipelining).
   run before-mb32 m3ectl-old 32 triton 32
   run before-mb128 m3ectl-old 128 triton 128
   run mb32-triton m3ectl 32 triton 1,32
+  run mb32-triton-nopipe m3ectl 32 triton 32 "" M3ECTL_CUDA_PIPELINE=0
   run mb32-cont m3ectl 32 continuous 1,32
+  run mb32-cont-nopipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=0
   run mb32-cont-1inst m3ectl 32 continuous 32 "" "" 1
+  run mb32-cont-1inst-nopipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=0 1
+  run mb32-cont-1inst-tail1 m3ectl 32 continuous 32 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
+  run mb32-cont-1inst-tail6 m3ectl 32 continuous 32 "" M3ECTL_CUDA_TAIL_LAYERS=6 1
   run mb128-triton m3ectl 128 triton 128
   run mb128-cont m3ectl 128 continuous 32,128
+  run mb128-cont-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0
   run mb128-cont-1inst m3ectl 128 continuous 128 "" "" 1
+  run mb128-cont-1inst-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0 1
+  run mb128-cont-1inst-tail1 m3ectl 128 continuous 128 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
+  # -x: the same with the experiment's settings XENV (explore16.sh).
+  run mb32-triton-x m3ectl 32 triton 32 "" "${XENV:-}"
+  run mb32-cont-1inst-x m3ectl 32 continuous 32 "" "${XENV:-}" 1
+  run mb128-cont-1inst-x m3ectl 128 continuous 128 "" "${XENV:-}" 1
   run mb128-cont-grpc m3ectl 128 continuous 128 grpc
   run mb128-cont-binary m3ectl 128 continuous 128 binary
-  run mb128-cont-spin m3ectl 128 continuous 128 "" M3ECTL_CUDA_SYNC=spin
+  run mb128-cont-1inst-grpc m3ectl 128 continuous 128 grpc "" 1
+  run mb128-cont-1inst-binary m3ectl 128 continuous 128 binary "" 1
 fi
 
 if has tests; then

@@ -35,20 +35,19 @@ func (b bucket) tiles() int { return (b.T + (tileQueries-1)*b.N + tileQueries - 
 // row offsets, attention tiles and the two counts (rows, tiles).
 func (b bucket) inputInts() int { return 2*b.T + b.N + 1 + 4*b.tiles() + 2 }
 
-// buffers are the engine's device and pinned host memory, allocated once and
-// grown (never shrunk) when a larger bucket arrives.
+// buffers are the engine's device memory, allocated once and grown (never
+// shrunk) when a larger bucket arrives. Every batch runs on the engine's one
+// stream, so batches in flight one behind the other share them; only the
+// pinned host buffers are per slot (slot).
 type buffers struct {
 	capT, capN, capIn                    int
 	dIn, hidden, qkv, ctx, tmp, ffn, out devPtr
-	hostIn, hostOut                      pinned
 }
 
 func (b *buffers) free() {
 	for _, p := range []devPtr{b.dIn, b.hidden, b.qkv, b.ctx, b.tmp, b.ffn, b.out} {
 		memFree(p)
 	}
-	b.hostIn.free()
-	b.hostOut.free()
 	*b = buffers{}
 }
 
@@ -76,12 +75,6 @@ func (b *buffers) ensure(e *Engine, bk bucket) error {
 	alloc(&b.tmp, capT*H*el)
 	alloc(&b.ffn, capT*I*el)
 	alloc(&b.out, capN*H*4)
-	if err == nil {
-		b.hostIn, err = allocPinned(4 * b.capIn)
-	}
-	if err == nil {
-		b.hostOut, err = allocPinned(4 * capN * H)
-	}
 	if err != nil {
 		b.free()
 	}
@@ -101,11 +94,11 @@ func layout(bk bucket) (pos, offs, tiles, counts int) {
 // qStart, attending to kLen keys from kStart (kernels.cu).
 const tileQueries = 128
 
-// fill writes batch b into the pinned input block, padded to bucket bk, and
-// plans the attention tiles: rows longer than 128 tokens get one tile per 128
-// queries; shorter rows are packed whole into shared tiles of up to 128.
-func (b *buffers) fill(batch *engine.Batch, bk bucket) {
-	in := b.hostIn.int32s()
+// fillInput writes batch b into the pinned input block in, padded to bucket
+// bk, and plans the attention tiles: rows longer than 128 tokens get one
+// tile per 128 queries; shorter rows are packed whole into shared tiles of
+// up to 128.
+func fillInput(in []int32, batch *engine.Batch, bk bucket) {
 	pos, offs, tiles, counts := layout(bk)
 	ids := in[:bk.T]
 	n := copy(ids, batch.IDs)

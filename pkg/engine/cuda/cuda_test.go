@@ -55,10 +55,8 @@ func TestFillPacksShortRowsIntoOneTile(t *testing.T) {
 	rows := [][]int32{make([]int32, 40), make([]int32, 60), make([]int32, 40), make([]int32, 128)}
 	b := engine.NewBatch(rows)
 	bk := bucketFor(b.Tokens(), b.Rows())
-	var buf buffers
 	in := make([]int32, bk.inputInts())
-	buf.hostIn = pinnedFrom(in)
-	buf.fill(b, bk)
+	fillInput(in, b, bk)
 	_, _, tiles, counts := layout(bk)
 	want := []int32{0, 100, 0, 100, 100, 40, 100, 40, 140, 128, 140, 128}
 	if in[counts/4+1] != 3 {
@@ -74,10 +72,8 @@ func TestFillPacksShortRowsIntoOneTile(t *testing.T) {
 func TestFillPacksRowsAndTiles(t *testing.T) {
 	b := engine.NewBatch([][]int32{{101, 5, 102}, make([]int32, 260)})
 	bk := bucketFor(b.Tokens(), b.Rows())
-	var buf buffers
 	in := make([]int32, bk.inputInts())
-	buf.hostIn = pinnedFrom(in)
-	buf.fill(b, bk)
+	fillInput(in, b, bk)
 	pos, offs, tiles, counts := layout(bk)
 	if got := in[pos/4+3 : pos/4+6]; got[0] != 0 || got[1] != 1 || got[2] != 2 {
 		t.Errorf("positions of row 1 start %v, want 0 1 2", got)

@@ -29,6 +29,9 @@ type Config struct {
 	// CaptureFirst captures a shape's graph on its first batch instead of
 	// its second (M3ECTL_CUDA_CAPTURE_FIRST=1; the benchmark's timings).
 	CaptureFirst bool
+	// NoPipeline makes Pipelined report false, so the scheduler runs one
+	// batch at a time (M3ECTL_CUDA_PIPELINE=0; for comparison).
+	NoPipeline bool
 }
 
 // ConfigFromEnv reads o.Precision, M3ECTL_CUDA_GELU=erf and M3ECTL_CUDA_GRAPHS=0.
@@ -39,6 +42,7 @@ func ConfigFromEnv(o engine.Options) Config {
 		NoGraphs:  os.Getenv("M3ECTL_CUDA_GRAPHS") == "0",
 		// The benchmark times graph replays from the first run on.
 		CaptureFirst: os.Getenv("M3ECTL_CUDA_CAPTURE_FIRST") == "1",
+		NoPipeline:   os.Getenv("M3ECTL_CUDA_PIPELINE") == "0",
 	}
 }
 
@@ -64,8 +68,10 @@ type Engine struct {
 	attnSmem                               int // attn_mma's dynamic shared memory, bytes
 	attnMMA                                bool
 	buf                                    buffers
-	graphs                                 map[bucket]uintptr
-	done                                   uintptr // blocking-sync event recorded after each batch
+	graphs                                 map[graphKey]uintptr
+	slots                                  [2]slot // pipelined batches in flight (Submit/Await); Embed uses them too
+	next                                   int     // the slot the next Submit takes
+	slotFree                               *sync.Cond
 	seen                                   map[bucket]int
 	split                                  startSplit
 	closed                                 bool
@@ -109,7 +115,8 @@ func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[bucket]uintptr{}, elem: 2, seen: map[bucket]int{}}
+	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[graphKey]uintptr{}, elem: 2, seen: map[bucket]int{}}
+	e.slotFree = sync.NewCond(&e.mu)
 	if conf.FP32 {
 		e.elem = 4
 	}
@@ -167,8 +174,12 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	if os.Getenv("M3ECTL_CUDA_SYNC") == "spin" {
 		evFlags = eventDisableTiming
 	}
-	if err := cuCheck(call(drv.eventCreate, ptr(&e.done), evFlags), "cuEventCreate"); err != nil {
-		return err
+	for i := range e.slots {
+		for _, ev := range []*uintptr{&e.slots[i].done, &e.slots[i].nearly} {
+			if err := cuCheck(call(drv.eventCreate, ptr(ev), evFlags), "cuEventCreate"); err != nil {
+				return err
+			}
+		}
 	}
 	ln := 256
 	if e.cfg.Hidden <= 256 {
@@ -249,8 +260,14 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 		if rows == 0 {
 			rows = toks
 		}
-		if err := e.buf.ensure(e, bucketFor(toks, rows)); err != nil {
+		bk := bucketFor(toks, rows)
+		if err := e.buf.ensure(e, bk); err != nil {
 			return err
+		}
+		for i := range e.slots {
+			if err := e.stage(i, &engine.Batch{Offsets: []int32{0}}, bk); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -290,117 +307,11 @@ func (e *Engine) EmbedInto(ctx context.Context, b *engine.Batch, dst []float32) 
 }
 
 func (e *Engine) embed(ctx context.Context, b *engine.Batch, dst []float32) ([]float32, error) {
-	if err := ctx.Err(); err != nil {
+	t, err := e.Submit(ctx, b)
+	if err != nil {
 		return nil, err
 	}
-	if b.Rows() == 0 {
-		return []float32{}, nil
-	}
-	if err := b.Validate(e.cfg.MaxPos, e.cfg.Vocab); err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return nil, fmt.Errorf("cuda engine is closed")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := e.setCurrent(); err != nil {
-		return nil, err
-	}
-	bk := bucketFor(b.Tokens(), b.Rows())
-	if err := e.buf.ensure(e, bk); err != nil {
-		return nil, err
-	}
-	e.buf.fill(b, bk)
-	if err := e.run(bk); err != nil {
-		return nil, err
-	}
-	if err := cuCheck(call(drv.eventRecord, e.done, e.l.stream), "cuEventRecord"); err != nil {
-		return nil, err
-	}
-	if err := cuCheck(call(drv.eventSynchronize, e.done), "cuEventSynchronize"); err != nil {
-		return nil, err
-	}
-	n := b.Rows() * e.cfg.Hidden
-	if dst == nil {
-		dst = make([]float32, n)
-	}
-	copy(dst[:n], e.buf.hostOut.float32s())
-	return dst[:n], nil
-}
-
-// run replays (capturing first if needed) the graph of bucket bk, or
-// launches the kernels directly when graphs are off or too many exist.
-func (e *Engine) run(bk bucket) error {
-	if e.conf.NoGraphs {
-		if err := e.planGemms(bk); err != nil {
-			return err
-		}
-		return e.enqueue(bk, nil)
-	}
-	g, ok := e.graphs[bk]
-	if !ok {
-		// A shape's first batch runs its kernels one by one and is captured
-		// as a graph only when the shape comes again: capturing costs more
-		// than one eager run, and the first embedding of a cold start, a
-		// warm-up sample or a shape seen once need not pay it.
-		e.seen[bk]++
-		if len(e.graphs) >= e.conf.MaxGraphs || (e.seen[bk] == 1 && !e.conf.CaptureFirst) {
-			t := time.Now()
-			if err := e.planGemms(bk); err != nil {
-				return err
-			}
-			if e.seen[bk] == 1 {
-				slog.Debug("cuda shape first seen", "rows", bk.N, "tokens", bk.T, "gemm_choice", ms(time.Since(t)))
-			}
-			return e.enqueue(bk, nil)
-		}
-		t := time.Now()
-		var err error
-		if g, err = e.capture(bk); err != nil {
-			return err
-		}
-		e.graphs[bk] = g
-		slog.Debug("cuda graph captured", "rows", bk.N, "tokens", bk.T, "graph_capture", ms(time.Since(t)))
-	}
-	return cuCheck(call(drv.graphLaunch, g, e.l.stream), "cuGraphLaunch")
-}
-
-func (e *Engine) capture(bk bucket) (uintptr, error) {
-	// Plan the GEMMs outside the capture: heuristic queries are host work.
-	if err := e.planGemms(bk); err != nil {
-		return 0, err
-	}
-	if err := cuCheck(call(drv.streamBeginCapture, e.l.stream, captureRelax), "cuStreamBeginCapture"); err != nil {
-		return 0, err
-	}
-	encErr := e.enqueue(bk, nil)
-	var graph uintptr
-	endErr := cuCheck(call(drv.streamEndCapture, e.l.stream, ptr(&graph)), "cuStreamEndCapture")
-	if encErr != nil || endErr != nil {
-		if graph != 0 {
-			call(drv.graphDestroy, graph)
-		}
-		if encErr != nil {
-			return 0, encErr
-		}
-		return 0, endErr
-	}
-	defer call(drv.graphDestroy, graph)
-	var exec uintptr
-	if err := cuCheck(call(drv.graphInstantiate, ptr(&exec), graph, 0), "cuGraphInstantiate"); err != nil {
-		return 0, err
-	}
-	return exec, nil
-}
-
-func (e *Engine) dropGraphs() {
-	for k, g := range e.graphs {
-		call(drv.graphExecDestroy, g)
-		delete(e.graphs, k)
-	}
+	return e.Await(t, dst)
 }
 
 // Close frees the GPU memory, graphs, stream and context reference.
@@ -425,9 +336,8 @@ func (e *Engine) release() {
 		}
 	}
 	e.dropGraphs()
-	if e.done != 0 {
-		call(drv.eventDestroy, e.done)
-		e.done = 0
+	for i := range e.slots {
+		e.slots[i].free()
 	}
 	e.buf.free()
 	if e.w != nil {

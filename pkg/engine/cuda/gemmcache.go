@@ -115,5 +115,10 @@ func (c *algoCache) save() {
 // algoKey names one GEMM shape on one GPU model, driver, cuBLASLt version
 // and tuning setting.
 func (g *gemmer) algoKey(m, n, k, epi int) string {
-	return fmt.Sprintf("%s|sm%d%d|drv%d|lt%d|dt%d|%dx%dx%d|epi%d|algos%d", g.dev.Name, g.dev.Major, g.dev.Minor, g.dev.Driver, ltVersion, g.dtype, m, n, k, epi, maxTuneAlgos)
+	key := fmt.Sprintf("%s|sm%d%d|drv%d|lt%d|dt%d|%dx%dx%d|epi%d|algos%d", g.dev.Name, g.dev.Major, g.dev.Minor, g.dev.Driver, ltVersion, g.dtype, m, n, k, epi, maxTuneAlgos)
+	if tuneHoldBytes > 0 || tuneReps != 3 {
+		// Choices timed another way are kept apart from the default's.
+		key += fmt.Sprintf("|hold%d|reps%d", tuneHoldBytes>>20, tuneReps)
+	}
+	return key
 }

@@ -10,26 +10,108 @@ import (
 
 // instance runs batches on its own engine until the owner closes the work
 // channel. One engine per instance: engines are not safe for concurrent use.
+// An engine that overlaps batches (engine.Pipeliner, the CUDA engine) runs
+// pipelined instead.
 func (s *Scheduler) instance(e engine.Engine) {
-	x := &executor{eb: &engine.Batch{}}
-	x.into, _ = e.(engine.IntoEmbedder)
+	if p, ok := e.(engine.Pipeliner); ok && p.Pipelined() {
+		s.pipelined(p)
+		return
+	}
+	x := newExecutor(e)
 	for b := range s.work {
-		x.reqs = s.execute(e, x, b, x.reqs[:0])
-		clear(x.reqs)
+		if s.stage(x, b) {
+			emb, err := x.embed(s.ctx, e, s.dim)
+			s.finish(x, emb, err)
+		}
+		x.reset()
 		s.free <- struct{}{}
 	}
 }
 
-// executor is one instance's reusable state: nothing on the path of a batch
+// pipelined runs an instance whose engine overlaps batches: a submitter
+// stages and queues each batch the owner hands it, and a completer waits
+// for each in turn. The completer gives the owner its "instance free" token
+// back as soon as the GPU nears the end of a batch (Pipeliner.Nearly), not
+// when the batch is done, so the next batch is cut from everything that
+// queued meanwhile, staged and queued on the GPU before it runs dry: a
+// serving cycle then costs the GPU's time rather than the GPU's plus the
+// host's, and the rows that arrive during one batch still form the next
+// (cutting it at submission instead would split the clients into more,
+// smaller batches, and small batches cost the GPU nearly as much as full
+// ones). At most two batches are in flight.
+func (s *Scheduler) pipelined(p engine.Pipeliner) {
+	execs := make(chan *executor, 2)
+	for range 2 {
+		execs <- newExecutor(nil)
+	}
+	flights := make(chan *executor, 2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for x := range flights {
+			if x.err == nil {
+				_ = p.Nearly(x.ticket) // a failure shows in Await
+			}
+			s.free <- struct{}{}
+			emb, err := []float32(nil), x.err
+			if err == nil {
+				emb, err = p.Await(x.ticket, x.out[:cap(x.out)])
+				if err == nil {
+					x.out = emb[:cap(emb)]
+				}
+			}
+			x.inferDone = time.Now()
+			s.finish(x, emb, err)
+			x.reset()
+			execs <- x
+		}
+	}()
+	for b := range s.work {
+		x := <-execs
+		if !s.stage(x, b) {
+			x.reset()
+			execs <- x
+			s.free <- struct{}{}
+			continue
+		}
+		x.ticket, x.err = p.Submit(s.ctx, x.eb)
+		x.inputDone = time.Now()
+		flights <- x
+	}
+	close(flights)
+	<-done
+}
+
+// executor is one batch's reusable state: nothing on the path of a batch
 // allocates once these have grown to the largest batch.
 type executor struct {
 	eb   *engine.Batch
 	reqs []*request
+	live []row
 	into engine.IntoEmbedder // nil when the engine allocates its results
-	out  []float32           // into's destination
+	out  []float32           // into's (or Await's) destination
+
+	start, inputDone, inferDone time.Time
+	ticket                      engine.Ticket // pipelined: the batch in flight
+	err                         error         // pipelined: Submit's error
+}
+
+func newExecutor(e engine.Engine) *executor {
+	x := &executor{eb: &engine.Batch{}}
+	x.into, _ = e.(engine.IntoEmbedder)
+	return x
+}
+
+func (x *executor) reset() {
+	clear(x.reqs)
+	x.reqs = x.reqs[:0]
+	clear(x.live)
+	x.live = x.live[:0]
+	x.err = nil
 }
 
 func (x *executor) embed(ctx context.Context, e engine.Engine, dim int) ([]float32, error) {
+	defer func() { x.inferDone = time.Now() }()
 	if x.into == nil {
 		return e.Embed(ctx, x.eb)
 	}
@@ -39,51 +121,51 @@ func (x *executor) embed(ctx context.Context, e engine.Engine, dim int) ([]float
 	return x.into.EmbedInto(ctx, x.eb, x.out[:cap(x.out)])
 }
 
-// execute runs one batch and hands each row's embedding to its request;
-// a request is answered when its last row is done, or at once when the
-// engine fails.
-func (s *Scheduler) execute(e engine.Engine, x *executor, b *batch, reqs []*request) []*request {
+// stage builds x's engine batch from the rows of b still wanted and says
+// whether any are.
+func (s *Scheduler) stage(x *executor, b *batch) bool {
 	eb := x.eb
-	start := time.Now()
+	x.start = time.Now()
 	eb.Reset()
-	live := b.rows[:0]
 	for _, r := range b.rows {
 		// A request given up after the batch was cut is still skipped here.
 		if r.req.state.Load() != stateWaiting || r.req.ctx.Err() != nil {
 			continue
 		}
-		live = append(live, r)
+		x.live = append(x.live, r)
 		eb.Append(r.tokens())
 		if r.req.lastBatch.Swap(b.seq) != b.seq {
-			reqs = append(reqs, r.req)
-			r.req.queueNS.CompareAndSwap(0, max(1, int64(start.Sub(r.req.enqueued))))
+			x.reqs = append(x.reqs, r.req)
+			r.req.queueNS.CompareAndSwap(0, max(1, int64(x.start.Sub(r.req.enqueued))))
 		}
 	}
-	if len(live) == 0 {
-		return reqs
-	}
-	inputDone := time.Now()
-	emb, err := x.embed(s.ctx, e, s.dim)
-	inferDone := time.Now()
+	x.inputDone = time.Now()
+	return len(x.live) > 0
+}
+
+// finish hands each row's embedding to its request; a request is answered
+// when its last row is done, or at once when the engine failed.
+func (s *Scheduler) finish(x *executor, emb []float32, err error) {
+	live := x.live
 	if err == nil && len(emb) != len(live)*s.dim {
 		err = fmt.Errorf("engine returned %d floats for %d rows of width %d", len(emb), len(live), s.dim)
 	}
 	if err != nil {
 		s.log.Error("model execution failed", "rows", len(live), "err", err)
-		for _, req := range reqs {
+		for _, req := range x.reqs {
 			s.answer(req, Errorf(Internal, "model %s version %s failed: %s", s.cfg.Name, s.cfg.Version, withoutPaths(err.Error())))
 		}
-		return reqs
+		return
 	}
 	for i, r := range live {
 		copy(r.req.out[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
 	}
 	outputDone := time.Now()
-	input, infer, output := inputDone.Sub(start), inferDone.Sub(inputDone), outputDone.Sub(inferDone)
+	input, infer, output := x.inputDone.Sub(x.start), x.inferDone.Sub(x.inputDone), outputDone.Sub(x.inferDone)
 	s.stats.executed(len(live), input, infer, output)
 	s.cfg.Metrics.Execution(len(live))
-	s.smooth(outputDone.Sub(start))
-	for _, req := range reqs {
+	s.smooth(outputDone.Sub(x.start))
+	for _, req := range x.reqs {
 		req.computeInput.Add(int64(input))
 		req.computeInfer.Add(int64(infer))
 		req.computeOutput.Add(int64(output))
@@ -93,7 +175,6 @@ func (s *Scheduler) execute(e engine.Engine, x *executor, b *batch, reqs []*requ
 			s.answer(r.req, nil)
 		}
 	}
-	return reqs
 }
 
 // smooth folds one execution time into the moving average RetryAfter uses.

@@ -191,7 +191,18 @@ func main() {
 	batches := flag.String("batches", "8,32,128,512", "short-sentence batch sizes (batch 1 is the case \"one\")")
 	ncuOnly := flag.Bool("ncu", false, "only run long64x128 and short512 twice each without graphs (for Nsight Compute)")
 	split := flag.Bool("split", false, "only time long64x128 and short512 (graphs) and print the 64x128 time split: one line per run, for kernel variants (M3ECTL_NVRTC_DEFINES)")
+	small := flag.Bool("small", false, "only profile batches of short sentences (issue 16): wall, graph and eager GPU time, stage split")
+	smallSizes := flag.String("small-sizes", "1,2,4,8,16,32,64,128", "batch sizes for -small")
+	ncuSmall := flag.Bool("ncu-small", false, "only run batches of 1, 32 and 128 short sentences twice each without graphs (for Nsight Compute)")
 	flag.Parse()
+	if *small {
+		runSmall(*work, *smallSizes)
+		return
+	}
+	if *ncuSmall {
+		runNCUSmall(*work)
+		return
+	}
 	if *split {
 		runSplit(*work)
 		return

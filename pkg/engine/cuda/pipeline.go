@@ -1,0 +1,178 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
+)
+
+// slot is one batch in flight: its pinned input and result buffers and the
+// two blocking-sync events its run records, "nearly done" (before the tail
+// layers) and "done" (after the result copy). Two slots let the next batch
+// be staged and queued while the GPU computes the current one; the device
+// buffers are shared, since the one stream runs the batches in order.
+type slot struct {
+	in, out      pinned
+	nearly, done uintptr
+	busy         bool // submitted and not yet awaited
+	rows         int
+}
+
+func (s *slot) free() {
+	s.in.free()
+	s.out.free()
+	for _, ev := range []*uintptr{&s.nearly, &s.done} {
+		if *ev != 0 {
+			call(drv.eventDestroy, *ev)
+			*ev = 0
+		}
+	}
+}
+
+// stage grows slot i's pinned buffers (and the device buffers) to bucket
+// bk and writes batch b into its input block. e.mu is held and slot i is
+// not in flight.
+func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
+	if bk.T > e.buf.capT || bk.N > e.buf.capN || bk.inputInts() > e.buf.capIn {
+		// Growing frees the device buffers: every batch in flight must
+		// have finished and been read (its results sit in pinned memory,
+		// which stays).
+		for e.slots[1-i].busy {
+			e.slotFree.Wait()
+		}
+	}
+	if err := e.buf.ensure(e, bk); err != nil {
+		return err
+	}
+	s := &e.slots[i]
+	grow := func(p *pinned, n int) error {
+		if p.size >= n {
+			return nil
+		}
+		p.free()
+		var err error
+		*p, err = allocPinned(n)
+		return err
+	}
+	if err := grow(&s.in, 4*e.buf.capIn); err != nil {
+		return err
+	}
+	if err := grow(&s.out, 4*e.buf.capN*e.cfg.Hidden); err != nil {
+		return err
+	}
+	fillInput(s.in.int32s(), b, bk)
+	return nil
+}
+
+// waitIdle waits until no pipelined batch is in flight (the timing helpers
+// use slot 0 directly). e.mu is held.
+func (e *Engine) waitIdle() {
+	for e.slots[0].busy || e.slots[1].busy {
+		e.slotFree.Wait()
+	}
+}
+
+// Submit stages batch b in a free slot and queues its run behind the batch
+// in flight, if any, returning at once (engine.Pipeliner). b may be reused
+// when Submit returns. With two batches in flight it waits for the older
+// one to be awaited.
+func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.Ticket{}, err
+	}
+	if b.Rows() == 0 {
+		return engine.Ticket{Slot: -1}, nil
+	}
+	if err := b.Validate(e.cfg.MaxPos, e.cfg.Vocab); err != nil {
+		return engine.Ticket{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return engine.Ticket{}, fmt.Errorf("cuda engine is closed")
+	}
+	i := e.next
+	for e.slots[i].busy {
+		e.slotFree.Wait()
+	}
+	if e.closed {
+		return engine.Ticket{}, fmt.Errorf("cuda engine is closed")
+	}
+	lockThread()
+	defer unlockThread()
+	if err := e.setCurrent(); err != nil {
+		return engine.Ticket{}, err
+	}
+	bk := bucketFor(b.Tokens(), b.Rows())
+	if err := e.stage(i, b, bk); err != nil {
+		return engine.Ticket{}, err
+	}
+	s := &e.slots[i]
+	if err := e.run(bk, s); err != nil {
+		// What was queued may still run; wait for it so that the slot's
+		// buffers are free again.
+		call(drv.streamSynchronize, e.l.stream)
+		return engine.Ticket{}, err
+	}
+	s.busy, s.rows = true, b.Rows()
+	e.next = 1 - i
+	return engine.Ticket{Slot: i, Rows: b.Rows()}, nil
+}
+
+// Nearly blocks until t's batch has reached its tail layers on the GPU:
+// the moment to cut and submit the next batch so that it is queued before
+// the GPU runs dry, while the queue still collected rows for as long as it
+// could (engine.Pipeliner). The thread sleeps meanwhile (blocking-sync
+// event).
+func (e *Engine) Nearly(t engine.Ticket) error {
+	if t.Slot < 0 {
+		return nil
+	}
+	return e.wait(e.slots[t.Slot].nearly, "nearly done")
+}
+
+// Await blocks until t's batch is done, writes its embeddings into dst
+// (allocated when nil or short) and frees its slot (engine.Pipeliner).
+// Tickets are awaited in the order they were submitted.
+func (e *Engine) Await(t engine.Ticket, dst []float32) ([]float32, error) {
+	if t.Slot < 0 {
+		return []float32{}, nil
+	}
+	s := &e.slots[t.Slot]
+	err := e.wait(s.done, "batch")
+	n := t.Rows * e.cfg.Hidden
+	if err == nil {
+		if len(dst) < n {
+			dst = make([]float32, n)
+		}
+		copy(dst[:n], s.out.float32s())
+	}
+	e.mu.Lock()
+	s.busy = false
+	e.slotFree.Broadcast()
+	e.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
+}
+
+// wait sleeps on a blocking-sync event without holding e.mu, so that the
+// next batch can be submitted meanwhile.
+func (e *Engine) wait(ev uintptr, what string) error {
+	lockThread()
+	defer unlockThread()
+	if err := e.setCurrent(); err != nil {
+		return err
+	}
+	if err := cuCheck(call(drv.eventSynchronize, ev), "cuEventSynchronize"); err != nil {
+		return fmt.Errorf("wait for %s: %w", what, err)
+	}
+	return nil
+}
+
+// Pipelined reports whether the scheduler should overlap batches on this
+// engine (engine.Pipeliner); M3ECTL_CUDA_PIPELINE=0 turns it off for
+// comparison.
+func (e *Engine) Pipelined() bool { return !e.conf.NoPipeline }
