@@ -172,11 +172,20 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	// net/http's own plain-text error answers leave as JSON (goerrors.go).
+	s.httpLn = jsonErrorListener{s.httpLn}
+	if s.metricsLn != nil {
+		s.metricsLn = jsonErrorListener{s.metricsLn}
+	}
 	s.httpLn = capListener(s.httpLn, cfg.MaxConnections, "HTTP", s.log)
 	s.grpcLn = capListener(s.grpcLn, cfg.MaxConnections, "gRPC", s.log)
 	s.metricsLn = capListener(s.metricsLn, cfg.MaxConnections, "metrics", s.log)
 	s.handler = s.routes()
-	s.grpcSrv = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{}
+	if cl, ok := s.grpcLn.(*cappedListener); ok {
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(grpcConnTracker{cl}))
+	}
+	s.grpcSrv = grpc.NewServer(append(grpcOpts,
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
 		grpc.ForceServerCodecV2(s.codec),
 		// Connections that never send a request cannot stay: the HTTP/2
@@ -194,7 +203,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		grpc.StaticConnWindowSize(grpcConnWindow),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	)
+	)...)
 	s.grpcSrv.RegisterService(grpcServiceDesc(), &grpcService{s: s})
 	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
@@ -327,7 +336,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // the drain's base context, so that the drain deadline can answer them.
 func (s *Server) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           trackRequests(h),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
