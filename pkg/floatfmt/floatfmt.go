@@ -242,7 +242,13 @@ func AppendFloat32(b []byte, f float32) []byte {
 		}
 		return append(b, '0')
 	}
-	d, e := shortest(mant, exp)
+	var d uint32
+	var e int32
+	if exp != 0 {
+		d, e = schubfach(mant, exp)
+	} else {
+		d, e = shortest(mant, exp) // subnormals: Ryū
+	}
 	nd := decimalLen(d)
 	// The longest form is "-0.0000ddddddddd" or "-d.dddddddde-45"; the
 	// scratch has room for an 8-byte digit store at any position used. It

@@ -184,7 +184,7 @@ func (s *Server) inferAndWrite(w http.ResponseWriter, r *http.Request, m *reposi
 	if err != nil {
 		return err
 	}
-	writeKServe(w, ans)
+	writeKServe(w, r, ans)
 	return nil
 }
 

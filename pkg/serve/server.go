@@ -172,6 +172,9 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	// Large answers in one write (cork.go), innermost so that the wrappers
+	// above see the same writes as ever.
+	s.httpLn = corkListener{s.httpLn}
 	// net/http's own plain-text error answers leave as JSON (goerrors.go).
 	s.httpLn = jsonErrorListener{s.httpLn}
 	if s.metricsLn != nil {
@@ -337,7 +340,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           trackRequests(h),
-		ConnContext:       connContext,
+		ConnContext:       httpConnContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
