@@ -70,8 +70,8 @@ type Engine struct {
 	buf                                    buffers
 	graphs                                 map[graphKey]uintptr
 	slots                                  [2]slot // pipelined batches in flight (Submit/Await); Embed uses them too
-	next                                   int     // the slot the next Submit takes
 	slotFree                               *sync.Cond
+	rowsHint                               int // engine.Options.MaxBatchRows: the output buffers' first size
 	seen                                   map[bucket]int
 	split                                  startSplit
 	closed                                 bool
@@ -261,13 +261,9 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 			rows = toks
 		}
 		bk := bucketFor(toks, rows)
-		if err := e.buf.ensure(e, bk); err != nil {
+		e.rowsHint = rows
+		if err := e.stage(0, &engine.Batch{Offsets: []int32{0}}, bk); err != nil {
 			return err
-		}
-		for i := range e.slots {
-			if err := e.stage(i, &engine.Batch{Offsets: []int32{0}}, bk); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

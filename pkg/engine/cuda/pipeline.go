@@ -34,7 +34,8 @@ func (s *slot) free() {
 // bk and writes batch b into its input block. e.mu is held and slot i is
 // not in flight.
 func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
-	if bk.T > e.buf.capT || bk.N > e.buf.capN || bk.inputInts() > e.buf.capIn {
+	rows := max(b.Rows(), e.rowsHint)
+	if !e.buf.fits(bk, rows) {
 		// Growing frees the device buffers: every batch in flight must
 		// have finished and been read (its results sit in pinned memory,
 		// which stays).
@@ -42,7 +43,7 @@ func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
 			e.slotFree.Wait()
 		}
 	}
-	if err := e.buf.ensure(e, bk); err != nil {
+	if err := e.buf.ensure(e, bk, rows); err != nil {
 		return err
 	}
 	s := &e.slots[i]
@@ -58,10 +59,11 @@ func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
 	if err := grow(&s.in, 4*e.buf.capIn); err != nil {
 		return err
 	}
-	if err := grow(&s.out, 4*e.buf.capN*e.cfg.Hidden); err != nil {
+	if err := grow(&s.out, 4*e.buf.capRows*e.cfg.Hidden); err != nil {
 		return err
 	}
 	fillInput(s.in.int32s(), b, bk)
+	s.rows = b.Rows()
 	return nil
 }
 
@@ -92,9 +94,14 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 	if e.closed {
 		return engine.Ticket{}, fmt.Errorf("cuda engine is closed")
 	}
-	i := e.next
-	for e.slots[i].busy {
+	// Slot 0 when nothing is in flight (so that Embed alone never
+	// allocates the second slot's pinned memory), else the free one.
+	for e.slots[0].busy && e.slots[1].busy {
 		e.slotFree.Wait()
+	}
+	i := 0
+	if e.slots[0].busy {
+		i = 1
 	}
 	if e.closed {
 		return engine.Ticket{}, fmt.Errorf("cuda engine is closed")
@@ -115,8 +122,7 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 		call(drv.streamSynchronize, e.l.stream)
 		return engine.Ticket{}, err
 	}
-	s.busy, s.rows = true, b.Rows()
-	e.next = 1 - i
+	s.busy = true
 	return engine.Ticket{Slot: i, Rows: b.Rows()}, nil
 }
 
