@@ -179,6 +179,6 @@ func (e *Engine) wait(ev uintptr, what string) error {
 }
 
 // Pipelined reports whether the scheduler should overlap batches on this
-// engine (engine.Pipeliner); M3ECTL_CUDA_PIPELINE=0 turns it off for
-// comparison.
-func (e *Engine) Pipelined() bool { return !e.conf.NoPipeline }
+// engine (engine.Pipeliner): when M3ECTL_CUDA_PIPELINE=1 (Config.Pipeline);
+// off by default, since on the H200 it did not beat one batch at a time.
+func (e *Engine) Pipelined() bool { return e.conf.Pipeline }
