@@ -215,6 +215,62 @@ func BenchmarkServeFlood(b *testing.B) {
 		failed, before, fds(), health, time.Since(t0).Round(time.Millisecond))
 }
 
+// BenchmarkServeHTTPFlood is item 6 on the HTTP port itself: 8,000 idle
+// connections (twice the default cap of 4,096), half silent, half having
+// sent part of a request's headers; then, a little over a second later,
+// five health checks on fresh connections.
+func BenchmarkServeHTTPFlood(b *testing.B) {
+	s := serveBinary(b)
+	dir, err := os.Open(fmt.Sprintf("/proc/%d/fd", s.pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dir.Close()
+	fds := func() int {
+		_, _ = dir.Seek(0, 0)
+		es, _ := dir.ReadDir(-1)
+		return len(es)
+	}
+	before := fds()
+	addr := strings.TrimPrefix(s.url, "http://")
+	var conns []net.Conn
+	failed := 0
+	t0 := time.Now()
+	for i := range 8000 {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			failed++
+			continue
+		}
+		if i%2 == 1 {
+			_, _ = c.Write([]byte("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"))
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	flood := time.Since(t0)
+	time.Sleep(1500 * time.Millisecond)
+	during := fds()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var answers []string
+	for range 5 {
+		t1 := time.Now()
+		resp, err := client.Get(s.url + "/v2/health/live")
+		a := "error " + fmt.Sprint(err)
+		if err == nil {
+			a = strconv.Itoa(resp.StatusCode)
+			resp.Body.Close()
+		}
+		answers = append(answers, fmt.Sprintf("%s in %s", a, time.Since(t1).Round(time.Microsecond)))
+	}
+	b.Logf("8,000 idle HTTP connections in %s (%d dials failed): server fds %d before, %d during; /v2/health/live: %s",
+		flood.Round(time.Millisecond), failed, before, during, strings.Join(answers, ", "))
+}
+
 // BenchmarkServeOpenAIOversized is item 4: 10,000 inputs on an idle server,
 // five times.
 func BenchmarkServeOpenAIOversized(b *testing.B) {

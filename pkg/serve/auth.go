@@ -94,7 +94,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		resp, err = handler(ctx, req)
 		return err
 	})
-	return resp, grpcError(err)
+	err = grpcError(err)
+	setRetryPushback(func(md metadata.MD) error { return grpc.SetTrailer(ctx, md) }, err)
+	return resp, err
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

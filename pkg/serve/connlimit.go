@@ -1,21 +1,32 @@
 package serve
 
 import (
+	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc/stats"
 )
 
-// cappedListener bounds the connections one listener holds open. Past the
-// cap a new connection is accepted and closed at once (rather than left in
-// the kernel's backlog, where it would hold a descriptor and wait), with a
-// log line at most every 10 s. Each listener has its own cap, so a flood of
-// gRPC connections cannot starve the HTTP port, where the health checks are
-// (before: two clients holding ~10,000 idle gRPC connections each reached
-// the process's descriptor limit and /v2/health/live timed out).
+// cappedListener bounds the connections one listener holds open. Each
+// listener has its own cap, so a flood of gRPC connections cannot starve
+// the HTTP port (before: two clients holding ~10,000 idle gRPC connections
+// each reached the process's descriptor limit and /v2/health/live timed
+// out). At the cap, as nginx and HAProxy do with idle keep-alive
+// connections, the least recently active idle connection is closed to make
+// room: one with no request running (no HTTP handler, no gRPC RPC) and none
+// begun or ended for evictIdleAfter, which covers connections that never
+// sent a whole request (trickled header bytes do not count as activity).
+// So a flood of idle connections on the HTTP port itself no longer keeps
+// the health checks out. Only when every connection is busy or recently
+// active is the newcomer closed at once (rather than left in the kernel's
+// backlog, where it would hold a descriptor and wait). Both are logged at
+// most every 10 s.
 type cappedListener struct {
 	net.Listener
 	max     int64
@@ -23,14 +34,22 @@ type cappedListener struct {
 	log     *slog.Logger
 	open    atomic.Int64
 	refused atomic.Int64
+	evicted atomic.Int64
 	lastLog atomic.Int64 // unix nanoseconds of the last "limit reached" line
+
+	mu    sync.Mutex
+	conns map[string]*cappedConn // by remote address, for eviction and gRPC's stats handler
 }
+
+// evictIdleAfter is how long a connection must have been without a
+// request before it may be closed to make room for a new one.
+const evictIdleAfter = time.Second
 
 func capListener(l net.Listener, max int, what string, log *slog.Logger) net.Listener {
 	if l == nil || max <= 0 {
 		return l
 	}
-	return &cappedListener{Listener: l, max: int64(max), what: what, log: log}
+	return &cappedListener{Listener: l, max: int64(max), what: what, log: log, conns: map[string]*cappedConn{}}
 }
 
 func (l *cappedListener) Accept() (net.Conn, error) {
@@ -40,29 +59,147 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
-			return &cappedConn{Conn: c, l: l}, nil
+			return l.track(c), nil
+		}
+		if v := l.victim(); v != nil {
+			_ = v.Close()
+			l.evicted.Add(1)
+			l.logLimit("connection limit reached: closed the least recently active idle connection to make room (--max-connections)")
+			return l.track(c), nil
 		}
 		l.open.Add(-1)
 		l.refused.Add(1)
 		_ = c.Close()
-		now := time.Now().UnixNano()
-		if last := l.lastLog.Load(); now-last > int64(10*time.Second) && l.lastLog.CompareAndSwap(last, now) {
-			l.log.Warn("connection limit reached: closing new connections (--max-connections)",
-				"protocol", l.what, "addr", l.Addr().String(), "limit", l.max, "refused_so_far", l.refused.Load())
+		l.logLimit("connection limit reached and no connection idle: closing new connections (--max-connections)")
+	}
+}
+
+func (l *cappedListener) logLimit(msg string) {
+	now := time.Now().UnixNano()
+	if last := l.lastLog.Load(); now-last > int64(10*time.Second) && l.lastLog.CompareAndSwap(last, now) {
+		l.log.Warn(msg, "protocol", l.what, "addr", l.Addr().String(), "limit", l.max,
+			"evicted_so_far", l.evicted.Load(), "refused_so_far", l.refused.Load())
+	}
+}
+
+func (l *cappedListener) track(c net.Conn) *cappedConn {
+	cc := &cappedConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+	cc.last.Store(time.Now().UnixNano())
+	l.mu.Lock()
+	l.conns[cc.key] = cc
+	l.mu.Unlock()
+	return cc
+}
+
+// victim takes out of the set the least recently active idle connection,
+// or returns nil when none has been idle for evictIdleAfter.
+func (l *cappedListener) victim() *cappedConn {
+	before := time.Now().Add(-evictIdleAfter).UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var v *cappedConn
+	for _, c := range l.conns {
+		if c.active.Load() == 0 && c.last.Load() <= before && (v == nil || c.last.Load() < v.last.Load()) {
+			v = c
 		}
 	}
+	if v != nil {
+		delete(l.conns, v.key)
+	}
+	return v
+}
+
+func (l *cappedListener) lookup(addr string) *cappedConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[addr]
 }
 
 type cappedConn struct {
 	net.Conn
-	l    *cappedListener
-	once sync.Once
+	l      *cappedListener
+	key    string
+	active atomic.Int32 // requests (HTTP handlers, gRPC RPCs) running
+	last   atomic.Int64 // unix nanoseconds of the accept or the last request's start or end
+	once   sync.Once
 }
 
 func (c *cappedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		if c.l.conns[c.key] == c {
+			delete(c.l.conns, c.key)
+		}
+		c.l.mu.Unlock()
+		c.l.open.Add(-1)
+	})
 	return err
+}
+
+// CloseWrite passes net/http's half-close after a 431 through.
+func (c *cappedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *cappedConn) begin() { c.active.Add(1); c.last.Store(time.Now().UnixNano()) }
+func (c *cappedConn) end()   { c.last.Store(time.Now().UnixNano()); c.active.Add(-1) }
+
+// connKey carries a request's *cappedConn in its context.
+type connKey struct{}
+
+// connContext is http.Server.ConnContext: it hands the connection to
+// trackRequests.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*cappedConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// trackRequests marks a connection busy while one of its requests runs.
+func trackRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cc, ok := r.Context().Value(connKey{}).(*cappedConn); ok {
+			cc.begin()
+			defer cc.end()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// grpcConnTracker is a grpc-go stats handler that marks a connection busy
+// while one of its RPCs runs (grpc-go hides its connections from handlers;
+// the stats handler's connection context is where they meet).
+type grpcConnTracker struct{ l *cappedListener }
+
+func (t grpcConnTracker) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	if info.RemoteAddr != nil {
+		if cc := t.l.lookup(info.RemoteAddr.String()); cc != nil {
+			return context.WithValue(ctx, connKey{}, cc)
+		}
+	}
+	return ctx
+}
+
+func (grpcConnTracker) HandleConn(context.Context, stats.ConnStats) {}
+
+func (grpcConnTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (grpcConnTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	switch s.(type) {
+	case *stats.Begin:
+		if cc, ok := ctx.Value(connKey{}).(*cappedConn); ok {
+			cc.begin()
+		}
+	case *stats.End:
+		if cc, ok := ctx.Value(connKey{}).(*cappedConn); ok {
+			cc.end()
+		}
+	}
 }
 
 // defaultMaxConnections is the per-listener cap when none is configured:

@@ -155,6 +155,6 @@ func grpcError(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err // already a status (a handler's own answer)
 	}
-	kind, msg, _ := classify(err)
-	return status.Error(errorTable[kind].grpc, msg)
+	kind, msg, retry := classify(err)
+	return grpcStatus(kind, msg, retry)
 }

@@ -3,10 +3,15 @@ package serve
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
 )
@@ -110,7 +115,9 @@ func (g *grpcService) modelInferStream(ss grpc.ServerStream) error {
 		return err
 	})
 	if err != nil {
-		return grpcError(err)
+		err = grpcError(err)
+		setRetryPushback(func(md metadata.MD) error { ss.SetTrailer(md); return nil }, err)
+		return err
 	}
 	return ss.SendMsg(resp)
 }
@@ -123,4 +130,43 @@ func (s *Server) receiveGRPC(ctx context.Context, ss grpc.ServerStream, m any) e
 	}
 	defer leave()
 	return ss.RecvMsg(m)
+}
+
+// grpcStatus is the gRPC form of an error of the table. The answers HTTP
+// sends with Retry-After (overloaded, unavailable: loading, unloading,
+// shutting down) carry the same hint twice: a google.rpc.RetryInfo detail,
+// which clients read with status.Details (the AIP-194 convention), and
+// setRetryPushback's trailer.
+func grpcStatus(kind errorKind, msg string, retry time.Duration) error {
+	st := status.New(errorTable[kind].grpc, msg)
+	if kind != kindOverloaded && kind != kindUnavailable {
+		return st.Err()
+	}
+	withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(retry))})
+	if err != nil {
+		return st.Err()
+	}
+	return withRetry.Err()
+}
+
+// retryDelay is the hint for a Retry-After of d: at least a second, as the
+// HTTP header's whole seconds are.
+func retryDelay(d time.Duration) time.Duration {
+	return max(d.Round(time.Second), time.Second)
+}
+
+// setRetryPushback adds grpc-retry-pushback-ms (gRFC A6: a client whose
+// retry policy covers UNAVAILABLE waits that long before its next attempt)
+// to an answer that carries a RetryInfo detail.
+func setRetryPushback(set func(metadata.MD) error, err error) {
+	st, ok := status.FromError(err)
+	if !ok || err == nil {
+		return
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			_ = set(metadata.Pairs("grpc-retry-pushback-ms", strconv.FormatInt(ri.GetRetryDelay().AsDuration().Milliseconds(), 10)))
+			return
+		}
+	}
 }

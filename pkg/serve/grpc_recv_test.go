@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -170,4 +172,49 @@ func BenchmarkGRPCSmallRequests(b *testing.B) {
 	b.ResetTimer()
 	rate := runConcurrent(32, b.N, call)
 	b.ReportMetric(rate, "requests/s")
+}
+
+// TestGRPCUnavailableCarriesRetryHint: an overload answer on gRPC carries
+// what HTTP's Retry-After says, as a RetryInfo detail and as gRFC A6's
+// grpc-retry-pushback-ms trailer; other errors carry neither.
+func TestGRPCUnavailableCarriesRetryHint(t *testing.T) {
+	ts := startRepoServer(t, 8, 1000, Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 1 << 20})
+	c := dialGRPC(t, ts.GRPCAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	held, err := ts.budget.reserve(1 << 18) // the whole budget
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &tritonpb.ModelInferRequest{ModelName: "m3e", Inputs: []*tritonpb.ModelInferRequest_InferInputTensor{{Name: "text", Datatype: "BYTES", Shape: []int64{1, 1},
+		Contents: &tritonpb.InferTensorContents{BytesContents: [][]byte{[]byte("小")}}}}}
+	var trailer metadata.MD
+	_, err = c.ModelInfer(ctx, req, grpc.Trailer(&trailer))
+	ts.budget.release(held)
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unavailable {
+		t.Fatalf("over the budget: %v, want UNAVAILABLE", err)
+	}
+	var delay time.Duration
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			delay = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	if delay != time.Second {
+		t.Errorf("RetryInfo delay %s, want 1s (details %v)", delay, st.Details())
+	}
+	if got := trailer.Get("grpc-retry-pushback-ms"); len(got) != 1 || got[0] != "1000" {
+		t.Errorf("grpc-retry-pushback-ms trailer %v, want [1000]", got)
+	}
+	trailer = nil
+	_, err = c.ModelInfer(ctx, &tritonpb.ModelInferRequest{ModelName: "nope"}, grpc.Trailer(&trailer))
+	if st, _ := status.FromError(err); st.Code() != codes.NotFound || len(st.Details()) != 0 || len(trailer.Get("grpc-retry-pushback-ms")) != 0 {
+		t.Errorf("not found: %v, details %v, trailer %v", err, st.Details(), trailer)
+	}
+	// Unary RPCs other than ModelInfer go through the interceptor's path.
+	_, err = c.ModelMetadata(ctx, &tritonpb.ModelMetadataRequest{Name: "nope"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("ModelMetadata(nope): %v", err)
+	}
 }
