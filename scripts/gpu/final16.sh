@@ -12,10 +12,10 @@ o=/tmp/final
 mkdir -p "$o" "$out"
 T0=$(date +%s)
 step() { echo "== +$(($(date +%s) - T0))s $*"; }
-SMALL=1 NCU=0 PROFILE= SECTIONS="serve tests" RUNS="${RUNS:-before-mb32 before-mb128 mb32-triton mb32-triton-pipe mb32-cont mb32-cont-1inst mb32-cont-1inst-pipe mb128-triton mb128-cont mb128-cont-1inst mb128-cont-1inst-pipe mb128-cont-grpc mb128-cont-binary mb128-cont-1inst-grpc mb128-cont-1inst-binary}" \
+SMALL=1 NCU=0 PROFILE= SECTIONS="serve tests" RUNS="${RUNS:-before-mb32 before-mb128 mb32-triton mb32-triton-pipe mb32-cont mb32-cont-1inst mb32-cont-1inst-pipe mb128-triton mb128-cont mb128-cont-1inst mb128-cont-1inst-pipe mb32-triton-block mb32-cont-1inst-block mb128-cont-1inst-block mb128-cont-grpc mb128-cont-binary mb128-cont-1inst-grpc mb128-cont-1inst-binary}" \
   scripts/gpu/profile16.sh "$bin" "$o/serve" "" "${DUR:-5s}"
 i=0
-for v in ${SMALL_VARIANTS:-M3ECTL_GEMM_TUNE_HOLD_MB=0 M3ECTL_GEMM_ALGOS=64}; do
+for v in ${SMALL_VARIANTS:-M3ECTL_CUDA_SYNC=block M3ECTL_GEMM_TUNE_HOLD_MB=0 M3ECTL_GEMM_ALGOS=64}; do
   i=$((i + 1))
   step "cudabench -small, $v (own GEMM-choice cache)"
   env XDG_CACHE_HOME=/tmp/cv$i "$v" /tmp/b/cudabench -small -small-sizes 1,16,32,64,128 -work /tmp/gpuwork >"$o/small-$v.txt" 2>&1

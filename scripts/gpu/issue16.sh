@@ -174,6 +174,11 @@ PY
   run mb128-cont-1inst m3ectl 128 continuous 128 "" "" 1
   run mb128-cont-1inst-pipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=1 1
   run mb128-cont-1inst-pipe-tail1 m3ectl 128 continuous 128 "" "M3ECTL_CUDA_PIPELINE=1 M3ECTL_CUDA_TAIL_LAYERS=1" 1
+  # -block: waiting on the end of each batch alone (M3ECTL_CUDA_SYNC=block),
+  # the engine's wait before the tail poll.
+  run mb32-triton-block m3ectl 32 triton 32 "" M3ECTL_CUDA_SYNC=block
+  run mb32-cont-1inst-block m3ectl 32 continuous 32 "" M3ECTL_CUDA_SYNC=block 1
+  run mb128-cont-1inst-block m3ectl 128 continuous 128 "" M3ECTL_CUDA_SYNC=block 1
   # -x: the same with the experiment's settings XENV (explore16.sh).
   run mb32-triton-x m3ectl 32 triton 32 "" "${XENV:-}"
   run mb32-cont-1inst-x m3ectl 32 continuous 32 "" "${XENV:-}" 1

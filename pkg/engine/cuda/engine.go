@@ -29,6 +29,11 @@ type Config struct {
 	// CaptureFirst captures a shape's graph on its first batch instead of
 	// its second (M3ECTL_CUDA_CAPTURE_FIRST=1; the benchmark's timings).
 	CaptureFirst bool
+	// Sync is how Await waits for a batch: "tail" (the default) sleeps on
+	// the batch's nearly-done event, then polls for the end for up to
+	// tailSpin before sleeping again; "block" sleeps on the end alone;
+	// "spin" lets the driver spin for the whole batch (M3ECTL_CUDA_SYNC).
+	Sync string
 	// Pipeline makes Pipelined report true, so the scheduler overlaps
 	// batches on the instance (M3ECTL_CUDA_PIPELINE=1). Off by default:
 	// on the H200 it did not beat one batch at a time (docs/gpu.md).
@@ -44,6 +49,7 @@ func ConfigFromEnv(o engine.Options) Config {
 		// The benchmark times graph replays from the first run on.
 		CaptureFirst: os.Getenv("M3ECTL_CUDA_CAPTURE_FIRST") == "1",
 		Pipeline:     os.Getenv("M3ECTL_CUDA_PIPELINE") == "1",
+		Sync:         os.Getenv("M3ECTL_CUDA_SYNC"),
 	}
 }
 
@@ -172,7 +178,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	// scheduling spins a core for the whole batch, CPU the server then
 	// lacks for HTTP and encoding. M3ECTL_CUDA_SYNC=spin restores spinning.
 	evFlags := uintptr(eventDisableTiming | eventBlockingSync)
-	if os.Getenv("M3ECTL_CUDA_SYNC") == "spin" {
+	if e.conf.Sync == "spin" {
 		evFlags = eventDisableTiming
 	}
 	for i := range e.slots {
