@@ -48,6 +48,7 @@ type serveFlags struct {
 	memoryLimit             int64
 	maxConnections          int
 	maxStreams              uint32
+	pprofAddr               string
 }
 
 func newServeCmd() *cobra.Command {
@@ -115,6 +116,7 @@ deadline answered pending ones 503. A second signal exits at once (status 2).`,
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; those still pending then get 503 and the exit status is 1")
 	fl.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep serving every request this long while readiness answers 503, so load balancers stop sending first")
 	fl.BoolVar(&f.metricsNoAuth, "metrics-no-auth", false, "serve /metrics without the API key (for scrapers without credentials)")
+	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this `HOST:PORT`, e.g. 127.0.0.1:6060 (off by default; behind --api-key when one is set)")
 	cmd.MarkFlagsMutuallyExclusive("truncate", "no-truncate")
 	return cmd
 }
@@ -163,6 +165,7 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 		HTTPAddr:             hostPort(f.host, f.httpPort),
 		GRPCAddr:             hostPort(f.host, f.grpcPort),
 		MetricsAddr:          hostPort(f.host, f.metricsPort),
+		PprofAddr:            f.pprofAddr,
 		MaxRequestBytes:      f.maxRequestBytes,
 		MaxInflightBytes:     inflight,
 		MaxConnections:       f.maxConnections,

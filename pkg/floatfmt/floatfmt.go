@@ -12,9 +12,11 @@
 package floatfmt
 
 import (
+	"encoding/binary"
 	"math"
 	"math/big"
 	"math/bits"
+	"slices"
 )
 
 const (
@@ -64,13 +66,15 @@ func pow5bits(e int32) int32 { return int32((uint32(e)*1217359)>>19) + 1 }
 func log10Pow2(e int32) int32 { return int32((uint32(e) * 78913) >> 18) }
 func log10Pow5(e int32) int32 { return int32((uint32(e) * 732923) >> 20) }
 
-// mulShift is ⌊m·factor / 2^shift⌋ truncated to 32 bits.
+// mulShift is ⌊m·factor / 2^shift⌋ truncated to 32 bits; shift is at least
+// 32 for every float32. The shift counts are masked so that the compiler
+// emits bare shifts, without Go's handling of counts past the width.
 func mulShift(m uint32, factor uint64, shift int32) uint32 {
 	hi, lo := bits.Mul64(uint64(m), factor)
 	if shift >= 64 {
-		return uint32(hi >> uint(shift-64))
+		return uint32(hi >> (uint(shift-64) & 63))
 	}
-	return uint32(hi<<uint(64-shift) | lo>>uint(shift))
+	return uint32(hi<<(uint(64-shift)&63) | lo>>(uint(shift)&63))
 }
 
 func multipleOfPowerOf5(v uint32, p int32) bool {
@@ -192,13 +196,21 @@ func shortest(mant, exp uint32) (uint32, int32) {
 			out++
 		}
 	} else {
+		// Only the last removed digit matters here, so two can go at
+		// once (Ryū's d2s does the same): most float32s lose one or two.
+		roundUp := lastRemoved >= 5
+		if vp/100 > vm/100 {
+			roundUp = vr%100 >= 50
+			vr, vp, vm = vr/100, vp/100, vm/100
+			removed += 2
+		}
 		for vp/10 > vm/10 {
-			lastRemoved = vr % 10
+			roundUp = vr%10 >= 5
 			vr, vp, vm = vr/10, vp/10, vm/10
 			removed++
 		}
 		out = vr
-		if vr == vm || lastRemoved >= 5 {
+		if vr == vm || roundUp {
 			out++
 		}
 	}
@@ -207,7 +219,9 @@ func shortest(mant, exp uint32) (uint32, int32) {
 
 // AppendFloat32 appends f as strconv.AppendFloat(b, float64(f), 'g', -1,
 // 32) would: the shortest decimal that reads back as f, in %e form when
-// its exponent is below −4 or at least 6 ("1e+06", "1.5e-05").
+// its exponent is below −4 or at least 6 ("1e+06", "1.5e-05"). Unlike
+// append it may write up to 32 bytes of b's spare capacity past what it
+// appends (the digits are written in place, eight at a time).
 func AppendFloat32(b []byte, f float32) []byte {
 	u := math.Float32bits(f)
 	neg := u>>31 != 0
@@ -222,61 +236,149 @@ func AppendFloat32(b []byte, f float32) []byte {
 		}
 		return append(b, "+Inf"...)
 	}
-	if neg {
-		b = append(b, '-')
-	}
 	if exp == 0 && mant == 0 {
+		if neg {
+			return append(b, '-', '0')
+		}
 		return append(b, '0')
 	}
-	d, e := shortest(mant, exp)
-	var digs [10]byte
-	nd := 0
-	for i := len(digs) - 1; ; i-- {
-		digs[i] = byte('0' + d%10)
-		d /= 10
-		nd++
-		if d == 0 {
-			break
-		}
+	var d uint32
+	var e int32
+	if exp != 0 {
+		d, e = schubfach(mant, exp)
+	} else {
+		d, e = shortest(mant, exp) // subnormals: Ryū
 	}
-	ds := digs[len(digs)-nd:]
+	nd := decimalLen(d)
+	// The longest form is "-0.0000ddddddddd" or "-d.dddddddde-45"; the
+	// scratch has room for an 8-byte digit store at any position used. It
+	// is b's spare capacity when there is enough (the usual case: a large
+	// output buffer), so that the digits are written once, in place.
+	n := len(b)
+	if cap(b)-n < scratchLen {
+		b = slices.Grow(b, scratchLen)
+	}
+	out := b[n : n+scratchLen]
+	p := 0
+	if neg {
+		out[0] = '-'
+		p = 1
+	}
 	dp := nd + int(e) // decimal point position
-	if x := dp - 1; x < -4 || x >= 6 {
-		b = append(b, ds[0])
+	switch x := dp - 1; {
+	case x < -4 || x >= 6:
+		// d.ddde±XX: the digits one place right, the first moved before the point.
+		writeDigits(out[p+1:], d, nd)
+		out[p] = out[p+1]
 		if nd > 1 {
-			b = append(b, '.')
-			b = append(b, ds[1:]...)
-		}
-		b = append(b, 'e')
-		if x < 0 {
-			b = append(b, '-')
-			x = -x
+			out[p+1] = '.'
+			p += nd + 1
 		} else {
-			b = append(b, '+')
+			p++
 		}
-		if x < 10 {
-			return append(b, '0', byte('0'+x))
+		out[p] = 'e'
+		out[p+1] = '+'
+		if x < 0 {
+			out[p+1] = '-'
+			x = -x
 		}
-		if x < 100 {
-			return append(b, byte('0'+x/10), byte('0'+x%10))
+		p += 2
+		switch {
+		case x < 10:
+			out[p], out[p+1] = '0', byte('0'+x)
+			p += 2
+		case x < 100:
+			out[p], out[p+1] = byte('0'+x/10), byte('0'+x%10)
+			p += 2
+		default:
+			out[p], out[p+1], out[p+2] = byte('0'+x/100), byte('0'+x/10%10), byte('0'+x%10)
+			p += 3
 		}
-		return append(b, byte('0'+x/100), byte('0'+x/10%10), byte('0'+x%10))
+	case dp <= 0:
+		// 0.000ddd: at most four zeros after the point (x ≥ −4 here).
+		binary.LittleEndian.PutUint32(out[p:], '0'|'.'<<8|'0'<<16|'0'<<24)
+		binary.LittleEndian.PutUint32(out[p+4:], '0'|'0'<<8|'0'<<16|'0'<<24)
+		p += 2 - dp
+		writeDigits(out[p:], d, nd)
+		p += nd
+	case dp >= nd:
+		// dddd00 (dp ≤ 6): the zeros over what writeDigits left past the digits.
+		writeDigits(out[p:], d, nd)
+		binary.LittleEndian.PutUint64(out[p+nd:], 0x3030303030303030)
+		p += dp
+	default:
+		// ddd.ddd: the digits one place right, the integer part moved back.
+		writeDigits(out[p+1:], d, nd)
+		copy(out[p:p+dp], out[p+1:p+1+dp])
+		out[p+dp] = '.'
+		p += nd + 1
 	}
-	if dp <= 0 {
-		b = append(b, '0', '.')
-		for ; dp < 0; dp++ {
-			b = append(b, '0')
+	return b[:n+p]
+}
+
+// scratchLen is the room AppendFloat32 works in.
+const scratchLen = 32
+
+// decimalLen is the number of decimal digits of d (d < 10^10).
+func decimalLen(d uint32) int {
+	switch {
+	case d >= 100000000:
+		if d >= 1000000000 {
+			return 10
 		}
-		return append(b, ds...)
-	}
-	if dp >= nd {
-		b = append(b, ds...)
-		for ; dp > nd; dp-- {
-			b = append(b, '0')
+		return 9
+	case d >= 10000:
+		switch {
+		case d >= 10000000:
+			return 8
+		case d >= 1000000:
+			return 7
+		case d >= 100000:
+			return 6
 		}
-		return b
+		return 5
+	case d >= 100:
+		if d >= 1000 {
+			return 4
+		}
+		return 3
+	case d >= 10:
+		return 2
 	}
-	b = append(b, ds[:dp]...)
-	b = append(b, '.')
-	return append(b, ds[dp:]...)
+	return 1
+}
+
+// writeDigits writes the nd decimal digits of d (d < 10^10) at the
+// start of dst, which has room for nd+8 bytes.
+func writeDigits(dst []byte, d uint32, nd int) {
+	if nd > 8 {
+		// The leading one or two digits, then eight.
+		hi := d / 100000000
+		d -= hi * 100000000
+		if nd == 10 {
+			dst[0], dst[1] = byte('0'+hi/10), byte('0'+hi%10)
+			dst = dst[2:]
+		} else {
+			dst[0] = byte('0' + hi)
+			dst = dst[1:]
+		}
+		nd = 8
+	}
+	// Eight digits at once in a uint64 (leading zeros included, the first
+	// digit in the lowest byte), then the leading zeros shifted out.
+	v := eightDigits(d) >> (8 * uint(8-nd))
+	binary.LittleEndian.PutUint64(dst, v)
+}
+
+// eightDigits returns the eight ASCII digits of d < 10^8, zero-padded, the
+// most significant in the lowest byte: d is split into two halves of four
+// digits, each into two of two, each into two digits, with multiplications
+// that divide every lane by 100 or 10 at once (exact for these ranges).
+func eightDigits(d uint32) uint64 {
+	x := uint64(d/10000) | uint64(d%10000)<<32
+	hundreds := (x * 10486 >> 20) & 0x0000007F0000007F // each 32-bit lane / 100
+	x = hundreds | (x-hundreds*100)<<16
+	tens := (x * 103 >> 10) & 0x000F000F000F000F // each 16-bit lane / 10
+	x = tens | (x-tens*10)<<8
+	return x + 0x3030303030303030
 }

@@ -333,7 +333,8 @@ func engineAlone(b *testing.B, modelPath, backend string, threads, instances int
 }
 
 // BenchmarkProtocolPath is the wire side's own cost per request, without
-// network or model: decode and validate the article's one-text request,
+// network or model: decode (as handleInfer does: the fast path, else the
+// scan and encoding/json) and validate the article's one-text request,
 // then encode a 768-wide answer (m3e-base's width) as JSON.
 func BenchmarkProtocolPath(b *testing.B) {
 	body := []byte(articleBody)
@@ -344,9 +345,9 @@ func BenchmarkProtocolPath(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		call, err := decodeHTTPInfer(body, "")
-		if err != nil {
-			b.Fatal(err)
+		call, ok := fastDecodeKServe(body, testFastLimits)
+		if !ok {
+			b.Fatal("the article's request missed the fast path")
 		}
 		plan, err := validate(call, spec)
 		if err != nil {

@@ -3,6 +3,7 @@ package serve
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -34,6 +35,9 @@ func putBuffer(b *[]byte) {
 // that round-trip through float32. NaN and ±Inf, which JSON cannot carry,
 // are written as null.
 func appendFloat32s(b []byte, v []float32) []byte {
+	// Room for the usual case at once (a normalised embedding's numbers
+	// take 10–12 bytes), so that the buffer grows once if at all.
+	b = slices.Grow(b, 12*len(v)+2)
 	b = append(b, '[')
 	for i, f := range v {
 		if i > 0 {
@@ -45,10 +49,10 @@ func appendFloat32s(b []byte, v []float32) []byte {
 }
 
 func appendFloat32(b []byte, f float32) []byte {
-	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+	if math.Float32bits(f)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
 		return append(b, "null"...)
 	}
-	return floatfmt.AppendFloat32(b, f) // strconv's shortest form, about twice as fast
+	return floatfmt.AppendFloat32(b, f) // strconv's shortest form, byte for byte
 }
 
 // appendFloat32LE appends v as little-endian IEEE-754 float32s, the layout

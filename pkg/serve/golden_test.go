@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -41,14 +42,14 @@ func TestWireGoldens(t *testing.T) {
 		embeddings: []float32{0.014592117, -0.020276973, 0.5, 1, -0, 3.4028235e38}}
 	t.Run("kserve JSON", func(t *testing.T) {
 		rec := httptest.NewRecorder()
-		writeKServe(rec, ans)
+		writeKServe(rec, httptest.NewRequest(http.MethodPost, "/", nil), ans)
 		golden(t, "infer_response.json", rec.Body.Bytes())
 	})
 	t.Run("kserve binary", func(t *testing.T) {
 		bin := *ans
 		bin.binary = true
 		rec := httptest.NewRecorder()
-		writeKServe(rec, &bin)
+		writeKServe(rec, httptest.NewRequest(http.MethodPost, "/", nil), &bin)
 		if rec.Header().Get(headerContentLength) != "156" {
 			t.Errorf("%s = %q", headerContentLength, rec.Header().Get(headerContentLength))
 		}

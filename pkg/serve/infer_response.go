@@ -45,19 +45,30 @@ func appendKServeJSON(b []byte, a *inferAnswer) []byte {
 
 // writeKServe writes the answer as JSON, or as JSON header plus binary FP32
 // data with Inference-Header-Content-Length when binary output was asked for.
-func writeKServe(w http.ResponseWriter, a *inferAnswer) {
+//
+// The whole answer goes out in one Write with its Content-Length, and the
+// header values are assigned, not Set: Set allocates a slice per value,
+// and net/http only reads them (the canonical keys are written as such).
+func writeKServe(w http.ResponseWriter, r *http.Request, a *inferAnswer) {
 	buf := getBuffer()
 	b := appendKServeJSON((*buf)[:0], a)
 	h := w.Header()
 	if a.binary {
-		h.Set(headerContentLength, strconv.Itoa(len(b)))
-		h.Set("Content-Type", "application/octet-stream")
+		h[headerContentLength] = []string{strconv.Itoa(len(b))}
+		h["Content-Type"] = contentTypeOctetStream
 		b = appendFloat32LE(b, a.embeddings)
 	} else {
-		h.Set("Content-Type", "application/json")
+		h["Content-Type"] = contentTypeJSON
 	}
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	writeBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
 }
+
+// Shared header values (never modified: net/http copies the header map
+// before it writes it, and nothing appends to these).
+var (
+	contentTypeJSON        = []string{"application/json"}
+	contentTypeOctetStream = []string{"application/octet-stream"}
+)

@@ -154,12 +154,21 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	counts, err := scanJSON(jsonPartOf(*body, r.Header.Get(headerContentLength)), schemaKServe, s.kserveLimits(m))
+	binHeader := r.Header.Get(headerContentLength)
+	if binHeader == "" {
+		// The usual request in one pass; anything it does not take, the
+		// general path below decodes (and answers its errors).
+		if call, ok := fastDecodeKServe(*body, s.fastKServeLimits(m)); ok {
+			putBuffer(body)
+			return s.inferAndWrite(w, r, m, call)
+		}
+	}
+	counts, err := scanJSON(jsonPartOf(*body, binHeader), schemaKServe, s.kserveLimits(m))
 	if err != nil {
 		putBuffer(body)
 		return err
 	}
-	call, err := decodeHTTPInfer(*body, r.Header.Get(headerContentLength))
+	call, err := decodeHTTPInfer(*body, binHeader)
 	putBuffer(body)
 	if err != nil {
 		return err
@@ -167,12 +176,28 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) error {
 	if err := checkDataDepth(call, counts); err != nil {
 		return err
 	}
+	return s.inferAndWrite(w, r, m, call)
+}
+
+func (s *Server) inferAndWrite(w http.ResponseWriter, r *http.Request, m *repository.Model, call *inferCall) error {
 	ans, err := s.infer(r.Context(), m, call)
 	if err != nil {
 		return err
 	}
-	writeKServe(w, ans)
+	writeKServe(w, r, ans)
 	return nil
+}
+
+// fastKServeLimits are kserveLimits' bounds without their messages, which
+// only the general path writes.
+func (s *Server) fastKServeLimits(m *repository.Model) fastLimits {
+	l := s.cfg.Limits
+	lim := fastLimits{depth: l.MaxDepth, keys: l.MaxKeys, inputs: l.MaxInputs, outputs: l.MaxOutputs,
+		elements: l.MaxTexts, stringBytes: s.cfg.MaxRequestBytes}
+	if mb := m.MaxBatchSize(); mb > 0 {
+		lim.elements = mb
+	}
+	return lim
 }
 
 // infer validates a decoded call against the model and runs it through the

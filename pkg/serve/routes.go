@@ -148,6 +148,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 			return nil, invalidf("read request body: %v", err)
 		}
 	}
+	// Closed now, at EOF: a body still open when the answer's header is
+	// written makes net/http drain it first (an io.CopyN per request).
+	_ = r.Body.Close()
 	*buf = b
 	return buf, nil
 }

@@ -40,6 +40,10 @@ const serverName = "m3ectl"
 type Config struct {
 	HTTPAddr, GRPCAddr, MetricsAddr             string
 	HTTPListener, GRPCListener, MetricsListener net.Listener
+	// PprofAddr (or PprofListener) turns on Go's profiler, net/http/pprof,
+	// on a listener of its own; off when both are empty (see pprofHandler).
+	PprofAddr     string
+	PprofListener net.Listener
 
 	// MaxRequestBytes bounds a request body (HTTP) or message (gRPC); larger
 	// requests get 413 / RESOURCE_EXHAUSTED. Default 64 MiB.
@@ -129,6 +133,7 @@ type Server struct {
 	log  *slog.Logger
 
 	httpLn, grpcLn, metricsLn net.Listener
+	pprofLn                   net.Listener
 	handler                   http.Handler
 	grpcSrv                   *grpc.Server
 
@@ -163,6 +168,13 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	if s.pprofLn, err = listen(cfg.PprofListener, cfg.PprofAddr, "pprof", false); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	// Large answers in one write (cork.go), innermost so that the wrappers
+	// above see the same writes as ever.
+	s.httpLn = corkListener{s.httpLn}
 	// net/http's own plain-text error answers leave as JSON (goerrors.go).
 	s.httpLn = jsonErrorListener{s.httpLn}
 	if s.metricsLn != nil {
@@ -219,7 +231,7 @@ func listen(ln net.Listener, addr, what string, required bool) (net.Listener, er
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range []net.Listener{s.httpLn, s.grpcLn, s.metricsLn} {
+	for _, l := range []net.Listener{s.httpLn, s.grpcLn, s.metricsLn, s.pprofLn} {
 		if l != nil {
 			_ = l.Close()
 		}
@@ -231,6 +243,9 @@ func (s *Server) HTTPAddr() string { return addrOf(s.httpLn) }
 
 // GRPCAddr is the bound gRPC address, or "" when gRPC is off.
 func (s *Server) GRPCAddr() string { return addrOf(s.grpcLn) }
+
+// PprofAddr is the bound profiler address, or "" when it is off.
+func (s *Server) PprofAddr() string { return addrOf(s.pprofLn) }
 
 // MetricsAddr is the bound metrics address, or "" when metrics are off.
 func (s *Server) MetricsAddr() string { return addrOf(s.metricsLn) }
@@ -277,6 +292,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.metricsLn != nil {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
+	if s.pprofLn != nil {
+		serveHTTP("pprof", s.pprofLn, s.pprofHandler())
+	}
 	if s.grpcLn != nil {
 		go s.health.run()
 		s.log.Info("listening", "protocol", "gRPC", "addr", s.grpcLn.Addr().String())
@@ -322,7 +340,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           trackRequests(h),
-		ConnContext:       connContext,
+		ConnContext:       httpConnContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,

@@ -16,7 +16,10 @@ package tokenizer
 
 //go:generate go run gen_tables.go -ucd /usr/share/unicode -o unicode8_tables.go
 
-import "unicode/utf8"
+import (
+	"slices"
+	"unicode/utf8"
+)
 
 // DefaultMaxLength is the sequence length BERT models are trained with and
 // the truncation length when none is configured.
@@ -106,6 +109,13 @@ func (t *Tokenizer) estimate(text string) int {
 // EncodeTo appends the ids of text to dst and reports whether the sentence was
 // cut to fit MaxLength. It does not allocate once dst has room.
 func (t *Tokenizer) EncodeTo(dst []int32, text string) (ids []int32, truncated bool) {
+	// Room for the ids at once: a text yields about one id per character
+	// at most (one per byte bounds it but for rare case mappings, where
+	// append still grows), plus the specials, and at most maxLength; so a
+	// sentence's ids are not re-grown five times over.
+	if need := min(len(text)+len(t.prefix), t.maxLength) + len(t.suffix); cap(dst)-len(dst) < need {
+		dst = slices.Grow(dst, need)
+	}
 	e := encoder{t: t, out: dst}
 	e.limit = len(dst) + t.maxLength - len(t.suffix)
 	for _, id := range t.prefix {

@@ -156,23 +156,29 @@ PY
   }
   # Labels: mbN = max_batch_size, triton|cont = policy, 1inst = one
   # instance (else two, the seed's count), nopipe = batches one at a time
-  # (M3ECTL_CUDA_PIPELINE=0, the engine's behaviour before pipelining).
+  # (the default), pipe = batches overlapped on the instance
+  # (M3ECTL_CUDA_PIPELINE=1).
   run before-mb32 m3ectl-old 32 triton 32
   run before-mb128 m3ectl-old 128 triton 128
   run mb32-triton m3ectl 32 triton 1,32
-  run mb32-triton-nopipe m3ectl 32 triton 32 "" M3ECTL_CUDA_PIPELINE=0
+  run mb32-triton-pipe m3ectl 32 triton 32 "" M3ECTL_CUDA_PIPELINE=1
   run mb32-cont m3ectl 32 continuous 1,32
-  run mb32-cont-nopipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=0
+  run mb32-cont-pipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=1
   run mb32-cont-1inst m3ectl 32 continuous 32 "" "" 1
-  run mb32-cont-1inst-nopipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=0 1
-  run mb32-cont-1inst-tail1 m3ectl 32 continuous 32 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
-  run mb32-cont-1inst-tail6 m3ectl 32 continuous 32 "" M3ECTL_CUDA_TAIL_LAYERS=6 1
+  run mb32-cont-1inst-pipe m3ectl 32 continuous 32 "" M3ECTL_CUDA_PIPELINE=1 1
+  run mb32-cont-1inst-pipe-tail1 m3ectl 32 continuous 32 "" "M3ECTL_CUDA_PIPELINE=1 M3ECTL_CUDA_TAIL_LAYERS=1" 1
+  run mb32-cont-1inst-pipe-tail6 m3ectl 32 continuous 32 "" "M3ECTL_CUDA_PIPELINE=1 M3ECTL_CUDA_TAIL_LAYERS=6" 1
   run mb128-triton m3ectl 128 triton 128
   run mb128-cont m3ectl 128 continuous 32,128
-  run mb128-cont-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0
+  run mb128-cont-pipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=1
   run mb128-cont-1inst m3ectl 128 continuous 128 "" "" 1
-  run mb128-cont-1inst-nopipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=0 1
-  run mb128-cont-1inst-tail1 m3ectl 128 continuous 128 "" M3ECTL_CUDA_TAIL_LAYERS=1 1
+  run mb128-cont-1inst-pipe m3ectl 128 continuous 128 "" M3ECTL_CUDA_PIPELINE=1 1
+  run mb128-cont-1inst-pipe-tail1 m3ectl 128 continuous 128 "" "M3ECTL_CUDA_PIPELINE=1 M3ECTL_CUDA_TAIL_LAYERS=1" 1
+  # -block: waiting on the end of each batch alone (M3ECTL_CUDA_SYNC=block),
+  # the engine's wait before the tail poll.
+  run mb32-triton-block m3ectl 32 triton 32 "" M3ECTL_CUDA_SYNC=block
+  run mb32-cont-1inst-block m3ectl 32 continuous 32 "" M3ECTL_CUDA_SYNC=block 1
+  run mb128-cont-1inst-block m3ectl 128 continuous 128 "" M3ECTL_CUDA_SYNC=block 1
   # -x: the same with the experiment's settings XENV (explore16.sh).
   run mb32-triton-x m3ectl 32 triton 32 "" "${XENV:-}"
   run mb32-cont-1inst-x m3ectl 32 continuous 32 "" "${XENV:-}" 1

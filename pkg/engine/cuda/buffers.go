@@ -6,10 +6,14 @@ import (
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
-// bucket is a padded batch shape: T tokens and N rows. Every batch runs as
-// the bucket just above it, so a few CUDA graphs cover all shapes; the extra
-// tokens (id 0, belonging to no row) cost at most 1/8 more GEMM work and are
-// never read by attention or pooling.
+// bucket is a padded batch shape: T tokens and room for N rows. Every batch
+// runs as the bucket just above its token count, so a few CUDA graphs cover
+// all shapes; the extra tokens (id 0, belonging to no row) cost at most 1/8
+// more GEMM work and are never read by attention or pooling. N is T, the
+// most rows T tokens can hold, so that the bucket (and its graphs) depend
+// on the token count alone: keyed by rows too, a server saw hundreds of
+// (tokens, rows) shapes, and every new one cost a GEMM check, an eager run
+// and two graph captures on the instance's critical path.
 type bucket struct{ T, N int }
 
 // roundBucket rounds x up to a multiple of 1/8 of its power of two (at most
@@ -23,13 +27,18 @@ func roundBucket(x, min int) int {
 }
 
 func bucketFor(tokens, rows int) bucket {
-	return bucket{T: roundBucket(tokens, 16), N: roundBucket(rows, 1)}
+	t := roundBucket(max(tokens, rows), 16)
+	return bucket{T: t, N: t}
 }
 
-// tiles bounds the attention tiles of any batch in the bucket: a tile is
-// either tileQueries queries of a long row or several whole short rows, so
-// there are at most sum(ceil(len/tileQueries)) <= (T + 127N)/128 of them.
-func (b bucket) tiles() int { return (b.T + (tileQueries-1)*b.N + tileQueries - 1) / tileQueries }
+// tiles bounds the attention tiles fill makes for any batch of at most T
+// tokens: within a run of packed short rows two consecutive tiles hold more
+// than tileQueries tokens together (the second began with the row that did
+// not fit the first), so such a run of c tiles over L tokens has
+// c < 2L/128 + 1; each long row (> 128 tokens, so fewer than T_long/128 of
+// them) takes ceil(len/128) < len/128 + 1 tiles and may end a run. In all
+// fewer than 3T/128 + 1 tiles.
+func (b bucket) tiles() int { return 3*((b.T+tileQueries-1)/tileQueries) + 1 }
 
 // inputInts is the size of the packed int32 input block: ids, positions,
 // row offsets, attention tiles and the two counts (rows, tiles).
@@ -40,7 +49,7 @@ func (b bucket) inputInts() int { return 2*b.T + b.N + 1 + 4*b.tiles() + 2 }
 // stream, so batches in flight one behind the other share them; only the
 // pinned host buffers are per slot (slot).
 type buffers struct {
-	capT, capN, capIn                    int
+	capT, capIn, capRows                 int // capRows: rows of out
 	dIn, hidden, qkv, ctx, tmp, ffn, out devPtr
 }
 
@@ -51,16 +60,29 @@ func (b *buffers) free() {
 	*b = buffers{}
 }
 
-func (b *buffers) ensure(e *Engine, bk bucket) error {
-	if bk.T <= b.capT && bk.N <= b.capN && bk.inputInts() <= b.capIn {
+// fits says whether a batch of bucket bk and rows rows fits without growing.
+func (b *buffers) fits(bk bucket, rows int) bool {
+	return bk.T <= b.capT && rows <= b.capRows && bk.inputInts() <= b.capIn
+}
+
+// ensure grows the buffers to hold a batch of bucket bk and rows rows; the
+// pooled output is sized by rows (at least twice what it was, so that a
+// server's batches settle after a few growths), the rest by tokens.
+// Growing waits for the stream and drops the graphs, which name the old
+// buffers.
+func (b *buffers) ensure(e *Engine, bk bucket, rows int) error {
+	if b.fits(bk, rows) {
 		return nil
 	}
 	call(drv.streamSynchronize, e.l.stream)
 	e.dropGraphs()
-	capT, capN := max(bk.T, b.capT), max(bk.N, b.capN)
+	capT, capRows := max(bk.T, b.capT), b.capRows
+	if rows > capRows {
+		capRows = min(max(rows, 2*capRows), capT)
+	}
 	b.free()
-	b.capT, b.capN = capT, capN
-	b.capIn = max(bucket{capT, capN}.inputInts(), bk.inputInts())
+	b.capT, b.capRows = capT, capRows
+	b.capIn = max(bucket{capT, capT}.inputInts(), bk.inputInts())
 	H, I, el := e.cfg.Hidden, e.cfg.Intermediate, e.elem
 	var err error
 	alloc := func(dst *devPtr, n int) {
@@ -74,7 +96,7 @@ func (b *buffers) ensure(e *Engine, bk bucket) error {
 	alloc(&b.ctx, capT*H*el)
 	alloc(&b.tmp, capT*H*el)
 	alloc(&b.ffn, capT*I*el)
-	alloc(&b.out, capN*H*4)
+	alloc(&b.out, capRows*H*4)
 	if err != nil {
 		b.free()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -220,5 +221,51 @@ func TestGPUTimeMatchesEmbed(t *testing.T) {
 		if before[i] != after[i] {
 			t.Fatalf("embedding %d changed after GPUTime: %v then %v", i, before[i], after[i])
 		}
+	}
+}
+
+// TestTilesBoundHoldsForAnyBatch: the bucket's tile bound (the attention
+// grid) covers the tiles fill plans for any mix of row lengths, including
+// the adversarial one (rows of 65 tokens, two of which never share a tile,
+// between long rows); too few would leave rows unattended.
+func TestTilesBoundHoldsForAnyBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(lens []int) {
+		t.Helper()
+		rows := make([][]int32, len(lens))
+		for i, l := range lens {
+			rows[i] = make([]int32, l)
+		}
+		b := engine.NewBatch(rows)
+		bk := bucketFor(b.Tokens(), b.Rows())
+		in := make([]int32, bk.inputInts())
+		fillInput(in, b, bk)
+		_, _, _, counts := layout(bk)
+		if nt := int(in[counts/4+1]); nt > bk.tiles() {
+			t.Fatalf("rows %v: %d tiles, the bound is %d", lens, nt, bk.tiles())
+		}
+		if int(in[counts/4]) != len(lens) {
+			t.Fatalf("rows %v: count %d", lens, in[counts/4])
+		}
+	}
+	check([]int{1})
+	check([]int{65, 65, 65, 65, 65, 65})
+	check([]int{129, 65, 65, 129, 65, 65, 129, 1, 128, 1, 128})
+	for i := 0; i < 2000; i++ {
+		n := 1 + rng.IntN(64)
+		lens := make([]int, n)
+		for j := range lens {
+			switch rng.IntN(4) {
+			case 0:
+				lens[j] = 1 + rng.IntN(512)
+			case 1:
+				lens[j] = 64 + rng.IntN(3)
+			case 2:
+				lens[j] = 129 + rng.IntN(3)
+			default:
+				lens[j] = 2 + rng.IntN(30)
+			}
+		}
+		check(lens)
 	}
 }

@@ -17,6 +17,7 @@ var drv struct {
 	streamCreate, streamDestroy, streamSynchronize                              uintptr
 	moduleLoadData, moduleUnload, moduleGetFunction, funcSetAttribute, launch   uintptr
 	eventCreate, eventDestroy, eventRecord, eventSynchronize, eventElapsed      uintptr
+	eventQuery                                                                  uintptr
 	streamBeginCapture, streamEndCapture, graphInstantiate, graphLaunch         uintptr
 	graphDestroy, graphExecDestroy, getErrorName, getErrorString, driverVersion uintptr
 }
@@ -56,6 +57,7 @@ func bindDriver(h uintptr) error {
 		{&drv.eventDestroy, []string{"cuEventDestroy_v2"}},
 		{&drv.eventRecord, []string{"cuEventRecord"}},
 		{&drv.eventSynchronize, []string{"cuEventSynchronize"}},
+		{&drv.eventQuery, []string{"cuEventQuery"}},
 		{&drv.eventElapsed, []string{"cuEventElapsedTime_v2", "cuEventElapsedTime"}},
 		{&drv.streamBeginCapture, []string{"cuStreamBeginCapture_v2"}},
 		{&drv.streamEndCapture, []string{"cuStreamEndCapture"}},

@@ -29,9 +29,15 @@ type Config struct {
 	// CaptureFirst captures a shape's graph on its first batch instead of
 	// its second (M3ECTL_CUDA_CAPTURE_FIRST=1; the benchmark's timings).
 	CaptureFirst bool
-	// NoPipeline makes Pipelined report false, so the scheduler runs one
-	// batch at a time (M3ECTL_CUDA_PIPELINE=0; for comparison).
-	NoPipeline bool
+	// Sync is how Await waits for a batch: "tail" (the default) sleeps on
+	// the batch's nearly-done event, then polls for the end for up to
+	// tailSpin before sleeping again; "block" sleeps on the end alone;
+	// "spin" lets the driver spin for the whole batch (M3ECTL_CUDA_SYNC).
+	Sync string
+	// Pipeline makes Pipelined report true, so the scheduler overlaps
+	// batches on the instance (M3ECTL_CUDA_PIPELINE=1). Off by default:
+	// on the H200 it did not beat one batch at a time (docs/gpu.md).
+	Pipeline bool
 }
 
 // ConfigFromEnv reads o.Precision, M3ECTL_CUDA_GELU=erf and M3ECTL_CUDA_GRAPHS=0.
@@ -42,7 +48,8 @@ func ConfigFromEnv(o engine.Options) Config {
 		NoGraphs:  os.Getenv("M3ECTL_CUDA_GRAPHS") == "0",
 		// The benchmark times graph replays from the first run on.
 		CaptureFirst: os.Getenv("M3ECTL_CUDA_CAPTURE_FIRST") == "1",
-		NoPipeline:   os.Getenv("M3ECTL_CUDA_PIPELINE") == "0",
+		Pipeline:     os.Getenv("M3ECTL_CUDA_PIPELINE") == "1",
+		Sync:         os.Getenv("M3ECTL_CUDA_SYNC"),
 	}
 }
 
@@ -70,8 +77,8 @@ type Engine struct {
 	buf                                    buffers
 	graphs                                 map[graphKey]uintptr
 	slots                                  [2]slot // pipelined batches in flight (Submit/Await); Embed uses them too
-	next                                   int     // the slot the next Submit takes
 	slotFree                               *sync.Cond
+	rowsHint                               int // engine.Options.MaxBatchRows: the output buffers' first size
 	seen                                   map[bucket]int
 	split                                  startSplit
 	closed                                 bool
@@ -171,7 +178,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	// scheduling spins a core for the whole batch, CPU the server then
 	// lacks for HTTP and encoding. M3ECTL_CUDA_SYNC=spin restores spinning.
 	evFlags := uintptr(eventDisableTiming | eventBlockingSync)
-	if os.Getenv("M3ECTL_CUDA_SYNC") == "spin" {
+	if e.conf.Sync == "spin" {
 		evFlags = eventDisableTiming
 	}
 	for i := range e.slots {
@@ -261,13 +268,9 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 			rows = toks
 		}
 		bk := bucketFor(toks, rows)
-		if err := e.buf.ensure(e, bk); err != nil {
+		e.rowsHint = rows
+		if err := e.stage(0, &engine.Batch{Offsets: []int32{0}}, bk); err != nil {
 			return err
-		}
-		for i := range e.slots {
-			if err := e.stage(i, &engine.Batch{Offsets: []int32{0}}, bk); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -127,7 +127,7 @@ func (e *Engine) enqueue(bk bucket, mark marker) error {
 	if err := e.enqueueKernels(bk, mark, partAll); err != nil {
 		return err
 	}
-	return e.copyOut(bk, e.slots[0].out)
+	return e.copyOut(e.slots[0].out, e.slots[0].rows)
 }
 
 // copyIn queues the copy of bucket bk's packed input block from h.
@@ -135,9 +135,9 @@ func (e *Engine) copyIn(bk bucket, h pinned) error {
 	return cuCheck(call(drv.memcpyHtoDAsync, uintptr(e.buf.dIn), uintptr(h.p), uintptr(e.buf.inputBytes(bk)), e.l.stream), "cuMemcpyHtoDAsync")
 }
 
-// copyOut queues the copy of bucket bk's pooled rows into h.
-func (e *Engine) copyOut(bk bucket, h pinned) error {
-	return cuCheck(call(drv.memcpyDtoHAsync, uintptr(h.p), uintptr(e.buf.out), uintptr(bk.N*e.cfg.Hidden*4), e.l.stream), "cuMemcpyDtoHAsync")
+// copyOut queues the copy of the batch's rows pooled embeddings into h.
+func (e *Engine) copyOut(h pinned, rows int) error {
+	return cuCheck(call(drv.memcpyDtoHAsync, uintptr(h.p), uintptr(e.buf.out), uintptr(rows*e.cfg.Hidden*4), e.l.stream), "cuMemcpyDtoHAsync")
 }
 
 // Parts of the forward pass: the whole, or the head (embeddings and the
@@ -231,7 +231,10 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	if e.pool.Normalize {
 		norm = 1
 	}
-	return errs(e.l.launch(e.fnPool, [3]int{bk.N, 1, 1}, [3]int{256, 1, 1}, 0, b.out, b.hidden, in+devPtr(offs), in+devPtr(counts), mode, norm), mark("pool"))
+	// The bucket has room for T rows; pool's blocks stride over the real
+	// ones (the count is in the input block).
+	poolGrid := min(bk.N, 4*e.dev.SMs)
+	return errs(e.l.launch(e.fnPool, [3]int{poolGrid, 1, 1}, [3]int{256, 1, 1}, 0, b.out, b.hidden, in+devPtr(offs), in+devPtr(counts), mode, norm), mark("pool"))
 }
 
 // tailLayers is how many of the last layers run after a pipelined batch's

@@ -44,7 +44,7 @@ func (e *Engine) run(bk bucket, sl *slot) error {
 	if err != nil {
 		return err
 	}
-	if err := e.copyOut(bk, sl.out); err != nil {
+	if err := e.copyOut(sl.out, sl.rows); err != nil {
 		return err
 	}
 	return cuCheck(call(drv.eventRecord, sl.done, e.l.stream), "cuEventRecord")
@@ -75,7 +75,7 @@ func (e *Engine) graphsFor(bk bucket) (head, tail uintptr, err error) {
 			return 0, 0, err
 		}
 		if e.seen[bk] == 1 {
-			slog.Debug("cuda shape first seen", "rows", bk.N, "tokens", bk.T, "gemm_choice", ms(time.Since(t)))
+			slog.Debug("cuda shape first seen", "tokens", bk.T, "gemm_choice", ms(time.Since(t)))
 		}
 		return 0, 0, nil
 	}
@@ -91,7 +91,7 @@ func (e *Engine) graphsFor(bk bucket) (head, tail uintptr, err error) {
 		return 0, 0, err
 	}
 	e.graphs[graphKey{bk, partHead}], e.graphs[graphKey{bk, partTail}] = head, tail
-	slog.Debug("cuda graph captured", "rows", bk.N, "tokens", bk.T, "graph_capture", ms(time.Since(t)))
+	slog.Debug("cuda graph captured", "tokens", bk.T, "graph_capture", ms(time.Since(t)))
 	return head, tail, nil
 }
 

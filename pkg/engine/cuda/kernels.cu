@@ -233,33 +233,36 @@ extern "C" __global__ void gelu(act_t* x, int n) {
 #endif
 }
 
-// pool: one block per row; mode 0 mean, 1 CLS, 2 max; then optional L2 normalisation.
-// Rows at or past *nrows (bucket padding) do nothing.
+// pool: blocks stride over the *nrows rows (the grid is sized for the
+// bucket, not the batch); mode 0 mean, 1 CLS, 2 max; then optional L2
+// normalisation.
 extern "C" __global__ void pool(float* out, const act_t* h, const int* offsets, const int* nrows, int mode, int normalize) {
   __shared__ float red[32];
-  int r = blockIdx.x;
-  if (r >= *nrows) return;
-  int s = offsets[r], e = offsets[r + 1];
-  float vals[(HIDDEN + 255) / 256];
-  float ss = 0.f;
+  const int n = *nrows;
+  for (int r = blockIdx.x; r < n; r += gridDim.x) {
+    int s = offsets[r], e = offsets[r + 1];
+    float vals[(HIDDEN + 255) / 256];
+    float ss = 0.f;
 #pragma unroll
-  for (int i = 0; i < (HIDDEN + 255) / 256; i++) {
-    int j = threadIdx.x + i * 256;
-    float acc = 0.f;
-    if (j < HIDDEN) {
-      if (mode == 1) acc = ldf(h + (size_t)s * HIDDEN + j);
-      else if (mode == 2) { acc = -3.4e38f; for (int t = s; t < e; t++) acc = fmaxf(acc, ldf(h + (size_t)t * HIDDEN + j)); }
-      else { for (int t = s; t < e; t++) acc += ldf(h + (size_t)t * HIDDEN + j); acc /= (float)(e - s); }
+    for (int i = 0; i < (HIDDEN + 255) / 256; i++) {
+      int j = threadIdx.x + i * 256;
+      float acc = 0.f;
+      if (j < HIDDEN) {
+        if (mode == 1) acc = ldf(h + (size_t)s * HIDDEN + j);
+        else if (mode == 2) { acc = -3.4e38f; for (int t = s; t < e; t++) acc = fmaxf(acc, ldf(h + (size_t)t * HIDDEN + j)); }
+        else { for (int t = s; t < e; t++) acc += ldf(h + (size_t)t * HIDDEN + j); acc /= (float)(e - s); }
+      }
+      vals[i] = acc;
+      ss += acc * acc;
     }
-    vals[i] = acc;
-    ss += acc * acc;
-  }
-  float scale = 1.f;
-  if (normalize) scale = 1.f / fmaxf(sqrtf(blockSum(ss, red)), 1e-12f);
+    float scale = 1.f;
+    if (normalize) scale = 1.f / fmaxf(sqrtf(blockSum(ss, red)), 1e-12f);
 #pragma unroll
-  for (int i = 0; i < (HIDDEN + 255) / 256; i++) {
-    int j = threadIdx.x + i * 256;
-    if (j < HIDDEN) out[(size_t)r * HIDDEN + j] = vals[i] * scale;
+    for (int i = 0; i < (HIDDEN + 255) / 256; i++) {
+      int j = threadIdx.x + i * 256;
+      if (j < HIDDEN) out[(size_t)r * HIDDEN + j] = vals[i] * scale;
+    }
+    __syncthreads();  // blockSum's red is reused by the next row
   }
 }
 

@@ -3,6 +3,7 @@ package cuda
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
@@ -34,7 +35,8 @@ func (s *slot) free() {
 // bk and writes batch b into its input block. e.mu is held and slot i is
 // not in flight.
 func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
-	if bk.T > e.buf.capT || bk.N > e.buf.capN || bk.inputInts() > e.buf.capIn {
+	rows := max(b.Rows(), e.rowsHint)
+	if !e.buf.fits(bk, rows) {
 		// Growing frees the device buffers: every batch in flight must
 		// have finished and been read (its results sit in pinned memory,
 		// which stays).
@@ -42,7 +44,7 @@ func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
 			e.slotFree.Wait()
 		}
 	}
-	if err := e.buf.ensure(e, bk); err != nil {
+	if err := e.buf.ensure(e, bk, rows); err != nil {
 		return err
 	}
 	s := &e.slots[i]
@@ -58,10 +60,11 @@ func (e *Engine) stage(i int, b *engine.Batch, bk bucket) error {
 	if err := grow(&s.in, 4*e.buf.capIn); err != nil {
 		return err
 	}
-	if err := grow(&s.out, 4*e.buf.capN*e.cfg.Hidden); err != nil {
+	if err := grow(&s.out, 4*e.buf.capRows*e.cfg.Hidden); err != nil {
 		return err
 	}
 	fillInput(s.in.int32s(), b, bk)
+	s.rows = b.Rows()
 	return nil
 }
 
@@ -92,9 +95,14 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 	if e.closed {
 		return engine.Ticket{}, fmt.Errorf("cuda engine is closed")
 	}
-	i := e.next
-	for e.slots[i].busy {
+	// Slot 0 when nothing is in flight (so that Embed alone never
+	// allocates the second slot's pinned memory), else the free one.
+	for e.slots[0].busy && e.slots[1].busy {
 		e.slotFree.Wait()
+	}
+	i := 0
+	if e.slots[0].busy {
+		i = 1
 	}
 	if e.closed {
 		return engine.Ticket{}, fmt.Errorf("cuda engine is closed")
@@ -115,8 +123,7 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 		call(drv.streamSynchronize, e.l.stream)
 		return engine.Ticket{}, err
 	}
-	s.busy, s.rows = true, b.Rows()
-	e.next = 1 - i
+	s.busy = true
 	return engine.Ticket{Slot: i, Rows: b.Rows()}, nil
 }
 
@@ -140,7 +147,15 @@ func (e *Engine) Await(t engine.Ticket, dst []float32) ([]float32, error) {
 		return []float32{}, nil
 	}
 	s := &e.slots[t.Slot]
-	err := e.wait(s.done, "batch")
+	var err error
+	switch e.conf.Sync {
+	case "block", "spin":
+		err = e.wait(s.done, "batch")
+	default:
+		if err = e.wait(s.nearly, "nearly done"); err == nil {
+			err = e.waitTail(s.done)
+		}
+	}
 	n := t.Rows * e.cfg.Hidden
 	if err == nil {
 		if len(dst) < n {
@@ -172,7 +187,40 @@ func (e *Engine) wait(ev uintptr, what string) error {
 	return nil
 }
 
+// tailSpin bounds the polling at the end of a batch: the tail of a small
+// batch (its last quarter of layers, 0.1–0.15 ms on the H200) ends within
+// it; a large batch's thread goes back to sleep.
+const tailSpin = 250 * time.Microsecond
+
+// cudaErrorNotReady is CUDA_ERROR_NOT_READY, cuEventQuery's "not yet".
+const cudaErrorNotReady = 600
+
+// waitTail polls ev for up to tailSpin, then sleeps on it. Waking from a
+// blocking-sync event costs tens of microseconds, a serving cycle's worth
+// when every batch pays it; the nearly-done event's wake-up is paid while
+// the tail layers still run, and the end is seen at once by polling.
+func (e *Engine) waitTail(ev uintptr) error {
+	lockThread()
+	defer unlockThread()
+	if err := e.setCurrent(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(tailSpin)
+	for {
+		switch r := call(drv.eventQuery, ev); r {
+		case 0:
+			return nil
+		case cudaErrorNotReady:
+			if time.Now().After(deadline) {
+				return cuCheck(call(drv.eventSynchronize, ev), "cuEventSynchronize")
+			}
+		default:
+			return fmt.Errorf("wait for batch: %w", cuCheck(r, "cuEventQuery"))
+		}
+	}
+}
+
 // Pipelined reports whether the scheduler should overlap batches on this
-// engine (engine.Pipeliner); M3ECTL_CUDA_PIPELINE=0 turns it off for
-// comparison.
-func (e *Engine) Pipelined() bool { return !e.conf.NoPipeline }
+// engine (engine.Pipeliner): when M3ECTL_CUDA_PIPELINE=1 (Config.Pipeline);
+// off by default, since on the H200 it did not beat one batch at a time.
+func (e *Engine) Pipelined() bool { return e.conf.Pipeline }

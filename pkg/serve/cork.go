@@ -1,0 +1,112 @@
+package serve
+
+import (
+	"context"
+	"net"
+	"net/http"
+)
+
+// A large answer leaves in one write system call. net/http writes a
+// response through a 4 KiB connection buffer: an embedding answer (~10 KB
+// of JSON for 768 floats) goes out as the buffer's 4 KiB (status line,
+// headers, the start of the body) and then the rest, two writes and, on
+// loopback, two passes through the receiver's TCP stack, charged to the
+// server. The HTTP listener's connections can be corked by the handler:
+// while corked, writes collect in a buffer; the handler flushes net/http's
+// buffers into it and uncorks, which writes everything at once. Bytes on
+// the wire are unchanged; only their grouping into writes is.
+
+// corkMin is the answer size from which writeBody corks: net/http writes
+// smaller ones in one write by itself (its 2 KiB response buffer holds
+// them until the handler returns).
+const corkMin = 2048
+
+// corkListener wraps the HTTP listener's connections in corkConns.
+type corkListener struct{ net.Listener }
+
+func (l corkListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &corkConn{Conn: c}, nil
+}
+
+// corkConn is a connection whose writes can be held and sent as one. Only
+// the goroutine serving the connection's current request writes to it
+// (HTTP/1.x), so it needs no lock.
+type corkConn struct {
+	net.Conn
+	corked bool
+	buf    *[]byte
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	if c.corked {
+		*c.buf = append(*c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// CloseWrite keeps the half-close net/http does after some error answers.
+func (c *corkConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *corkConn) cork() {
+	c.corked = true
+	c.buf = getBuffer()
+}
+
+// uncork writes what collected; a failed write closes the connection, as
+// net/http would after a failed write of its own.
+func (c *corkConn) uncork() {
+	c.corked = false
+	if len(*c.buf) > 0 {
+		if _, err := c.Conn.Write(*c.buf); err != nil {
+			_ = c.Conn.Close()
+		}
+	}
+	putBuffer(c.buf)
+	c.buf = nil
+}
+
+// corkKey carries a request's *corkConn in its context.
+type corkKey struct{}
+
+// httpConnContext is http.Server.ConnContext: connContext's, plus the
+// corkConn under the connection's other wrappers for writeBody.
+func httpConnContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = connContext(ctx, c)
+	for inner := c; ; {
+		switch v := inner.(type) {
+		case *corkConn:
+			return context.WithValue(ctx, corkKey{}, v)
+		case *cappedConn:
+			inner = v.Conn
+		case *jsonErrorConn:
+			inner = v.Conn
+		default:
+			return ctx
+		}
+	}
+}
+
+// writeBody writes a whole answer whose headers (Content-Length included)
+// are set: large ones in one write system call (see above).
+func writeBody(w http.ResponseWriter, r *http.Request, b []byte) {
+	k, _ := r.Context().Value(corkKey{}).(*corkConn)
+	f, canFlush := w.(http.Flusher)
+	if k == nil || !canFlush || len(b) < corkMin {
+		_, _ = w.Write(b)
+		return
+	}
+	k.cork()
+	defer k.uncork()
+	_, _ = w.Write(b)
+	f.Flush()
+}

@@ -1,0 +1,81 @@
+package serve
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+)
+
+// writeCountListener counts the write calls that reach its connections.
+type writeCountListener struct {
+	net.Listener
+	writes *atomic.Int32
+}
+
+func (l writeCountListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &writeCountConn{Conn: c, writes: l.writes}, nil
+}
+
+type writeCountConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c *writeCountConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestWriteBodyOneWrite: through a corked connection a 10 KB answer
+// (larger than net/http's 4 KiB connection buffer) reaches the socket in
+// one write, a small one too, and both arrive whole on a kept-alive
+// connection.
+func TestWriteBodyOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int32
+	big := bytes.Repeat([]byte("0123456789"), 1000)
+	srv := &http.Server{
+		ConnContext: httpConnContext,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b := big
+			if r.URL.Path == "/small" {
+				b = big[:100]
+			}
+			w.Header()["Content-Type"] = contentTypeJSON
+			w.Header()["Content-Length"] = []string{strconv.Itoa(len(b))}
+			writeBody(w, r, b)
+		}),
+	}
+	go srv.Serve(corkListener{writeCountListener{ln, &writes}})
+	defer srv.Close()
+	c := &http.Client{}
+	for _, tc := range []struct {
+		path string
+		want []byte
+	}{{"/big", big}, {"/small", big[:100]}, {"/big", big}} {
+		before := writes.Load()
+		resp, err := c.Get("http://" + ln.Addr().String() + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(got, tc.want) || resp.ContentLength != int64(len(tc.want)) {
+			t.Fatalf("%s: %d bytes (Content-Length %d), err %v", tc.path, len(got), resp.ContentLength, err)
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("%s: %d writes, want 1", tc.path, n)
+		}
+	}
+}

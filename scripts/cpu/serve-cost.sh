@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# serve-cost.sh: the server's own CPU cost per request, on this machine, with
+# the engine taken out (issue 16 item 1).
+#
+# `m3ectl serve --engine null` (an engine that computes nothing and answers
+# 768-wide unit vectors, see pkg/engine/null) on a model folder of
+# m3e-base's shape, pinned to one core; `m3ectl bench` pinned to another.
+# Reported per run: infer/s and the server's utime+stime over the window
+# divided by the requests answered (the method of scripts/gpu/issue16.sh).
+#
+#   scripts/cpu/serve-cost.sh BINARY [BINARY...]
+#
+# Environment: RUNS (5) runs of each binary, interleaved so that both see
+# the same machine; C (128) concurrency; MBS (128) max_batch_size; DUR (5s)
+# window; EXTRA bench flags (e.g. --binary-output, --protocol kserve-grpc
+# with URL=127.0.0.1:8001); SERVER_CPU (0) and CLIENT_CPU (1) cores;
+# PPROF=ADDR passes --pprof-addr to the server and saves a 5 s CPU profile
+# of each run next to the summary; OUT (/tmp/serve-cost) results.
+set -euo pipefail
+[ $# -ge 1 ] || { sed -n 2,17p "$0"; exit 2; }
+here=$(cd "$(dirname "$0")/../.." && pwd)
+RUNS=${RUNS:-5} C=${C:-128} MBS=${MBS:-128} DUR=${DUR:-5s} EXTRA=${EXTRA:-}
+SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} OUT=${OUT:-/tmp/serve-cost}
+URL=${URL:-http://127.0.0.1:18000}
+mkdir -p "$OUT"
+
+# A model folder of m3e-base's shape: the tiny model's tokenizer and
+# pooling, config.json and the pooling width set to 768, no weights (the
+# null engine reads none; model.onnx is a placeholder the resolver wants).
+repo="$OUT/repo"
+rm -rf "$repo" && mkdir -p "$repo/m3e-base/1"
+v="$repo/m3e-base/1"
+tiny="$here/testdata/m3e-tiny/hf"
+cp -r "$tiny/1_Pooling" "$tiny/2_Normalize" "$tiny/modules.json" "$tiny/tokenizer.json" "$tiny/tokenizer_config.json" "$tiny/vocab.txt" "$v/"
+sed 's/"hidden_size": 64/"hidden_size": 768/' "$tiny/config.json" >"$v/config.json"
+sed 's/"embedding_dimension": 64/"embedding_dimension": 768/' "$tiny/1_Pooling/config.json" >"$v/1_Pooling/config.json"
+echo "placeholder: the null engine reads no graph" >"$v/model.onnx"
+cat >"$repo/m3e-base/config.pbtxt" <<CFG
+name: "m3e-base"
+max_batch_size: $MBS
+input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
+output [ { name: "embeddings" dims: [ 768 ] data_type: TYPE_FP32 } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+parameters { key: "BATCHING_POLICY" value: { string_value: "continuous" } }
+CFG
+
+hz=$(getconf CLK_TCK)
+one() { # binary label run
+  local bin=$1 label=$2 run=$3 pflag=""
+  [ -n "${PPROF:-}" ] && pflag="--pprof-addr $PPROF"
+  taskset -c "$SERVER_CPU" "$bin" serve --model-repository "$repo" --engine null --http-port 18000 --grpc-port 18001 --metrics-port -1 $pflag >"$OUT/serve-$label-$run.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 200); do curl -sf -o /dev/null localhost:18000/v2/health/ready && break; sleep 0.05; done
+  taskset -c "$CLIENT_CPU" "$bin" bench --url "$URL" --model m3e-base -c "$C" --duration 2s --warmup 1s --no-server-stats $EXTRA >/dev/null 2>&1
+  local t0 t1 prof=""
+  if [ -n "${PPROF:-}" ]; then
+    curl -s -o "$OUT/cpu-$label-$run.pprof" "http://$PPROF/debug/pprof/profile?seconds=4" &
+    prof=$!
+  fi
+  t0=$(awk '{print $14+$15}' /proc/$pid/stat)
+  taskset -c "$CLIENT_CPU" "$bin" bench --url "$URL" --model m3e-base -c "$C" --duration "$DUR" --warmup 0s --no-server-stats $EXTRA --json "$OUT/bench-$label-$run.json" >/dev/null 2>&1
+  t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+  [ -n "$prof" ] && wait "$prof"
+  kill -INT $pid; wait $pid 2>/dev/null || true
+  python3 - "$OUT/bench-$label-$run.json" "$label" "$run" $((t1 - t0)) "$hz" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); l = r["levels"][0]
+cpu = int(sys.argv[4]) / int(sys.argv[5])
+print(sys.argv[2], sys.argv[3], f'{l["throughput"]:.0f}', f'{l["latency_ms"]["p50"]:.2f}', f'{cpu / max(l["requests"], 1) * 1e6:.1f}', f'{cpu / l["duration_s"]:.2f}', l.get("errors", 0))
+PY
+}
+
+echo "label run infer/s p50_ms server_cpu_us_per_req server_cores_busy errors" | tee "$OUT/summary.txt"
+for run in $(seq 1 "$RUNS"); do
+  for bin in "$@"; do
+    one "$bin" "$(basename "$bin")" "$run" | tee -a "$OUT/summary.txt"
+  done
+done
+python3 - "$OUT/summary.txt" <<'PY'
+import sys, statistics, collections
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]).read().split("\n")[1:]:
+    f = line.split()
+    if len(f) >= 5:
+        rows[f[0]].append((float(f[2]), float(f[4])))
+for label, v in rows.items():
+    print(f"{label}: median {statistics.median(x[1] for x in v):.1f} us/request (runs: {' '.join(f'{x[1]:.1f}' for x in v)}), median {statistics.median(x[0] for x in v):.0f} infer/s")
+PY
