@@ -39,8 +39,10 @@ import (
 const (
 	// grpcStreamWindow is the static per-stream flow-control window: what a
 	// stream may buffer before its handler reads, and the largest message
-	// that arrives without a window update (ample for short texts).
-	grpcStreamWindow = 1 << 20
+	// that arrives without a window update (ample for short texts: 32 of
+	// them are a few kB; a larger message waits one round trip for the
+	// window grpc-go grants when it starts reading it).
+	grpcStreamWindow = 256 << 10
 	// grpcConnWindow is the static per-connection window. grpc-go returns
 	// connection window as frames arrive, not as handlers read
 	// (http2_server.go@v1.85.0 handleData), so it does not bound memory; it

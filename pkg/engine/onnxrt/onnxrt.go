@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -80,6 +81,11 @@ func OpenEngine(m *engine.Model, o engine.Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{path: m.ONNX, attentionBudget: attentionBudget, tokenBudget: tokenBudget}
+	if p := strings.ToLower(o.Provider); p != "" && p != "cpu" {
+		// A GPU provider wants the whole batch in one Run, and its memory
+		// is the device's, not the server's RSS.
+		e.attentionBudget, e.tokenBudget = math.MaxInt, math.MaxInt
+	}
 	opts, err := sessionOptions(o)
 	if err != nil {
 		return nil, err
