@@ -47,6 +47,7 @@ type httpClient struct {
 	hc     *http.Client
 	tmpl   *http.Request // parsed once; each call shallow-copies it
 	bodies [][]byte
+	raw    *rawHTTP // http:// URLs: the lean path (client_raw.go)
 }
 
 // NewHTTPTransport returns a transport whose idle pool holds one connection
@@ -130,11 +131,17 @@ func newHTTPClient(o ClientOptions, u string, encode func([]string) any) (Client
 		}
 		c.bodies = append(c.bodies, b)
 	}
+	if tmpl.URL.Scheme == "http" {
+		c.raw = newRawHTTP(tmpl.URL, c.bodies, max(1, o.MaxConns))
+	}
 	return c, nil
 }
 
 // Do sends body i and drains the answer so the connection is reused.
 func (c *httpClient) Do(ctx context.Context, i int) error {
+	if c.raw != nil {
+		return c.raw.Do(ctx, i)
+	}
 	body := c.bodies[i%len(c.bodies)]
 	// The template's URL and headers are shared read-only: a round trip
 	// never modifies its request.
@@ -158,5 +165,8 @@ func (c *httpClient) Do(ctx context.Context, i int) error {
 // Close releases idle connections.
 func (c *httpClient) Close() error {
 	c.hc.CloseIdleConnections()
+	if c.raw != nil {
+		return c.raw.Close()
+	}
 	return nil
 }

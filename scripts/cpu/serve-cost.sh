@@ -14,10 +14,12 @@
 # the same machine; C (128) concurrency; MBS (128) max_batch_size; DUR (5s)
 # window; EXTRA bench flags (e.g. --binary-output, --protocol kserve-grpc
 # with URL=127.0.0.1:8001); SERVER_CPU (0) and CLIENT_CPU (1) cores;
-# PPROF=ADDR passes --pprof-addr to the server and saves a 5 s CPU profile
-# of each run next to the summary; OUT (/tmp/serve-cost) results.
+# PPROF=ADDR passes --pprof-addr to the server and saves a 4 s CPU profile
+# of each run next to the summary; CLIENT=BINARY runs that binary's bench
+# against every server (default: each binary's own), so that servers are
+# compared under the same client; OUT (/tmp/serve-cost) results.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,17p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,19p "$0"; exit 2; }
 here=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${RUNS:-5} C=${C:-128} MBS=${MBS:-128} DUR=${DUR:-5s} EXTRA=${EXTRA:-}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} OUT=${OUT:-/tmp/serve-cost}
@@ -51,14 +53,15 @@ one() { # binary label run
   taskset -c "$SERVER_CPU" "$bin" serve --model-repository "$repo" --engine null --http-port 18000 --grpc-port 18001 --metrics-port -1 $pflag >"$OUT/serve-$label-$run.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 200); do curl -sf -o /dev/null localhost:18000/v2/health/ready && break; sleep 0.05; done
-  taskset -c "$CLIENT_CPU" "$bin" bench --url "$URL" --model m3e-base -c "$C" --duration 2s --warmup 1s --no-server-stats $EXTRA >/dev/null 2>&1
+  local cl=${CLIENT:-$bin}
+  taskset -c "$CLIENT_CPU" "$cl" bench --url "$URL" --model m3e-base -c "$C" --duration 2s --warmup 1s --no-server-stats $EXTRA >/dev/null 2>&1
   local t0 t1 prof=""
   if [ -n "${PPROF:-}" ]; then
     curl -s -o "$OUT/cpu-$label-$run.pprof" "http://$PPROF/debug/pprof/profile?seconds=4" &
     prof=$!
   fi
   t0=$(awk '{print $14+$15}' /proc/$pid/stat)
-  taskset -c "$CLIENT_CPU" "$bin" bench --url "$URL" --model m3e-base -c "$C" --duration "$DUR" --warmup 0s --no-server-stats $EXTRA --json "$OUT/bench-$label-$run.json" >/dev/null 2>&1
+  taskset -c "$CLIENT_CPU" "$cl" bench --url "$URL" --model m3e-base -c "$C" --duration "$DUR" --warmup 0s --no-server-stats $EXTRA --json "$OUT/bench-$label-$run.json" >/dev/null 2>&1
   t1=$(awk '{print $14+$15}' /proc/$pid/stat)
   [ -n "$prof" ] && wait "$prof"
   kill -INT $pid; wait $pid 2>/dev/null || true
