@@ -55,7 +55,9 @@ func TestGRPCMessageWaitsInOneWindow(t *testing.T) {
 	if _, err := c.ServerLive(ctx, &tritonpb.ServerLiveRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	// Hold every slot of the gate, as receives in progress would.
+	// Hold every slot of the gate, as receives in progress would, for as
+	// long as the test needs.
+	ts.gate.wait.Store(int64(time.Minute))
 	for range cap(ts.gate.slots) {
 		ts.gate.slots <- struct{}{}
 	}
@@ -93,7 +95,8 @@ func TestGRPCMessageWaitsInOneWindow(t *testing.T) {
 }
 
 // TestRecvGateHandsOnASlowReceive: a receive that holds its slot past
-// recvGateHold hands it on, so a slow sender cannot stall the others.
+// recvGateHold hands it on, and no receive waits past recvGateWait, so slow
+// senders cannot stall the others.
 func TestRecvGateHandsOnASlowReceive(t *testing.T) {
 	g := newRecvGate(Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 4 << 20})
 	if cap(g.slots) != 1 {
@@ -104,7 +107,7 @@ func TestRecvGateHandsOnASlowReceive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow()
-	ctx, cancel := context.WithTimeout(context.Background(), recvGateHold+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), recvGateHold+recvGateWait+5*time.Second)
 	defer cancel()
 	next, err := g.enter(ctx)
 	if err != nil {
@@ -114,6 +117,17 @@ func TestRecvGateHandsOnASlowReceive(t *testing.T) {
 	slow() // the slot was handed on already: no second give-back
 	if len(g.slots) != 0 {
 		t.Errorf("%d slots still taken", len(g.slots))
+	}
+	// A slot that never comes back (receives queued in front, each holding
+	// it in turn) delays a receive by recvGateWait at most; it is not refused.
+	g.slots <- struct{}{}
+	leave, err := g.enter(ctx)
+	if err != nil || g.ungated.Load() != 1 {
+		t.Fatalf("behind a slot that never came back: %v (ungated %d)", err, g.ungated.Load())
+	}
+	leave()
+	if len(g.slots) != 1 {
+		t.Errorf("an ungated receive gave back a slot it never took")
 	}
 }
 
