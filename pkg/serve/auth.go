@@ -82,6 +82,10 @@ func (s *Server) grpcAuth(ctx context.Context, method string) error {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	defer func() { release, _ := s.codec.admit(req); release() }() // weight of a message never served
+	if cc := rpcConn(ctx); cc != nil {
+		cc.begin() // not idle while the RPC runs (connlimit.go)
+		defer cc.end()
+	}
 	if err := s.grpcAuth(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
@@ -100,6 +104,10 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if cc := rpcConn(ss.Context()); cc != nil {
+		cc.begin()
+		defer cc.end()
+	}
 	if err := s.grpcAuth(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,7 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 )
 
 // cappedListener bounds the connections one listener holds open. Each
@@ -38,7 +40,7 @@ type cappedListener struct {
 	lastLog atomic.Int64 // unix nanoseconds of the last "limit reached" line
 
 	mu    sync.Mutex
-	conns map[string]*cappedConn // by remote address, for eviction and gRPC's stats handler
+	conns map[string]*cappedConn // by remote address
 }
 
 // evictIdleAfter is how long a connection must have been without a
@@ -109,18 +111,12 @@ func (l *cappedListener) victim() *cappedConn {
 	return v
 }
 
-func (l *cappedListener) lookup(addr string) *cappedConn {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.conns[addr]
-}
-
 type cappedConn struct {
 	net.Conn
 	l      *cappedListener
 	key    string
 	active atomic.Int32 // requests (HTTP handlers, gRPC RPCs) running
-	last   atomic.Int64 // unix nanoseconds of the accept or the last request's start or end
+	last   atomic.Int64 // unix nanoseconds of the accept or the last request's end
 	once   sync.Once
 }
 
@@ -145,7 +141,9 @@ func (c *cappedConn) CloseWrite() error {
 	return nil
 }
 
-func (c *cappedConn) begin() { c.active.Add(1); c.last.Store(time.Now().UnixNano()) }
+// begin and end bracket a request; only the end needs the time (while
+// one runs, the connection is not idle whatever its last).
+func (c *cappedConn) begin() { c.active.Add(1) }
 func (c *cappedConn) end()   { c.last.Store(time.Now().UnixNano()); c.active.Add(-1) }
 
 // connKey carries a request's *cappedConn in its context.
@@ -171,35 +169,48 @@ func trackRequests(h http.Handler) http.Handler {
 	})
 }
 
-// grpcConnTracker is a grpc-go stats handler that marks a connection busy
-// while one of its RPCs runs (grpc-go hides its connections from handlers;
-// the stats handler's connection context is where they meet).
-type grpcConnTracker struct{ l *cappedListener }
+// connCreds are plaintext transport credentials (what the server runs
+// without credentials) whose handshake hands each gRPC connection's
+// *cappedConn to the RPCs on it, as their peer's AuthInfo: grpc-go hides
+// its connections from handlers, and a stats handler, the other place
+// where a connection and its RPCs meet, made grpc-go build ~17 more
+// objects per RPC for its events. The interceptors mark the connection
+// busy while an RPC runs (ModelInfer's from before its message is read).
+type connCreds struct{}
 
-func (t grpcConnTracker) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	if info.RemoteAddr != nil {
-		if cc := t.l.lookup(info.RemoteAddr.String()); cc != nil {
-			return context.WithValue(ctx, connKey{}, cc)
-		}
-	}
-	return ctx
+// connInfo is the AuthInfo connCreds attach: no security, as insecure's.
+type connInfo struct {
+	credentials.CommonAuthInfo
+	cc *cappedConn
 }
 
-func (grpcConnTracker) HandleConn(context.Context, stats.ConnStats) {}
+func (connInfo) AuthType() string { return "insecure" }
 
-func (grpcConnTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (connCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	cc, _ := c.(*cappedConn)
+	return c, connInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}, cc: cc}, nil
+}
 
-func (grpcConnTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	switch s.(type) {
-	case *stats.Begin:
-		if cc, ok := ctx.Value(connKey{}).(*cappedConn); ok {
-			cc.begin()
-		}
-	case *stats.End:
-		if cc, ok := ctx.Value(connKey{}).(*cappedConn); ok {
-			cc.end()
+func (connCreds) ClientHandshake(_ context.Context, _ string, c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("connCreds are server-side only")
+}
+
+func (connCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "insecure"}
+}
+
+func (c connCreds) Clone() credentials.TransportCredentials { return c }
+
+func (connCreds) OverrideServerName(string) error { return nil }
+
+// rpcConn is the connection an RPC came on, or nil.
+func rpcConn(ctx context.Context) *cappedConn {
+	if p, ok := peer.FromContext(ctx); ok {
+		if ci, ok := p.AuthInfo.(connInfo); ok {
+			return ci.cc
 		}
 	}
+	return nil
 }
 
 // defaultMaxConnections is the per-listener cap when none is configured:

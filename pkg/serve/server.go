@@ -185,8 +185,8 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	s.metricsLn = capListener(s.metricsLn, cfg.MaxConnections, "metrics", s.log)
 	s.handler = s.routes()
 	grpcOpts := []grpc.ServerOption{}
-	if cl, ok := s.grpcLn.(*cappedListener); ok {
-		grpcOpts = append(grpcOpts, grpc.StatsHandler(grpcConnTracker{cl}))
+	if _, ok := s.grpcLn.(*cappedListener); ok {
+		grpcOpts = append(grpcOpts, grpc.Creds(connCreds{}))
 	}
 	s.grpcSrv = grpc.NewServer(append(grpcOpts,
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxRequestBytes, 1<<31-1))),
