@@ -224,23 +224,67 @@ func shortest(mant, exp uint32) (uint32, int32) {
 // appends (the digits are written in place, eight at a time).
 func AppendFloat32(b []byte, f float32) []byte {
 	u := math.Float32bits(f)
-	neg := u>>31 != 0
-	mant := u & (1<<mantBits - 1)
-	exp := (u >> mantBits) & (1<<expBits - 1)
-	if exp == 1<<expBits-1 {
+	if u&0x7f800000 == 0x7f800000 {
 		switch {
-		case mant != 0:
+		case u&(1<<mantBits-1) != 0:
 			return append(b, "NaN"...)
-		case neg:
+		case u>>31 != 0:
 			return append(b, "-Inf"...)
 		}
 		return append(b, "+Inf"...)
 	}
-	if exp == 0 && mant == 0 {
-		if neg {
-			return append(b, '-', '0')
+	// The scratch is b's spare capacity when there is enough (the usual
+	// case: a large output buffer), so that the digits are written once,
+	// in place.
+	n := len(b)
+	if cap(b)-n < scratchLen {
+		b = slices.Grow(b, scratchLen)
+	}
+	return b[:n+format(b[n:n+scratchLen], u)]
+}
+
+// AppendFloat32s appends v's numbers as AppendFloat32 would, separated by
+// sep, with nonFinite in place of each NaN or infinity (JSON's "null"): a
+// whole embedding in one call, the room for it reserved once. Like
+// AppendFloat32 it may write up to 32 bytes of spare capacity past what it
+// appends.
+func AppendFloat32s(b []byte, v []float32, sep byte, nonFinite string) []byte {
+	per := max(maxFloatLen, len(nonFinite)) + 1
+	b = slices.Grow(b, per*len(v)+scratchLen)
+	p := len(b)
+	out := b[:cap(b)]
+	for i, f := range v {
+		if i > 0 {
+			out[p] = sep
+			p++
 		}
-		return append(b, '0')
+		u := math.Float32bits(f)
+		if u&0x7f800000 == 0x7f800000 {
+			p += copy(out[p:], nonFinite)
+			continue
+		}
+		p += format(out[p:p+scratchLen], u)
+	}
+	return out[:p]
+}
+
+// maxFloatLen is the longest number format writes: "-0.0000ddddddddd".
+const maxFloatLen = 16
+
+// format writes the finite float32 of bits u at the start of out (which
+// has room for scratchLen bytes) and returns its length.
+func format(out []byte, u uint32) int {
+	neg := u>>31 != 0
+	mant := u & (1<<mantBits - 1)
+	exp := (u >> mantBits) & (1<<expBits - 1)
+	p := 0
+	if neg {
+		out[0] = '-'
+		p = 1
+	}
+	if exp == 0 && mant == 0 {
+		out[p] = '0'
+		return p + 1
 	}
 	var d uint32
 	var e int32
@@ -251,19 +295,7 @@ func AppendFloat32(b []byte, f float32) []byte {
 	}
 	nd := decimalLen(d)
 	// The longest form is "-0.0000ddddddddd" or "-d.dddddddde-45"; the
-	// scratch has room for an 8-byte digit store at any position used. It
-	// is b's spare capacity when there is enough (the usual case: a large
-	// output buffer), so that the digits are written once, in place.
-	n := len(b)
-	if cap(b)-n < scratchLen {
-		b = slices.Grow(b, scratchLen)
-	}
-	out := b[n : n+scratchLen]
-	p := 0
-	if neg {
-		out[0] = '-'
-		p = 1
-	}
+	// scratch has room for an 8-byte digit store at any position used.
 	dp := nd + int(e) // decimal point position
 	switch x := dp - 1; {
 	case x < -4 || x >= 6:
@@ -295,11 +327,15 @@ func AppendFloat32(b []byte, f float32) []byte {
 			p += 3
 		}
 	case dp <= 0:
-		// 0.000ddd: at most four zeros after the point (x ≥ −4 here).
-		binary.LittleEndian.PutUint32(out[p:], '0'|'.'<<8|'0'<<16|'0'<<24)
-		binary.LittleEndian.PutUint32(out[p+4:], '0'|'0'<<8|'0'<<16|'0'<<24)
+		// 0.000ddd: at most four zeros after the point (x ≥ −4 here),
+		// "0." and the zeros in one store.
+		binary.LittleEndian.PutUint64(out[p:], 0x30303030_30302e30)
 		p += 2 - dp
-		writeDigits(out[p:], d, nd)
+		if nd <= 8 { // the usual case, without the call
+			binary.LittleEndian.PutUint64(out[p:], eightDigits(d)>>(8*uint(8-nd)))
+		} else {
+			writeDigits(out[p:], d, nd)
+		}
 		p += nd
 	case dp >= nd:
 		// dddd00 (dp ≤ 6): the zeros over what writeDigits left past the digits.
@@ -313,7 +349,7 @@ func AppendFloat32(b []byte, f float32) []byte {
 		out[p+dp] = '.'
 		p += nd + 1
 	}
-	return b[:n+p]
+	return p
 }
 
 // scratchLen is the room AppendFloat32 works in.

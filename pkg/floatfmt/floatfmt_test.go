@@ -107,6 +107,12 @@ func BenchmarkEmbedding768(b *testing.B) {
 		}
 		sink = buf
 	})
+	b.Run("list", func(b *testing.B) {
+		for b.Loop() {
+			buf = AppendFloat32s(buf[:0], v, ',', "null")
+		}
+		sink = buf
+	})
 	b.Run("strconv", func(b *testing.B) {
 		for b.Loop() {
 			buf = buf[:0]
@@ -117,4 +123,37 @@ func BenchmarkEmbedding768(b *testing.B) {
 		}
 		sink = buf
 	})
+}
+
+// TestAppendFloat32s: the list form writes what AppendFloat32 writes for
+// each number, separated, with the given text for NaN and infinities, and
+// leaves what the buffer held before.
+func TestAppendFloat32s(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	v := benchValues()
+	for i := 0; i < 4000; i++ {
+		v = append(v, math.Float32frombits(r.Uint32()))
+	}
+	v = append(v, 0, float32(math.Copysign(0, -1)), 1e-45, 3.4028235e38, float32(math.NaN()), float32(math.Inf(-1)), 123456, 1e6)
+	var want []byte
+	want = append(want, "prefix:"...)
+	for i, f := range v {
+		if i > 0 {
+			want = append(want, ',')
+		}
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			want = append(want, "null"...)
+			continue
+		}
+		want = strconv.AppendFloat(want, float64(f), 'g', -1, 32)
+	}
+	for _, c := range []int{0, 10, 1 << 16} { // no spare capacity, a little, plenty
+		b := append(make([]byte, 0, 7+c), "prefix:"...)
+		if got := AppendFloat32s(b, v, ',', "null"); string(got) != string(want) {
+			t.Fatalf("cap %d: lists differ (%d vs %d bytes)", c, len(got), len(want))
+		}
+	}
+	if got := AppendFloat32s(nil, nil, ',', "null"); len(got) != 0 {
+		t.Errorf("empty list: %q", got)
+	}
 }

@@ -3,7 +3,6 @@ package serve
 import (
 	"encoding/binary"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -32,27 +31,12 @@ func putBuffer(b *[]byte) {
 }
 
 // appendFloat32s appends v as a JSON array of the shortest decimal forms
-// that round-trip through float32. NaN and ±Inf, which JSON cannot carry,
-// are written as null.
+// that round-trip through float32 (strconv's, byte for byte). NaN and
+// ±Inf, which JSON cannot carry, are written as null.
 func appendFloat32s(b []byte, v []float32) []byte {
-	// Room for the usual case at once (a normalised embedding's numbers
-	// take 10–12 bytes), so that the buffer grows once if at all.
-	b = slices.Grow(b, 12*len(v)+2)
 	b = append(b, '[')
-	for i, f := range v {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendFloat32(b, f)
-	}
+	b = floatfmt.AppendFloat32s(b, v, ',', "null")
 	return append(b, ']')
-}
-
-func appendFloat32(b []byte, f float32) []byte {
-	if math.Float32bits(f)&0x7f800000 == 0x7f800000 { // NaN or ±Inf
-		return append(b, "null"...)
-	}
-	return floatfmt.AppendFloat32(b, f) // strconv's shortest form, byte for byte
 }
 
 // appendFloat32LE appends v as little-endian IEEE-754 float32s, the layout
