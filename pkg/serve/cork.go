@@ -16,10 +16,10 @@ import (
 // buffers into it and uncorks, which writes everything at once. Bytes on
 // the wire are unchanged; only their grouping into writes is.
 
-// corkMin is the answer size from which writeBody corks: net/http writes
-// smaller ones in one write by itself (its 2 KiB response buffer holds
-// them until the handler returns).
-const corkMin = 2048
+// corkMin is the body size from which writeBody corks: a smaller body and
+// its headers (a few hundred bytes) fit net/http's 4 KiB connection
+// buffer, which net/http writes once, when the handler returns.
+const corkMin = 4096 - 512
 
 // corkListener wraps the HTTP listener's connections in corkConns.
 type corkListener struct{ net.Listener }

@@ -36,7 +36,7 @@ func (c *writeCountConn) Write(p []byte) (int, error) {
 
 // TestWriteBodyOneWrite: through a corked connection a 10 KB answer
 // (larger than net/http's 4 KiB connection buffer) reaches the socket in
-// one write, a small one too, and both arrive whole on a kept-alive
+// one write, smaller ones too, and all arrive whole on a kept-alive
 // connection.
 func TestWriteBodyOneWrite(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,8 +49,11 @@ func TestWriteBodyOneWrite(t *testing.T) {
 		ConnContext: httpConnContext,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b := big
-			if r.URL.Path == "/small" {
+			switch r.URL.Path {
+			case "/small":
 				b = big[:100]
+			case "/mid": // under corkMin: net/http writes it once by itself
+				b = big[:3000]
 			}
 			w.Header()["Content-Type"] = contentTypeJSON
 			w.Header()["Content-Length"] = []string{strconv.Itoa(len(b))}
@@ -63,7 +66,7 @@ func TestWriteBodyOneWrite(t *testing.T) {
 	for _, tc := range []struct {
 		path string
 		want []byte
-	}{{"/big", big}, {"/small", big[:100]}, {"/big", big}} {
+	}{{"/big", big}, {"/small", big[:100]}, {"/mid", big[:3000]}, {"/big", big}} {
 		before := writes.Load()
 		resp, err := c.Get("http://" + ln.Addr().String() + tc.path)
 		if err != nil {
