@@ -22,8 +22,9 @@ import (
 // out). At the cap, as nginx and HAProxy do with idle keep-alive
 // connections, the least recently active idle connection is closed to make
 // room: one with no request running (no HTTP handler, no gRPC RPC) and none
-// begun or ended for evictIdleAfter, which covers connections that never
-// sent a whole request (trickled header bytes do not count as activity).
+// ended for evictIdleAfter (or, if it never had one, accepted that long
+// ago), which covers connections that never sent a whole request (trickled
+// header bytes do not count as activity).
 // So a flood of idle connections on the HTTP port itself no longer keeps
 // the health checks out. Only when every connection is busy or recently
 // active is the newcomer closed at once (rather than left in the kernel's
@@ -40,7 +41,7 @@ type cappedListener struct {
 	lastLog atomic.Int64 // unix nanoseconds of the last "limit reached" line
 
 	mu    sync.Mutex
-	conns map[string]*cappedConn // by remote address
+	conns map[*cappedConn]struct{}
 }
 
 // evictIdleAfter is how long a connection must have been without a
@@ -51,7 +52,7 @@ func capListener(l net.Listener, max int, what string, log *slog.Logger) net.Lis
 	if l == nil || max <= 0 {
 		return l
 	}
-	return &cappedListener{Listener: l, max: int64(max), what: what, log: log, conns: map[string]*cappedConn{}}
+	return &cappedListener{Listener: l, max: int64(max), what: what, log: log, conns: map[*cappedConn]struct{}{}}
 }
 
 func (l *cappedListener) Accept() (net.Conn, error) {
@@ -85,10 +86,10 @@ func (l *cappedListener) logLimit(msg string) {
 }
 
 func (l *cappedListener) track(c net.Conn) *cappedConn {
-	cc := &cappedConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+	cc := &cappedConn{Conn: c, l: l}
 	cc.last.Store(time.Now().UnixNano())
 	l.mu.Lock()
-	l.conns[cc.key] = cc
+	l.conns[cc] = struct{}{}
 	l.mu.Unlock()
 	return cc
 }
@@ -100,13 +101,13 @@ func (l *cappedListener) victim() *cappedConn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var v *cappedConn
-	for _, c := range l.conns {
+	for c := range l.conns {
 		if c.active.Load() == 0 && c.last.Load() <= before && (v == nil || c.last.Load() < v.last.Load()) {
 			v = c
 		}
 	}
 	if v != nil {
-		delete(l.conns, v.key)
+		delete(l.conns, v)
 	}
 	return v
 }
@@ -114,7 +115,6 @@ func (l *cappedListener) victim() *cappedConn {
 type cappedConn struct {
 	net.Conn
 	l      *cappedListener
-	key    string
 	active atomic.Int32 // requests (HTTP handlers, gRPC RPCs) running
 	last   atomic.Int64 // unix nanoseconds of the accept or the last request's end
 	once   sync.Once
@@ -124,9 +124,7 @@ func (c *cappedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		if c.l.conns[c.key] == c {
-			delete(c.l.conns, c.key)
-		}
+		delete(c.l.conns, c)
 		c.l.mu.Unlock()
 		c.l.open.Add(-1)
 	})

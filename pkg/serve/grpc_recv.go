@@ -30,12 +30,12 @@ import (
 // each receive counts as a maximal one, and the gate admits as many as the
 // in-flight budget holds maximal messages (one, by default). Inside
 // RecvMsg the codec reserves the decoded weight from the budget (refusal:
-// UNAVAILABLE), and the slot goes back when RecvMsg returns. A stream
-// waiting for its slot holds one flow-control window of its message
-// (grpcStreamWindow: a static window, as BDP estimation would grow it to
-// 16 MiB). Small messages are already whole in their window, so the
-// slot is held for microseconds and does not serialise them measurably
-// (BenchmarkProtocolPath/grpc).
+// UNAVAILABLE), and the slot goes back when RecvMsg returns (or after
+// recvGateHold). A stream waiting for its slot holds one flow-control
+// window of its message (grpcStreamWindow: a static window, as BDP
+// estimation would grow it to 16 MiB). Small messages are already whole in
+// their window, so the slot is held for microseconds and does not
+// serialise them measurably (BenchmarkGRPCSmallRequests).
 
 const (
 	// grpcStreamWindow is the static per-stream flow-control window: what a
