@@ -192,10 +192,12 @@ func (d *fastDecoder) root(call *inferCall) bool {
 				return ok
 			})
 		case "outputs":
-			call.outputs = make([]callOutput, 0, 1)
 			return d.array(2, func() bool {
 				if len(call.outputs) == d.lim.outputs {
 					return false
+				}
+				if call.outputs == nil { // "outputs": [] stays nil, as in the general path
+					call.outputs = make([]callOutput, 0, 1)
 				}
 				out, ok := d.output()
 				call.outputs = append(call.outputs, out)
