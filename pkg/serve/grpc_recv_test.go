@@ -98,7 +98,11 @@ func TestGRPCMessageWaitsInOneWindow(t *testing.T) {
 // recvGateHold hands it on, and no receive waits past recvGateWait, so slow
 // senders cannot stall the others.
 func TestRecvGateHandsOnASlowReceive(t *testing.T) {
-	g := newRecvGate(Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 4 << 20})
+	// The gate admits as many receives as the budget holds maximal messages.
+	if g := newRecvGate(Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 4 << 20}); cap(g.slots) != 4 {
+		t.Fatalf("%d slots, want 4", cap(g.slots))
+	}
+	g := newRecvGate(Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 1 << 20})
 	if cap(g.slots) != 1 {
 		t.Fatalf("%d slots, want 1", cap(g.slots))
 	}
