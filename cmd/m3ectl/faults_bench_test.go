@@ -42,6 +42,12 @@ type served struct {
 
 func serveBinary(b *testing.B, extra ...string) *served {
 	b.Helper()
+	return serveBinaryQueue(b, 8192, extra...)
+}
+
+// serveBinaryQueue is serveBinary with another max_queue_size.
+func serveBinaryQueue(b *testing.B, queue int, extra ...string) *served {
+	b.Helper()
 	bin := os.Getenv("M3ECTL_BIN")
 	if bin == "" {
 		bin = filepath.Join(b.TempDir(), "m3ectl")
@@ -60,14 +66,14 @@ func serveBinary(b *testing.B, extra ...string) *served {
 		_ = os.WriteFile(filepath.Join(vdir, f), data, 0o644)
 	}
 	// The audit's model: 8 texts per request, max_queue_size 8192.
-	_ = os.WriteFile(filepath.Join(root, "m3e-tiny", "config.pbtxt"), []byte(`name: "m3e-tiny"
+	_ = os.WriteFile(filepath.Join(root, "m3e-tiny", "config.pbtxt"), []byte(fmt.Sprintf(`name: "m3e-tiny"
 backend: "onnxruntime"
 max_batch_size: 32
 input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
 output [ { name: "embeddings" dims: [ 64 ] data_type: TYPE_FP32 } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
-dynamic_batching { default_queue_policy { max_queue_size: 8192 } }
-`), 0o644)
+dynamic_batching { default_queue_policy { max_queue_size: %d } }
+`, queue)), 0o644)
 	httpPort, grpcPort := freePortB(b), freePortB(b)
 	args := append([]string{"serve", "--model-repository", root, "--host", "127.0.0.1",
 		"--http-port", strconv.Itoa(httpPort), "--grpc-port", strconv.Itoa(grpcPort), "--metrics-port", "-1", "--threads", "1"}, extra...)
