@@ -15,14 +15,24 @@ func (s *Server) metricsHandler() http.Handler {
 	mux.Handle("/", s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(kindNotFound, "no endpoint %s %s on the metrics port; metrics are at GET /metrics", r.Method, r.URL.Path)
 	}))
-	if s.cfg.MetricsNoAuth || s.cfg.APIKey == "" {
+	if s.cfg.MetricsNoAuth {
 		return mux
+	}
+	return s.withKey(mux)
+}
+
+// withKey puts a side listener's handler (metrics, profiler) behind the API
+// key when one is set; the API port has its own check per route, which
+// leaves the health endpoints open.
+func (s *Server) withKey(h http.Handler) http.Handler {
+	if s.cfg.APIKey == "" {
+		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := checkBearer(r.Header.Get("Authorization"), s.cfg.APIKey); err != nil {
 			writeError(w, err)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }

@@ -19,14 +19,5 @@ func (s *Server) pprofHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if s.cfg.APIKey == "" {
-		return mux
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := checkBearer(r.Header.Get("Authorization"), s.cfg.APIKey); err != nil {
-			writeError(w, err)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return s.withKey(mux)
 }
