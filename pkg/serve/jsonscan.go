@@ -228,18 +228,8 @@ func (s *jsonScanner) object(role jsonRole) error {
 		if err := s.value(child, 0); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.syntax()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.syntax()
+		if more, err := s.more('}'); !more {
+			return err
 		}
 	}
 }
@@ -283,20 +273,27 @@ func (s *jsonScanner) array(role jsonRole, dataDepth int) error {
 		if err := s.value(child, dataDepth); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.syntax()
+		if more, err := s.more(']'); !more {
+			return err
 		}
+	}
+}
+
+// more consumes what follows a member or an element: true after a comma,
+// false (and no error) after the closing byte.
+func (s *jsonScanner) more(closing byte) (bool, error) {
+	s.ws()
+	if s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ',':
 			s.i++
-		case ']':
+			return true, nil
+		case closing:
 			s.i++
-			return nil
-		default:
-			return s.syntax()
+			return false, nil
 		}
 	}
+	return false, s.syntax()
 }
 
 // endsScalar reports whether c ends a number or literal.
