@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
@@ -105,26 +104,20 @@ func (f *fakePipeliner) Await(t engine.Ticket, dst []float32) ([]float32, error)
 
 func startPipelined(t *testing.T, cfg Config, engines ...*fakePipeliner) *Scheduler {
 	t.Helper()
-	cfg.Name, cfg.Version, cfg.Logger = "tiny", "1", quiet
+	cfg.Name, cfg.Version = "tiny", "1"
 	es := make([]engine.Engine, len(engines))
 	for i, e := range engines {
 		es[i] = e
 	}
-	s, err := New(cfg, fakeEncoder{testMaxLen}, es)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Registered first, so it runs after startEngines' Close.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
 		for _, e := range engines {
 			if m := e.misuse.Load(); m != nil {
 				t.Errorf("engine contract broken: %s", m)
 			}
 		}
 	})
-	return s
+	return startEngines(t, cfg, es)
 }
 
 // The next batch is cut and queued while the GPU still runs the first: the

@@ -24,11 +24,17 @@ func start(t *testing.T, cfg Config, engines ...*fakeEngine) *Scheduler {
 	if cfg.Name == "" {
 		cfg.Name, cfg.Version = "tiny", "1"
 	}
-	cfg.Logger = quiet
 	es := make([]engine.Engine, len(engines))
 	for i, e := range engines {
 		es[i] = e
 	}
+	return startEngines(t, cfg, es)
+}
+
+// startEngines starts a scheduler over es and closes it when the test ends.
+func startEngines(t *testing.T, cfg Config, es []engine.Engine) *Scheduler {
+	t.Helper()
+	cfg.Logger = quiet
 	s, err := New(cfg, fakeEncoder{testMaxLen}, es)
 	if err != nil {
 		t.Fatal(err)
