@@ -45,6 +45,21 @@ func serveBinary(b *testing.B, extra ...string) *served {
 	return serveBinaryQueue(b, 8192, extra...)
 }
 
+// fdCounter counts the server's open descriptors. The directory is opened
+// now, before any flood: the flooding client itself runs out of them.
+func (s *served) fdCounter(b *testing.B) func() int {
+	dir, err := os.Open(fmt.Sprintf("/proc/%d/fd", s.pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dir.Close() })
+	return func() int {
+		_, _ = dir.Seek(0, 0)
+		es, _ := dir.ReadDir(-1)
+		return len(es)
+	}
+}
+
 // serveBinaryQueue is serveBinary with another max_queue_size.
 func serveBinaryQueue(b *testing.B, queue int, extra ...string) *served {
 	b.Helper()
@@ -179,18 +194,7 @@ func BenchmarkServeDrainCutShort(b *testing.B) {
 // gRPC port, each sending only the preface and SETTINGS.
 func BenchmarkServeFlood(b *testing.B) {
 	s := serveBinary(b)
-	// The directory is opened before the flood: the flooding client itself
-	// runs out of descriptors.
-	dir, err := os.Open(fmt.Sprintf("/proc/%d/fd", s.pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dir.Close()
-	fds := func() int {
-		_, _ = dir.Seek(0, 0)
-		es, _ := dir.ReadDir(-1)
-		return len(es)
-	}
+	fds := s.fdCounter(b)
 	before := fds()
 	var conns []net.Conn
 	failed := 0
@@ -241,16 +245,7 @@ func BenchmarkServeFlood(b *testing.B) {
 // five health checks on fresh connections.
 func BenchmarkServeHTTPFlood(b *testing.B) {
 	s := serveBinary(b)
-	dir, err := os.Open(fmt.Sprintf("/proc/%d/fd", s.pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dir.Close()
-	fds := func() int {
-		_, _ = dir.Seek(0, 0)
-		es, _ := dir.ReadDir(-1)
-		return len(es)
-	}
+	fds := s.fdCounter(b)
 	before := fds()
 	addr := strings.TrimPrefix(s.url, "http://")
 	var conns []net.Conn
