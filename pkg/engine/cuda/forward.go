@@ -82,6 +82,39 @@ func (e *Engine) attnHeadsPerBlock(bk bucket) int {
 	return best
 }
 
+// prewarmGemms chooses bucket bk's GEMM algorithms before the weights are
+// on the GPU, with activation buffers standing in for the weight matrices
+// (a choice depends on the shapes alone; the products are thrown away). The
+// first cuBLASLt calls of a process pay for its heuristics and for loading
+// their kernels (the first shape's choice took 158 ms of the 24 x 1024
+// model's bulk job on the H200, later shapes ~20 ms); init runs this while
+// the weights are still being converted, so that cost moves off the job's
+// critical path. Skipped when a buffer is too small to stand in.
+func (e *Engine) prewarmGemms(bk bucket) error {
+	H, I, T, b := e.cfg.Hidden, e.cfg.Intermediate, bk.T, &e.buf
+	if e.conf.NoTune || T*I < 3*H*H || T*3*H < I*H || T < I {
+		return nil
+	}
+	st := e.l.stream
+	for _, s := range []struct {
+		d, x, w, bias devPtr
+		m, n, k, epi  int
+	}{
+		{b.qkv, b.hidden, b.ffn, b.tmp, 3 * H, T, H, epilogueBias},
+		{b.tmp, b.ctx, b.ffn, b.qkv, H, T, H, epilogueBias},
+		{b.ffn, b.hidden, b.qkv, b.tmp, I, T, H, e.ffnEpilogue()},
+		{b.tmp, b.ffn, b.qkv, b.hidden, H, T, I, epilogueBias},
+	} {
+		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
+			e.gemm.releaseHold()
+			return err
+		}
+	}
+	e.gemm.releaseHold()
+	algos.save()
+	return cuCheck(call(drv.streamSynchronize, st), "cuStreamSynchronize")
+}
+
 // marker records a named point on the stream (the profiler); nil in normal runs.
 type marker func(stage string) error
 
