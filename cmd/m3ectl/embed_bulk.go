@@ -114,9 +114,11 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 	}
 	var engines []engine.Engine
 	defer func() {
+		t := time.Now()
 		for _, e := range engines {
 			e.Close()
 		}
+		slog.Debug("engines closed", "took", time.Since(t).Round(time.Millisecond), "since_start", time.Since(processStart).Round(time.Millisecond))
 	}()
 	collect := func() error {
 		var first error

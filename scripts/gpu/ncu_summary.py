@@ -6,7 +6,9 @@ import csv
 import sys
 from collections import defaultdict
 
-rows = [r for r in csv.DictReader(l for l in open(sys.argv[1]) if not l.startswith("==")) if r.get("Metric Name") == "gpu__time_duration.sum"]
+lines = open(sys.argv[1]).read().splitlines()
+start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), len(lines))  # the program's own output comes first
+rows = [r for r in csv.DictReader(lines[start:]) if r.get("Metric Name") == "gpu__time_duration.sum"]
 by = defaultdict(lambda: [0.0, 0, ""])
 cls = defaultdict(float)
 

@@ -6,7 +6,7 @@
 # replay, stage split; Nsight Compute per kernel), sentence-transformers'
 # encode in the same call, the GPU tests and the fp16 parity table, and the
 # small-batch device times (cudabench -small) of the serving path.
-# Usage: [SECTIONS="tests job st check prof ncu small"] scripts/gpu/third16.sh BIN_DIR OUT CORPUS.xz
+# Usage: [SECTIONS="tests job st check prof ncu split small regs"] scripts/gpu/third16.sh BIN_DIR OUT CORPUS.xz
 #   BIN_DIR: NAME.xz for m3ectl, m3ectl-old (the build before), cudabench,
 #   cuda.test. RUNS: whole-job runs per binary (default 3). JOBS: lines
 #   "label binary [flags...]" replacing the default job list; ENV_label=...
@@ -99,12 +99,34 @@ if has ncu; then
   python3 "$here/ncu_summary.py" "$o/ncu.csv" | tee "$o/ncu-summary.txt"
 fi
 
+if has split; then
+  step "cudabench -bulk-split-only (24 x 1024): three of the job's batches, graph time and stage split"
+  # SPLIT_VARIANTS: lines of environment settings (X=0 for none).
+  while read -r envs; do
+    [ -z "$envs" ] && continue
+    echo "-- $envs"
+    env $envs timeout 90 "$b/cudabench" -bulk "$large" -bulk-corpus /tmp/corpus.txt -bulk-split-only 2>&1 | grep -v "^GPU" | cut -c1-700
+  done <<<"${SPLIT_VARIANTS:-X=0}"
+fi
+
 if has small; then
   step "cudabench -small (m3e-base-shaped, serving batches)"
-  for v in ${SMALL_VARIANTS:-X=0}; do
-    echo "-- $v"
-    env XDG_CACHE_HOME=/tmp/cs-${v//[^A-Za-z0-9]/_} "$v" timeout 120 "$b/cudabench" -small -small-sizes 1,16,32,64,128 -work "$work" >"$o/small-$v.txt" 2>&1
-    grep -E "^ +[0-9]+ |back-to-back" "$o/small-$v.txt" | cut -c1-70
+  # SMALL_VARIANTS: lines of environment settings (X=0 for none).
+  i=0
+  while read -r envs; do
+    [ -z "$envs" ] && continue
+    i=$((i + 1))
+    echo "-- $envs"
+    env $envs timeout 120 "$b/cudabench" -small -small-sizes "${SMALL_SIZES:-1,16,32,64,128}" -work "$work" >"$o/small$i.txt" 2>&1
+    grep -E "^ +[0-9]+ |back-to-back" "$o/small$i.txt" | cut -c1-200
+  done <<<"${SMALL_VARIANTS:-X=0}"
+fi
+
+if has regs; then
+  step "kernel resources (ptxas -v), fresh NVRTC cache"
+  for m in "$base" "$large"; do
+    XDG_CACHE_HOME=/tmp/regs M3ECTL_NVRTC_VERBOSE=1 "$b/m3ectl" embed --engine cuda --model "$m" "m3e" 2>&1 >/dev/null | grep -A2 -i "attn_mma\|add_ln" | grep -i "registers\|spill\|stack\|Compiling" | head -8
+    rm -rf /tmp/regs
   done
 fi
 step pack

@@ -75,11 +75,36 @@ func (e *Engine) attnHeadsPerBlock(bk bucket) int {
 	tiles := (bk.T + tileQueries - 1) / tileQueries
 	best := 1
 	for d := 2; d <= heads; d++ {
-		if heads%d == 0 && 20*tiles*heads/d >= 19*2*e.dev.SMs {
+		if e.attnQueue() {
+			// Blocks take items from a queue: keep at least two items per
+			// block slot, so the last ones to finish leave little idle.
+			if heads%d == 0 && tiles*heads/d >= 2*attnBlocksPerSM*e.dev.SMs {
+				best = d
+			}
+		} else if heads%d == 0 && 20*tiles*heads/d >= 19*2*e.dev.SMs {
 			best = d
 		}
 	}
 	return best
+}
+
+// attnBlocksPerSM is how many attn_mma blocks an SM holds (ATTN_MINB: the
+// register budget is cut for two; the shared memory of two fits).
+const attnBlocksPerSM = 2
+
+// attnQueue says whether attn_mma's blocks take their (tile, head group)
+// items from a queue (a grid of one wave) rather than one each from a grid
+// of all of them; M3ECTL_ATTN_QUEUE=0 is the static grid of before.
+func (e *Engine) attnQueue() bool { return e.attnMMA && os.Getenv("M3ECTL_ATTN_QUEUE") != "0" }
+
+// attnGrid is attn_mma's grid and queue argument for bucket bk with hpb
+// heads per block.
+func (e *Engine) attnGrid(bk bucket, hpb int) ([3]int, devPtr) {
+	groups := e.cfg.Heads / hpb
+	if !e.attnQueue() {
+		return [3]int{groups, bk.tiles(), 1}, 0
+	}
+	return [3]int{min(attnBlocksPerSM*e.dev.SMs, groups*bk.tiles()), 1, 1}, e.buf.queue
 }
 
 // prewarmGemms chooses bucket bk's GEMM algorithms before the weights are
@@ -113,6 +138,16 @@ func (e *Engine) prewarmGemms(bk bucket) error {
 	e.gemm.releaseHold()
 	algos.save()
 	return cuCheck(call(drv.streamSynchronize, st), "cuStreamSynchronize")
+}
+
+// launchAttn queues one layer's attention (attn_mma or attn_simple).
+func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos int, scale float32) error {
+	b := &e.buf
+	if !e.attnMMA {
+		return e.l.launch(e.fnAttn, [3]int{e.cfg.Heads, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale)
+	}
+	grid, queue := e.attnGrid(bk, hpb)
+	return e.l.launch(e.fnAttn, grid, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb, queue)
 }
 
 // marker records a named point on the stream (the profiler); nil in normal runs.
@@ -229,7 +264,7 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	for _, lw := range layers {
 		err := errs(
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
-			e.l.launch(e.fnAttn, [3]int{c.Heads / hpb, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb), mark("attention"),
+			e.launchAttn(bk, hpb, in, tiles, counts, pos, scale), mark("attention"),
 			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
 			e.l.launch(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),

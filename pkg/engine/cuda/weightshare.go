@@ -3,9 +3,12 @@ package cuda
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
 // Engines of one process that open the same checkpoint share its weights:
@@ -280,4 +283,59 @@ func stagedCopy(dst devPtr, total int, pieces func(yield func(off int, b []byte)
 		return err
 	}
 	return cuCheck(call(drv.streamSynchronize, st), "cuStreamSynchronize")
+}
+
+// weightUpload is init's weight upload in flight (startUpload).
+type weightUpload struct {
+	done   chan struct{}
+	joined bool
+	w      *weights
+	share  *devKey
+	err    error
+	wait   time.Duration // from the start to the conversion's end
+	up     time.Duration
+	conv   time.Duration
+	copied bool
+}
+
+// startUpload waits for the converted weights and puts them on the GPU on
+// a locked OS thread with e's context current; join collects the result.
+func (e *Engine) startUpload(m *engine.Model, o engine.Options, weightsCh <-chan preparedWeights) *weightUpload {
+	u := &weightUpload{done: make(chan struct{})}
+	e.split.weightsTaken = true // the goroutine below owns the conversion from here
+	go func() {
+		defer close(u.done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t := time.Now()
+		pw := <-weightsCh
+		u.wait, u.conv = time.Since(t), pw.took
+		if pw.err != nil {
+			pw.release()
+			u.err = pw.err
+			return
+		}
+		if u.err = e.setCurrent(); u.err != nil {
+			pw.release()
+			return
+		}
+		t = time.Now()
+		var x Engine // deviceWeights records the share on its receiver
+		x.cfg, x.conf = e.cfg, e.conf
+		u.w, u.copied, u.err = x.deviceWeights(pw, m.Weights, o.Device)
+		u.share = x.share
+		u.up = time.Since(t)
+	}()
+	return u
+}
+
+// join waits for the upload and hands its weights to e (once).
+func (u *weightUpload) join(e *Engine) error {
+	<-u.done
+	if !u.joined {
+		u.joined = true
+		e.w, e.share = u.w, u.share
+		e.split.convert, e.split.upload, e.split.uploaded = u.conv, u.up, u.copied
+	}
+	return u.err
 }

@@ -66,10 +66,13 @@ func (r *recorder) Close() error {
 	return r.Engine.Close()
 }
 
-// runBulkNCU cuts the corpus into the bulk job's batches without a GPU,
-// then runs the median-length and the longest batch eagerly, twice each
-// (Engine.Profile): few enough kernels for Nsight Compute.
-func runBulkNCU(modelDir, corpus string, batchTokens, batchRows int) {
+// runBulkSplit cuts the corpus into the bulk job's batches without a GPU
+// (a recorder with no engine), then on one engine: with ncu, runs the
+// median-length and the longest batch eagerly twice each (Engine.Profile:
+// few enough kernels for Nsight Compute); otherwise prints the graph time
+// and stage split of the shortest-row, median and longest-row batches (a
+// quick look at one kernel change, no whole-job runs).
+func runBulkSplit(modelDir, corpus string, batchTokens, batchRows int, ncu bool) {
 	m, tok, texts := bulkInputs(modelDir, corpus)
 	var hf struct {
 		Hidden int `json:"hidden_size"`
@@ -79,13 +82,18 @@ func runBulkNCU(modelDir, corpus string, batchTokens, batchRows int) {
 	if _, err := bulk.Run(context.Background(), &bulk.SliceSource{Texts: texts}, discard{}, tok, []engine.Engine{rec}, bulk.Options{BatchTokens: batchTokens, BatchRows: batchRows}); err != nil {
 		fail(err)
 	}
-	sort.Slice(rec.batches, func(i, j int) bool { return rec.batches[i].MaxLen() < rec.batches[j].MaxLen() })
+	bs := rec.batches
+	sort.Slice(bs, func(i, j int) bool { return bs[i].MaxLen() < bs[j].MaxLen() })
 	e, err := cuda.OpenConfig(m, engine.Options{}, cuda.ConfigFromEnv(engine.Options{}))
 	if err != nil {
 		fail(err)
 	}
 	defer e.Close()
-	for _, b := range []*engine.Batch{rec.batches[len(rec.batches)/2], rec.batches[len(rec.batches)-1]} {
+	if !ncu {
+		printSplits(e, m, []*engine.Batch{bs[0], bs[len(bs)/2], bs[len(bs)-1]}, 5)
+		return
+	}
+	for _, b := range []*engine.Batch{bs[len(bs)/2], bs[len(bs)-1]} {
 		if _, err := e.Profile(b, 1); err != nil {
 			fail(err)
 		}
@@ -199,21 +207,31 @@ func runBulk(modelDir, corpus string, batchTokens, batchRows int, runs string, r
 		return
 	}
 	sort.Slice(per, func(i, j int) bool { return per[i].b.MaxLen() < per[j].b.MaxLen() })
-	info := recs[0].Info()
+	picks := []*engine.Batch{per[0].b, per[len(per)/2].b, per[len(per)-1].b}
+	printSplits(e, m, picks, 5)
+}
+
+// printSplits prints each batch's graph-replay time and eager stage split
+// (Engine.Profile, reps runs), with each GEMM's TFLOP/s.
+func printSplits(e *cuda.Engine, m *engine.Model, picks []*engine.Batch, reps int) {
 	var hf struct {
 		Layers int `json:"num_hidden_layers"`
 		Inter  int `json:"intermediate_size"`
+		Hidden int `json:"hidden_size"`
 	}
 	readJSON(m.HFConfig, &hf)
 	inter, layers := hf.Inter, hf.Layers
-	for _, pick := range []int{0, len(per) / 2, len(per) - 1} {
-		b := per[pick].b
-		split, err := e.Profile(b, 5)
+	for _, b := range picks {
+		gms, err := e.GPUTime(b, 20)
+		if err != nil {
+			fail(err)
+		}
+		split, err := e.Profile(b, reps)
 		if err != nil {
 			fail(err)
 		}
 		T := float64(b.Tokens())
-		H := float64(info.Dim)
+		H := float64(hf.Hidden)
 		fl := map[string]float64{
 			"qkv_gemm": 2 * T * H * 3 * H, "attn_out_gemm": 2 * T * H * H,
 			"ffn1_gemm": 2 * T * H * float64(inter), "ffn2_gemm": 2 * T * H * float64(inter),
@@ -225,7 +243,7 @@ func runBulk(modelDir, corpus string, batchTokens, batchRows int, runs string, r
 			total += v
 		}
 		sort.Slice(names, func(i, j int) bool { return split[names[i]] > split[names[j]] })
-		fmt.Printf("batch rows=%d tokens=%d max_len=%d graph %.3f ms, eager split total %.3f ms:", b.Rows(), b.Tokens(), b.MaxLen(), per[pick].ms, total)
+		fmt.Printf("batch rows=%d tokens=%d max_len=%d graph %.3f ms, eager split total %.3f ms:", b.Rows(), b.Tokens(), b.MaxLen(), gms, total)
 		for _, k := range names {
 			fmt.Printf(" %s %.3f (%.0f%%", k, split[k], 100*split[k]/total)
 			if f, ok := fl[k]; ok {

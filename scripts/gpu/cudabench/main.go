@@ -202,10 +202,11 @@ func main() {
 	bulkRuns := flag.String("bulk-runs", "1,2,1,2", "-bulk: engines per timed run, in order")
 	bulkReplay := flag.Bool("bulk-replay", true, "-bulk: replay every batch of the last run alone, summed")
 	bulkSplit := flag.Bool("bulk-split", true, "-bulk: the stage split of three batches (needs -bulk-replay)")
+	bulkSplitOnly := flag.Bool("bulk-split-only", false, "with -bulk: only the graph time and stage split of three of the job's batches (no whole-job runs)")
 	bulkNCU := flag.Bool("bulk-ncu", false, "with -bulk: only run two of the job's batches eagerly, for Nsight Compute")
 	flag.Parse()
-	if *bulkModel != "" && *bulkNCU {
-		runBulkNCU(*bulkModel, *bulkCorpus, *bulkTokens, *bulkRows)
+	if *bulkModel != "" && (*bulkNCU || *bulkSplitOnly) {
+		runBulkSplit(*bulkModel, *bulkCorpus, *bulkTokens, *bulkRows, *bulkNCU)
 		return
 	}
 	if *bulkModel != "" {
