@@ -75,6 +75,13 @@ if has check; then
   step "bulk .npy against embed's JSON (first 2000 texts) and sentence-transformers"
   "$b/m3ectl" embed --engine cuda --model "$large" </tmp/head2000.txt >/tmp/large-head.jsonl 2>/dev/null
   [ -f "$o/st-m3e-large-rand-head.npy" ] && python3 "$here/bulk_baseline.py" --work "$work" --out "$o" --corpus /tmp/head2000.txt --check m3e-large-rand /tmp/new.npy /tmp/large-head.jsonl m3e-large-rand /tmp/old.npy /tmp/large-head.jsonl 2>&1 | grep -v -i warn
+  python3 - /tmp/old.npy /tmp/new.npy <<'PY'
+import sys
+import numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+print(f"old build's .npy against the new one's, all {len(a)} rows: max |diff| {np.abs(a - b).max():.2e}, min cosine {cos.min():.7f}")
+PY
 fi
 
 if has prof; then

@@ -62,12 +62,12 @@ func TestAttnHeadsPerBlock(t *testing.T) {
 		bk          bucket
 		want, queue int // static grid (M3ECTL_ATTN_QUEUE=0), work queue
 	}{
-		{"64 x 128 tokens: three heads per block still fill a wave", 12, true, bucket{T: 8192, N: 64}, 3, 1},
-		{"512 short sentences", 12, true, bucket{T: 9216, N: 512}, 3, 1},
+		{"64 x 128 tokens: three heads per block still fill a wave", 12, true, bucket{T: 8192, N: 64}, 3, 2},
+		{"512 short sentences", 12, true, bucket{T: 9216, N: 512}, 3, 3},
 		{"one sentence keeps every head in parallel", 12, true, bucket{T: 16, N: 1}, 1, 1},
-		{"16 k tokens", 12, true, bucket{T: 16384, N: 128}, 6, 2},
-		{"16 k tokens, 16 heads", 16, true, bucket{T: 16384, N: 128}, 8, 2},
-		{"a divisor of the heads only", 7, true, bucket{T: 65536, N: 128}, 7, 1},
+		{"16 k tokens", 12, true, bucket{T: 16384, N: 128}, 6, 4},
+		{"16 k tokens, 16 heads", 16, true, bucket{T: 16384, N: 128}, 8, 4},
+		{"a divisor of the heads only", 7, true, bucket{T: 65536, N: 128}, 7, 7},
 		{"simple kernel", 12, false, bucket{T: 8192, N: 64}, 1, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -93,7 +93,8 @@ func TestAttnHeadsPerBlock(t *testing.T) {
 }
 
 // TestAttnGrid: the work queue's grid is one wave of blocks (or fewer when
-// the bucket has fewer items), the static grid every (head group, tile).
+// the bucket has fewer items), the static grid every (head group, tile);
+// buckets under attnQueueTokens keep the static grid.
 func TestAttnGrid(t *testing.T) {
 	e := &Engine{cfg: bertConfig{Heads: 16}, dev: deviceInfo{SMs: 132}, attnMMA: true}
 	e.buf.queue = 0x1000
@@ -105,7 +106,8 @@ func TestAttnGrid(t *testing.T) {
 		q     devPtr
 	}{
 		{bucket{T: 16384, N: 16384}, 2, "", [3]int{264, 1, 1}, 0x1000},
-		{bucket{T: 16, N: 16}, 1, "", [3]int{64, 1, 1}, 0x1000},
+		{bucket{T: 4096, N: 4096}, 1, "", [3]int{264, 1, 1}, 0x1000},
+		{bucket{T: 16, N: 16}, 1, "", [3]int{16, 4, 1}, 0},
 		{bucket{T: 16384, N: 16384}, 8, "0", [3]int{2, 385, 1}, 0},
 	} {
 		t.Setenv("M3ECTL_ATTN_QUEUE", c.queue)

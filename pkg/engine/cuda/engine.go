@@ -81,6 +81,7 @@ type Engine struct {
 	slotFree                               *sync.Cond
 	rowsHint                               int // engine.Options.MaxBatchRows: the output buffers' first size
 	seen                                   map[bucket]int
+	planned                                map[bucket]bool // GEMMs chosen (Submit, before tuneGate's read lock)
 	split                                  startSplit
 	closed                                 bool
 }
@@ -119,7 +120,7 @@ func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[graphKey]uintptr{}, elem: 2, seen: map[bucket]int{}}
+	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[graphKey]uintptr{}, elem: 2, seen: map[bucket]int{}, planned: map[bucket]bool{}}
 	e.slotFree = sync.NewCond(&e.mu)
 	if conf.FP32 {
 		e.elem = 4
@@ -191,11 +192,6 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	e.lnThreads = ln
 	e.lnWarp = !e.conf.FP32 && e.cfg.Hidden%8 == 0 // LN_WARP in kernels.cu
 	e.split.context = time.Since(t)
-	// The weights go up on a goroutine of their own as soon as they are
-	// converted, while this one compiles the kernels and chooses GEMMs:
-	// the upload (~140 ms for the 24 x 1024 model) left the critical path.
-	up := e.startUpload(m, o, weightsCh)
-	defer up.join(e) // on every return, so an error path never frees weights being uploaded
 	t = time.Now()
 	fp16 := 1
 	if e.conf.FP32 {
@@ -272,10 +268,22 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	}
 	e.split.prewarm = time.Since(t) - e.split.kernels
 	t = time.Now()
-	if err := up.join(e); err != nil {
+	pw := <-weightsCh
+	e.split.weightsTaken = true
+	e.split.wait, e.split.convert = time.Since(t), pw.took
+	if pw.err != nil {
+		pw.release()
+		return pw.err
+	}
+	// Uploading on a goroutine of its own, beside the kernel compile and
+	// the GEMM prewarm, saved ~40 ms of the 24 x 1024 model's start but
+	// failed now and then with CUDA_ERROR_INVALID_VALUE in the staged
+	// copy (third round, not understood), so the upload stays here.
+	t = time.Now()
+	if e.w, e.split.uploaded, err = e.deviceWeights(pw, m.Weights, o.Device); err != nil {
 		return err
 	}
-	e.split.wait = time.Since(t) // for the conversion and upload, after kernels and GEMM choice
+	e.split.upload = time.Since(t)
 	return nil
 }
 

@@ -75,10 +75,12 @@ func (e *Engine) attnHeadsPerBlock(bk bucket) int {
 	tiles := (bk.T + tileQueries - 1) / tileQueries
 	best := 1
 	for d := 2; d <= heads; d++ {
-		if e.attnQueue() {
-			// Blocks take items from a queue: keep at least two items per
-			// block slot, so the last ones to finish leave little idle.
-			if heads%d == 0 && tiles*heads/d >= 2*attnBlocksPerSM*e.dev.SMs {
+		if e.attnQueue(bk) {
+			// Blocks take items from a queue: as many heads per item as
+			// still give every block slot one (the 24 x 1024 model's bulk
+			// batches on the H200: 4 heads at 16 k tokens, 1.95 ms of
+			// attention against 1.96 with 1 and 2.33 on the static grid).
+			if heads%d == 0 && tiles*heads/d >= attnBlocksPerSM*e.dev.SMs {
 				best = d
 			}
 		} else if heads%d == 0 && 20*tiles*heads/d >= 19*2*e.dev.SMs {
@@ -95,13 +97,20 @@ const attnBlocksPerSM = 2
 // attnQueue says whether attn_mma's blocks take their (tile, head group)
 // items from a queue (a grid of one wave) rather than one each from a grid
 // of all of them; M3ECTL_ATTN_QUEUE=0 is the static grid of before.
-func (e *Engine) attnQueue() bool { return e.attnMMA && os.Getenv("M3ECTL_ATTN_QUEUE") != "0" }
+func (e *Engine) attnQueue(bk bucket) bool {
+	return e.attnMMA && bk.T >= attnQueueTokens && os.Getenv("M3ECTL_ATTN_QUEUE") != "0"
+}
+
+// attnQueueTokens: smaller buckets keep the static grid. Their few items
+// fit one wave anyway, and serving's small batches (latency-bound, the
+// queue's atomics on their critical path) were not measured faster.
+const attnQueueTokens = 4096
 
 // attnGrid is attn_mma's grid and queue argument for bucket bk with hpb
 // heads per block.
 func (e *Engine) attnGrid(bk bucket, hpb int) ([3]int, devPtr) {
 	groups := e.cfg.Heads / hpb
-	if !e.attnQueue() {
+	if !e.attnQueue(bk) {
 		return [3]int{groups, bk.tiles(), 1}, 0
 	}
 	return [3]int{min(attnBlocksPerSM*e.dev.SMs, groups*bk.tiles()), 1, 1}, e.buf.queue

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 	"github.com/m3ectl/m3ectl/pkg/engine/checkpoint"
@@ -163,5 +164,125 @@ func TestEnginesOnOneGPUShareWeights(t *testing.T) {
 	c, _, _ := openTiny(t, Config{})
 	if c.w == b.w || c.share != nil {
 		t.Fatal("M3ECTL_CUDA_SHARE_WEIGHTS=0 shared the weights")
+	}
+}
+
+// TestEnginesTuneApart runs on the GPU machine: two engines embedding new
+// shapes at once (GEMM timing takes tuneGate's write lock, Submit its read
+// lock) neither deadlock nor disagree.
+func TestEnginesTuneApart(t *testing.T) {
+	needGPU(t)
+	a, _, rows := openTiny(t, Config{})
+	b, _, _ := openTiny(t, Config{})
+	batches := make([]*engine.Batch, 6)
+	for i := range batches {
+		sel := make([][]int32, 40+37*i) // new token counts: new buckets
+		for j := range sel {
+			sel[j] = rows[(i+j)%len(rows)]
+		}
+		batches[i] = engine.NewBatch(sel)
+	}
+	out := make([][][]float32, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for k, e := range []*Engine{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range batches {
+				j := i
+				if k == 1 {
+					j = len(batches) - 1 - i // the other order: both meet new shapes at once
+				}
+				v, err := e.Embed(context.Background(), batches[j])
+				if err != nil {
+					errs[k] = err
+					return
+				}
+				if out[k] == nil {
+					out[k] = make([][]float32, len(batches))
+				}
+				out[k][j] = v
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("two engines choosing GEMMs at once did not finish in 60 s")
+	}
+	for k, err := range errs {
+		if err != nil {
+			t.Fatalf("engine %d: %v", k, err)
+		}
+	}
+	for i := range batches {
+		for j := range out[0][i] {
+			if d := out[0][i][j] - out[1][i][j]; d > 2e-3 || d < -2e-3 {
+				t.Fatalf("batch %d float %d: %g against %g", i, j, out[0][i][j], out[1][i][j])
+			}
+		}
+	}
+}
+
+// TestAttentionQueueMatchesStatic runs on the GPU machine: a batch large
+// enough for the work-queue attention grid embeds as on the static grid
+// (M3ECTL_ATTN_QUEUE=0), packed short rows and long ones together.
+func TestAttentionQueueMatchesStatic(t *testing.T) {
+	needGPU(t)
+	t.Setenv("M3ECTL_ATTN_QUEUE", "")
+	e, _, rows := openTiny(t, Config{NoGraphs: true})
+	var sel [][]int32
+	for tok := 0; tok < 2*attnQueueTokens; {
+		r := rows[len(sel)%len(rows)]
+		if len(sel)%17 == 0 { // a long row now and then: several tiles of one row
+			long := make([]int32, 0, 300)
+			for len(long) < 300 {
+				long = append(long, r...)
+			}
+			r = long[:300]
+		}
+		sel = append(sel, r)
+		tok += len(r)
+	}
+	b := engine.NewBatch(sel)
+	if bucketFor(b.Tokens(), b.Rows()).T < attnQueueTokens {
+		t.Fatalf("batch of %d tokens is under the queue's threshold", b.Tokens())
+	}
+	q, err := e.Embed(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("M3ECTL_ATTN_QUEUE", "0")
+	s, err := e.Embed(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("M3ECTL_ATTN_QUEUE", "")
+	again, err := e.Embed(context.Background(), b) // the counters were reset for the next launch
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range q {
+		if d := q[i] - s[i]; d > 1e-3 || d < -1e-3 {
+			t.Fatalf("float %d (row %d): queue %g, static %g", i, i/e.Info().Dim, q[i], s[i])
+		}
+		if again[i] != q[i] {
+			t.Fatalf("float %d: second queue run %g, first %g", i, again[i], q[i])
+		}
+	}
+}
+
+func TestParallelCopy(t *testing.T) {
+	src := make([]byte, 7<<20+13)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	dst := make([]byte, len(src)+100)
+	parallelCopy([]copySeg{{dst[5 : 5+3<<20], src[:3<<20]}, {dst[5+3<<20 : 5+len(src)], src[3<<20:]}, {dst[0:0], nil}})
+	if string(dst[5:5+len(src)]) != string(src) || dst[4] != 0 || dst[5+len(src)] != 0 {
+		t.Fatal("copied bytes differ or spilled over")
 	}
 }
