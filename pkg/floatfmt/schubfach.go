@@ -65,68 +65,95 @@ func rop(g, cp uint64) uint32 {
 	return uint32(x1>>31 | (x1&0xffffffff+0xffffffff)>>32)
 }
 
-// schubfach returns the shortest digits d and exponent e (d·10^e) of the
-// normal float32 with the given fraction and biased exponent.
-func schubfach(mant, exp uint32) (uint32, int32) {
-	q := int64(exp) - 150
-	c := uint64(sfCMin | mant)
-	out := uint32(c & 1)
-	cb := c << 2
-	cbr := cb + 2
-	var cbl uint64
-	var k int64
-	if c != sfCMin || q == sfQMin {
-		cbl = cb - 2
-		k = flog10pow2(q)
-	} else {
-		cbl = cb - 1
-		k = flog10threeQuartersPow2(q)
-	}
-	h := q + flog2pow10(-k) + 33
-	g := sfG[k-sfKMin]
-	vb := rop(g, cb<<uint(h))
-	vbl := rop(g, cbl<<uint(h))
-	vbr := rop(g, cbr<<uint(h))
-	s := vb >> 2
-	if s >= 100 {
-		// One digit fewer: s′ = ⌊s/10⌋ (exact for s < 2^32 by the multiplier).
-		sp10 := 10 * uint32(uint64(s)*1_717_986_919>>34)
-		tp10 := sp10 + 10
-		upin := vbl+out <= sp10<<2
-		wpin := tp10<<2+out <= vbr
-		if upin != wpin {
-			d := tp10
-			if upin {
-				d = sp10
-			}
-			return trimZeros(d/10, int32(k)+1)
-		}
-	}
-	t := s + 1
-	uin := vbl+out <= s<<2
-	win := t<<2+out <= vbr
-	if uin != win {
-		if uin {
-			return trimZeros(s, int32(k))
-		}
-		return trimZeros(t, int32(k))
-	}
-	// Both in the interval: the closer. A tie rounds to even as strconv
-	// does, except at a power of two (c = 2^23, the shorter interval
-	// below), where strconv's Dragonbox rounds it up, but for its one
-	// exception at biased exponent 73 (see shortest).
-	cmp := int64(vb) - int64(s+t)<<1
-	if cmp < 0 || cmp == 0 && s&1 == 0 && (c != sfCMin || exp == 73) {
-		return trimZeros(s, int32(k))
-	}
-	return trimZeros(t, int32(k))
+// sfScale is what Schubfach needs of a binary exponent whose float32s
+// are not powers of two: g for k = ⌊log10 2^q⌋, and the shift h of the
+// paper as the shift of the significand (h + 2) and of the half interval
+// (2 << h).
+type sfScale struct {
+	g, half uint64
+	shift   uint8
+	k       int8
 }
 
-// trimZeros drops d's trailing zeros into the exponent.
-func trimZeros(d uint32, e int32) (uint32, int32) {
-	for d != 0 && d%10 == 0 {
-		d /= 10
-		e++
+// sfScales[exp] is the sfScale of each normal biased exponent: the
+// exponent's arithmetic done once at start instead of per number.
+var sfScales [256]sfScale
+
+func init() {
+	for exp := 1; exp < 255; exp++ {
+		q := int64(exp) - 150
+		k := flog10pow2(q)
+		h := q + flog2pow10(-k) + 33
+		sfScales[exp] = sfScale{g: sfG[k-sfKMin], half: 2 << h, shift: uint8(h + 2), k: int8(k)}
 	}
-	return d, e
+}
+
+// schubfach returns the shortest digits d and exponent e (d·10^e) of the
+// normal float32 with the given fraction and biased exponent, the closest
+// such when several are shortest. d may end in zeros (layout drops them);
+// 10^6 < d < 10^9.
+func schubfach(mant, exp uint32) (uint32, int32) {
+	c := uint64(sfCMin | mant)
+	if mant != 0 {
+		sc := &sfScales[exp&0xff]
+		cb := c << (sc.shift & 63)
+		return pick(rop(sc.g, cb), rop(sc.g, cb-sc.half), rop(sc.g, cb+sc.half), mant&1, 1), int32(sc.k)
+	}
+	// A power of two: the interval below is half as wide (unless the
+	// exponent is the smallest normal one), so k and cbl differ.
+	q := int64(exp) - 150
+	cb := c << 2
+	cbl := cb - 1
+	k := flog10threeQuartersPow2(q)
+	if exp == 1 { // the float32s below are subnormals, as close as those above
+		cbl = cb - 2
+		k = flog10pow2(q)
+	}
+	h := uint(q+flog2pow10(-k)+33) & 63
+	g := sfG[k-sfKMin]
+	return pick(rop(g, cb<<h), rop(g, cbl<<h), rop(g, (cb+2)<<h), 0, b2u(exp == 73)), int32(k)
+}
+
+// pick is Schubfach's choice of digits from the scaled value vb and the
+// scaled interval bounds vbl and vbr (all times 4, rounded to odd): the
+// shorter candidates u′ = sp10 or w′ = tp10 (one digit fewer) when exactly
+// one is in the rounding interval, else u = s or w = t when exactly one is,
+// else the closer. out is 1 when the bounds are outside the interval (odd
+// significand). A tie goes to the even one when evenTie is 1 (strconv's
+// rule), else up: at a power of two strconv's Dragonbox rounds ties up,
+// but for its one exception at biased exponent 73 (see shortest).
+//
+// Every choice is computed and selected with conditional moves: which
+// one wins depends on the number's low bits, which no branch predictor
+// can learn.
+func pick(vb, vbl, vbr, out, evenTie uint32) uint32 {
+	s := vb >> 2
+	// u = s is taken when it is inside and w = s+1 is not or is farther
+	// (one of them is always inside: the interval is wider than 10^k).
+	cmp := int32(vb - (4*s + 2))
+	closerS := b2u(cmp < 0) | b2u(cmp == 0)&^s&evenTie
+	d := s + 1
+	if b2u(vbl+out <= 4*s)&(b2u(4*s+4+out > vbr)|closerS) != 0 {
+		d = s
+	}
+	// One digit fewer: s′ = ⌊s/10⌋ (exact for s < 2^32 by the multiplier);
+	// s > 10^6 for every normal float32.
+	sp10 := 10 * uint32(uint64(s)*1_717_986_919>>34)
+	upin := b2u(vbl+out <= 4*sp10)
+	short := sp10 + 10
+	if upin != 0 {
+		short = sp10
+	}
+	if upin^b2u(4*sp10+40+out <= vbr) != 0 {
+		d = short
+	}
+	return d
+}
+
+// b2u is 1 for true and 0 for false (a flag, not a branch).
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -21,15 +21,21 @@ import (
 // buffer, which net/http writes once, when the handler returns.
 const corkMin = 4096 - 512
 
-// corkListener wraps the HTTP listener's connections in corkConns.
-type corkListener struct{ net.Listener }
+// corkListener wraps the HTTP listener's connections in corkConns, and
+// keeps them in open while they are (see openConns).
+type corkListener struct {
+	net.Listener
+	open *openConns
+}
 
 func (l corkListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &corkConn{Conn: c}, nil
+	k := &corkConn{Conn: c, open: l.open}
+	l.open.add(k)
+	return k, nil
 }
 
 // corkConn is a connection whose writes can be held and sent as one. Only
@@ -39,6 +45,13 @@ type corkConn struct {
 	net.Conn
 	corked bool
 	buf    *[]byte
+	open   *openConns
+}
+
+// Close takes the connection out of the open set.
+func (c *corkConn) Close() error {
+	c.open.remove(c)
+	return c.Conn.Close()
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {

@@ -60,7 +60,7 @@ func TestWriteBodyOneWrite(t *testing.T) {
 			writeBody(w, r, b)
 		}),
 	}
-	go srv.Serve(corkListener{writeCountListener{ln, &writes}})
+	go srv.Serve(corkListener{Listener: writeCountListener{ln, &writes}, open: &openConns{}})
 	defer srv.Close()
 	c := &http.Client{}
 	for _, tc := range []struct {

@@ -63,6 +63,13 @@ func drainExpiredError() error {
 		msg: "the server shut down (drain timeout) before the request finished; retry"}
 }
 
+// expireDrain answers every pending request 503: their contexts are
+// cancelled with errDrainExpired, and body reads end (openconns.go).
+func (s *Server) expireDrain() {
+	s.drain.cancel(errDrainExpired)
+	s.httpConns.expireReads()
+}
+
 // cutByDrain reports whether ctx was cancelled by the drain deadline.
 func cutByDrain(ctx context.Context) bool {
 	return errors.Is(context.Cause(ctx), errDrainExpired)
@@ -138,7 +145,7 @@ func (s *Server) shutdown() bool {
 		return true
 	}
 	pending := s.drain.inflight.Load()
-	s.drain.cancel(errDrainExpired)
+	s.expireDrain()
 	grace := time.NewTimer(drainGrace)
 	defer grace.Stop()
 	s.waitIdle(grace.C)

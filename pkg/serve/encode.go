@@ -3,9 +3,11 @@ package serve
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/m3ectl/m3ectl/pkg/floatfmt"
 )
@@ -42,11 +44,22 @@ func appendFloat32s(b []byte, v []float32) []byte {
 // appendFloat32LE appends v as little-endian IEEE-754 float32s, the layout
 // of Triton's binary tensor data and of OpenAI's base64 embeddings.
 func appendFloat32LE(b []byte, v []float32) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	if littleEndian {
+		// The float32s' memory is the wire layout already: one copy.
+		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))...)
+	}
+	b = slices.Grow(b, 4*len(v))
 	for _, f := range v {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
 	}
 	return b
 }
+
+// littleEndian is whether this machine stores a uint32's low byte first.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 const hexDigits = "0123456789abcdef"
 

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"path"
 	"runtime/debug"
-	"time"
 )
 
 // routes registers every HTTP endpoint, grouped by protocol. This is the
@@ -111,12 +109,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	if compressed {
 		body = s.budgetedInflated(r, body)
 	}
-	// A slow body must not hold shutdown: when the drain deadline cancels
-	// the request, the pending read ends and the client is answered 503.
-	stop := context.AfterFunc(r.Context(), func() {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
-	})
-	defer stop()
+	// A slow body does not hold shutdown: the drain deadline ends the
+	// pending read (openconns.go) and the client is answered 503.
 	buf := getBuffer()
 	b := (*buf)[:0]
 	if !compressed && r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {

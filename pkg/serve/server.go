@@ -137,11 +137,13 @@ type Server struct {
 	handler                   http.Handler
 	grpcSrv                   *grpc.Server
 
-	drain  drainState
-	budget *inflightBudget
-	codec  *grpcCodec
-	gate   *recvGate
-	health *healthService
+	drain drainState
+
+	httpConns openConns // the HTTP listener's, for the drain deadline
+	budget    *inflightBudget
+	codec     *grpcCodec
+	gate      *recvGate
+	health    *healthService
 }
 
 // New binds the listeners (so that their addresses are known before Serve)
@@ -174,7 +176,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	}
 	// Large answers in one write (cork.go), innermost so that the wrappers
 	// above see the same writes as ever.
-	s.httpLn = corkListener{s.httpLn}
+	s.httpLn = corkListener{Listener: s.httpLn, open: &s.httpConns}
 	// net/http's own plain-text error answers leave as JSON (goerrors.go).
 	s.httpLn = jsonErrorListener{s.httpLn}
 	if s.metricsLn != nil {
@@ -313,7 +315,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err = <-errc:
 		s.drain.draining.Store(true)
 		s.drain.closing.Store(true)
-		s.drain.cancel(errDrainExpired)
+		s.expireDrain()
 	}
 	s.health.stop()
 	s.stopListeners(https)
