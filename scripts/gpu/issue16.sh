@@ -18,7 +18,7 @@ sections=${SECTIONS:-"bulk cold serve tests ort"}
 mkdir -p /tmp/b "$out"
 [ -f "$bin/bin.txz" ] && tar xJf "$bin/bin.txz" -C /tmp/b
 # NAME.xz, when present, replaces the archive's NAME (a rebuild carried alone).
-for x in m3ectl m3ectl-old serve.test cuda.test cudabench; do
+for x in m3ectl m3ectl-old m3ectl-prev serve.test cuda.test cudabench; do
   [ -f "$bin/$x.xz" ] && xz -dc "$bin/$x.xz" >/tmp/b/$x && chmod +x /tmp/b/$x
 done
 b=/tmp/b work=/tmp/gpuwork
@@ -133,6 +133,7 @@ CFG
     for c in ${levels//,/ }; do
       local proto=kserve-http url=http://127.0.0.1:8000
       [[ "$extra" == *grpc* ]] && proto=kserve-grpc url=127.0.0.1:8001
+      [[ "$extra" == *openai* ]] && proto=openai
       local bflags=""
       [[ "$extra" == *binary* ]] && bflags="--binary-output"
       taskset -c 10-15 "$b/m3ectl" bench --url $url --protocol $proto --model m3e-base -c "$c" --duration 2s --warmup 1s $bflags --no-server-stats >/dev/null 2>&1
@@ -187,6 +188,13 @@ PY
   run mb128-cont-binary m3ectl 128 continuous 128 binary
   run mb128-cont-1inst-grpc m3ectl 128 continuous 128 grpc "" 1
   run mb128-cont-1inst-binary m3ectl 128 continuous 128 binary "" 1
+  run mb128-cont-1inst-openai m3ectl 128 continuous 128 openai "" 1
+  # prev-: the build this round started from (m3ectl-prev, commit 2183576);
+  # -pN: the same server with GOMAXPROCS=N (fewer idle Ps to spin).
+  run prev-mb32 m3ectl-prev 32 triton 32
+  run prev-mb128-1inst m3ectl-prev 128 continuous 128 "" "" 1
+  run mb128-cont-1inst-p8 m3ectl 128 continuous 128 "" GOMAXPROCS=8 1
+  run mb32-triton-p8 m3ectl 32 triton 32 "" GOMAXPROCS=8
 fi
 
 if has tests; then
