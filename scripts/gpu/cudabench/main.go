@@ -155,27 +155,6 @@ func flops(rows [][]int32, layers, h, inter int) float64 {
 	return f
 }
 
-func timeBatch(e *cuda.Engine, rows [][]int32, minReps int, budget time.Duration) float64 {
-	b := engine.NewBatch(rows)
-	ctx := context.Background()
-	for i := 0; i < 5; i++ {
-		if _, err := e.Embed(ctx, b); err != nil {
-			fail(err)
-		}
-	}
-	var ts []float64
-	start := time.Now()
-	for len(ts) < minReps || (time.Since(start) < budget && len(ts) < 2000) {
-		t := time.Now()
-		if _, err := e.Embed(ctx, b); err != nil {
-			fail(err)
-		}
-		ts = append(ts, float64(time.Since(t).Microseconds())/1e3)
-	}
-	sort.Float64s(ts)
-	return ts[len(ts)/2]
-}
-
 type torchCase struct {
 	Rows       int     `json:"rows"`
 	EagerPerS  float64 `json:"eager_per_s"`
