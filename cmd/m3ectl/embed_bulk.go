@@ -76,6 +76,16 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 			per = 2 // a second stream per GPU overlaps one batch's host work with the other's compute
 		}
 	}
+	// The CUDA engines size their buffers for the largest batch the
+	// pipeline cuts and choose that shape's GEMMs while the weights load,
+	// instead of growing (and re-capturing) as longer batches arrive.
+	if cfg.Kind == "cuda" && cfg.Options.MaxBatchTokens == 0 {
+		bt := bf.batchTokens
+		if bt <= 0 {
+			bt = bulk.DefaultBatchTokens
+		}
+		cfg.Options.MaxBatchTokens, cfg.Options.MaxBatchRows = bt, min(bulk.DefaultBatchRows, bt)
+	}
 	type opened struct {
 		e   engine.Engine
 		err error
@@ -104,9 +114,11 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 	}
 	var engines []engine.Engine
 	defer func() {
+		t := time.Now()
 		for _, e := range engines {
 			e.Close()
 		}
+		slog.Debug("engines closed", "took", time.Since(t).Round(time.Millisecond), "since_start", time.Since(processStart).Round(time.Millisecond))
 	}()
 	collect := func() error {
 		var first error

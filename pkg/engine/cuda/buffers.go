@@ -51,10 +51,11 @@ func (b bucket) inputInts() int { return 2*b.T + b.N + 1 + 4*b.tiles() + 2 }
 type buffers struct {
 	capT, capIn, capRows                 int // capRows: rows of out
 	dIn, hidden, qkv, ctx, tmp, ffn, out devPtr
+	queue                                devPtr // attn_mma's two work-queue counters, zero between launches
 }
 
 func (b *buffers) free() {
-	for _, p := range []devPtr{b.dIn, b.hidden, b.qkv, b.ctx, b.tmp, b.ffn, b.out} {
+	for _, p := range []devPtr{b.dIn, b.hidden, b.qkv, b.ctx, b.tmp, b.ffn, b.out, b.queue} {
 		memFree(p)
 	}
 	*b = buffers{}
@@ -97,6 +98,13 @@ func (b *buffers) ensure(e *Engine, bk bucket, rows int) error {
 	alloc(&b.tmp, capT*H*el)
 	alloc(&b.ffn, capT*I*el)
 	alloc(&b.out, capRows*H*4)
+	alloc(&b.queue, 256)
+	if err == nil {
+		err = cuCheck(call(drv.memsetD8Async, uintptr(b.queue), 0, 256, e.l.stream), "cuMemsetD8Async")
+	}
+	if err == nil {
+		err = cuCheck(call(drv.streamSynchronize, e.l.stream), "cuStreamSynchronize")
+	}
 	if err != nil {
 		b.free()
 	}

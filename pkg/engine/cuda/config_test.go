@@ -56,23 +56,29 @@ func TestAttnHeadsPerBlock(t *testing.T) {
 	t.Setenv("M3ECTL_ATTN_HPB", "")
 	h100 := deviceInfo{SMs: 132}
 	for _, c := range []struct {
-		name  string
-		heads int
-		mma   bool
-		bk    bucket
-		want  int
+		name        string
+		heads       int
+		mma         bool
+		bk          bucket
+		want, queue int // static grid (M3ECTL_ATTN_QUEUE=0), work queue
 	}{
-		{"64 x 128 tokens: three heads per block still fill a wave", 12, true, bucket{T: 8192, N: 64}, 3},
-		{"512 short sentences", 12, true, bucket{T: 9216, N: 512}, 3},
-		{"one sentence keeps every head in parallel", 12, true, bucket{T: 16, N: 1}, 1},
-		{"16 k tokens", 12, true, bucket{T: 16384, N: 128}, 6},
-		{"a divisor of the heads only", 7, true, bucket{T: 65536, N: 128}, 7},
-		{"simple kernel", 12, false, bucket{T: 8192, N: 64}, 1},
+		{"64 x 128 tokens: three heads per block still fill a wave", 12, true, bucket{T: 8192, N: 64}, 3, 2},
+		{"512 short sentences", 12, true, bucket{T: 9216, N: 512}, 3, 3},
+		{"one sentence keeps every head in parallel", 12, true, bucket{T: 16, N: 1}, 1, 1},
+		{"16 k tokens", 12, true, bucket{T: 16384, N: 128}, 6, 4},
+		{"16 k tokens, 16 heads", 16, true, bucket{T: 16384, N: 128}, 8, 4},
+		{"a divisor of the heads only", 7, true, bucket{T: 65536, N: 128}, 7, 7},
+		{"simple kernel", 12, false, bucket{T: 8192, N: 64}, 1, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := &Engine{cfg: bertConfig{Heads: c.heads}, dev: h100, attnMMA: c.mma}
+			t.Setenv("M3ECTL_ATTN_QUEUE", "0")
 			if got := e.attnHeadsPerBlock(c.bk); got != c.want {
-				t.Fatalf("attnHeadsPerBlock(%+v) = %d, want %d", c.bk, got, c.want)
+				t.Fatalf("static: attnHeadsPerBlock(%+v) = %d, want %d", c.bk, got, c.want)
+			}
+			t.Setenv("M3ECTL_ATTN_QUEUE", "")
+			if got := e.attnHeadsPerBlock(c.bk); got != c.queue {
+				t.Fatalf("queue: attnHeadsPerBlock(%+v) = %d, want %d", c.bk, got, c.queue)
 			}
 		})
 	}
@@ -83,6 +89,31 @@ func TestAttnHeadsPerBlock(t *testing.T) {
 	t.Setenv("M3ECTL_ATTN_HPB", "5") // not a divisor of 12: ignored
 	if got := (&Engine{cfg: bertConfig{Heads: 12}, dev: h100, attnMMA: true}).attnHeadsPerBlock(bucket{T: 16, N: 1}); got != 1 {
 		t.Fatalf("bad override: got %d, want 1", got)
+	}
+}
+
+// TestAttnGrid: the work queue's grid is one wave of blocks (or fewer when
+// the bucket has fewer items), the static grid every (head group, tile);
+// buckets under attnQueueTokens keep the static grid.
+func TestAttnGrid(t *testing.T) {
+	e := &Engine{cfg: bertConfig{Heads: 16}, dev: deviceInfo{SMs: 132}, attnMMA: true}
+	e.buf.queue = 0x1000
+	for _, c := range []struct {
+		bk    bucket
+		hpb   int
+		queue string
+		grid  [3]int
+		q     devPtr
+	}{
+		{bucket{T: 16384, N: 16384}, 2, "", [3]int{264, 1, 1}, 0x1000},
+		{bucket{T: 4096, N: 4096}, 1, "", [3]int{264, 1, 1}, 0x1000},
+		{bucket{T: 16, N: 16}, 1, "", [3]int{16, 4, 1}, 0},
+		{bucket{T: 16384, N: 16384}, 8, "0", [3]int{2, 385, 1}, 0},
+	} {
+		t.Setenv("M3ECTL_ATTN_QUEUE", c.queue)
+		if g, q := e.attnGrid(c.bk, c.hpb); g != c.grid || q != c.q {
+			t.Fatalf("attnGrid(%+v, %d) with queue %q = %v %#x, want %v %#x", c.bk, c.hpb, c.queue, g, q, c.grid, c.q)
+		}
 	}
 }
 

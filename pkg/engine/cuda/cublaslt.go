@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"unsafe"
 )
 
@@ -77,6 +78,10 @@ func ltCheck(code int, op string) error {
 	}
 	return fmt.Errorf("%s: cuBLAS status %d", op, code)
 }
+
+// tuneGate keeps GEMM timing (write lock, gemmer.tune) apart from every
+// engine's enqueueing (read lock, Submit) in this process.
+var tuneGate sync.RWMutex
 
 // gemmKey identifies one GEMM shape; plans are cached per key.
 type gemmKey struct{ m, n, k, epi int }
@@ -244,6 +249,16 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 		}
 		algos.drop(key) // not valid here after all: time the candidates again
 		p.algo = p.cands[0]
+	}
+	// Time the candidates with the GPU to ourselves: engines of this process
+	// enqueue only under tuneGate's read lock (Submit), and whatever they
+	// queued before finishes first. Two engines tuning or running at once
+	// (embed --output opens two per GPU) had their timings mixed, and the
+	// choices, kept on disk, with them.
+	tuneGate.Lock()
+	defer tuneGate.Unlock()
+	if err := cuCheck(call(drv.ctxSynchronize), "cuCtxSynchronize"); err != nil {
+		return err
 	}
 	var ev [2]uintptr
 	for i := range ev {

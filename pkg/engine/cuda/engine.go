@@ -67,7 +67,8 @@ type Engine struct {
 	mod                                    *module
 	gemm                                   *gemmer
 	w                                      *weights
-	elem                                   int // bytes per activation element
+	share                                  *devKey // set when w is the GPU's shared copy
+	elem                                   int     // bytes per activation element
 	lnThreads                              int
 	lnWarp                                 bool
 	lnTPW                                  int // tokens per warp in add_ln
@@ -80,6 +81,7 @@ type Engine struct {
 	slotFree                               *sync.Cond
 	rowsHint                               int // engine.Options.MaxBatchRows: the output buffers' first size
 	seen                                   map[bucket]int
+	planned                                map[bucket]bool // GEMMs chosen (Submit, before tuneGate's read lock)
 	split                                  startSplit
 	closed                                 bool
 }
@@ -108,11 +110,7 @@ func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error)
 	// initialises, the context is made and the kernels load: the two were
 	// most of the cold start one after the other.
 	weightsCh := make(chan preparedWeights, 1)
-	go func() {
-		t := time.Now()
-		h, err := prepareWeights(m.Weights, cfg, !conf.FP32)
-		weightsCh <- preparedWeights{h, err, time.Since(t)}
-	}()
+	go func() { weightsCh <- prepareShared(m.Weights, cfg, !conf.FP32, o.Device) }()
 	if err := load(); err != nil {
 		return nil, err
 	}
@@ -122,13 +120,16 @@ func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[graphKey]uintptr{}, elem: 2, seen: map[bucket]int{}}
+	e := &Engine{cfg: cfg, conf: conf, pool: m.Pooling, graphs: map[graphKey]uintptr{}, elem: 2, seen: map[bucket]int{}, planned: map[bucket]bool{}}
 	e.slotFree = sync.NewCond(&e.mu)
 	if conf.FP32 {
 		e.elem = 4
 	}
 	e.split.libs = libs
 	if err := e.init(m, o, weightsCh); err != nil {
+		if !e.split.weightsTaken {
+			go func() { pw := <-weightsCh; pw.release() }()
+		}
 		e.release()
 		return nil, err
 	}
@@ -136,16 +137,9 @@ func OpenConfig(m *engine.Model, o engine.Options, conf Config) (*Engine, error)
 	slog.Debug("cuda engine ready", "gpu", e.dev.Name, "sm", fmt.Sprintf("%d.%d", e.dev.Major, e.dev.Minor),
 		"layers", cfg.Layers, "hidden", cfg.Hidden, "fp32", conf.FP32, "weights_mb", e.w.bytes>>20,
 		"total", ms(e.split.total), "libs_and_cuinit", ms(e.split.libs), "context", ms(e.split.context),
-		"kernel_compile", ms(e.split.kernels), "weights_map_and_convert", ms(e.split.convert),
-		"weights_wait", ms(e.split.wait), "weights_upload", ms(e.split.upload))
+		"kernel_compile", ms(e.split.kernels), "buffers_and_gemm_prewarm", ms(e.split.prewarm), "weights_map_and_convert", ms(e.split.convert),
+		"weights_wait", ms(e.split.wait), "weights_upload", ms(e.split.upload), "weights_uploaded", e.split.uploaded)
 	return e, nil
-}
-
-// preparedWeights is prepareWeights' answer to OpenConfig.
-type preparedWeights struct {
-	h    *hostWeights
-	err  error
-	took time.Duration
 }
 
 // startSplit is where an engine's start-up time went (embed -v and serve -v
@@ -153,7 +147,10 @@ type preparedWeights struct {
 type startSplit struct {
 	total, libs, context, kernels time.Duration
 	convert                       time.Duration // on other goroutines, alongside libs, context and kernels
-	wait, upload                  time.Duration
+	wait, upload, prewarm         time.Duration
+	// uploaded: this engine copied the weights (false: it shares another
+	// engine's copy on the same GPU); weightsTaken: init got them.
+	uploaded, weightsTaken bool
 }
 
 func ms(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
@@ -248,17 +245,8 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 		return err
 	}
 	e.split.kernels = time.Since(t)
-	t = time.Now()
-	pw := <-weightsCh
-	e.split.wait, e.split.convert = time.Since(t), pw.took
-	if pw.err != nil {
-		return pw.err
-	}
-	t = time.Now()
-	if e.w, err = pw.h.upload(); err != nil {
-		return err
-	}
-	e.split.upload = time.Since(t)
+	// Buffers for the largest batch promised, and that shape's GEMM choice
+	// while the weights are still converting (prewarmGemms).
 	rows, toks := o.MaxBatchRows, o.MaxBatchTokens
 	if toks == 0 && rows > 0 {
 		toks = rows * 32
@@ -272,7 +260,30 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 		if err := e.stage(0, &engine.Batch{Offsets: []int32{0}}, bk); err != nil {
 			return err
 		}
+		if os.Getenv("M3ECTL_CUDA_PREWARM") != "0" {
+			if err := e.prewarmGemms(bk); err != nil {
+				return err
+			}
+		}
 	}
+	e.split.prewarm = time.Since(t) - e.split.kernels
+	t = time.Now()
+	pw := <-weightsCh
+	e.split.weightsTaken = true
+	e.split.wait, e.split.convert = time.Since(t), pw.took
+	if pw.err != nil {
+		pw.release()
+		return pw.err
+	}
+	// Uploading on a goroutine of its own, beside the kernel compile and
+	// the GEMM prewarm, saved ~40 ms of the 24 x 1024 model's start but
+	// failed now and then with CUDA_ERROR_INVALID_VALUE in the staged
+	// copy (third round, not understood), so the upload stays here.
+	t = time.Now()
+	if e.w, e.split.uploaded, err = e.deviceWeights(pw, m.Weights, o.Device); err != nil {
+		return err
+	}
+	e.split.upload = time.Since(t)
 	return nil
 }
 
@@ -343,9 +354,7 @@ func (e *Engine) release() {
 		e.slots[i].free()
 	}
 	e.buf.free()
-	if e.w != nil {
-		e.w.free()
-	}
+	e.releaseWeights()
 	if e.gemm != nil {
 		e.gemm.close()
 	}

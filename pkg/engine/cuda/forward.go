@@ -75,11 +75,88 @@ func (e *Engine) attnHeadsPerBlock(bk bucket) int {
 	tiles := (bk.T + tileQueries - 1) / tileQueries
 	best := 1
 	for d := 2; d <= heads; d++ {
-		if heads%d == 0 && 20*tiles*heads/d >= 19*2*e.dev.SMs {
+		if e.attnQueue(bk) {
+			// Blocks take items from a queue: as many heads per item as
+			// still give every block slot one (the 24 x 1024 model's bulk
+			// batches on the H200: 4 heads at 16 k tokens, 1.95 ms of
+			// attention against 1.96 with 1 and 2.33 on the static grid).
+			if heads%d == 0 && tiles*heads/d >= attnBlocksPerSM*e.dev.SMs {
+				best = d
+			}
+		} else if heads%d == 0 && 20*tiles*heads/d >= 19*2*e.dev.SMs {
 			best = d
 		}
 	}
 	return best
+}
+
+// attnBlocksPerSM is how many attn_mma blocks an SM holds (ATTN_MINB: the
+// register budget is cut for two; the shared memory of two fits).
+const attnBlocksPerSM = 2
+
+// attnQueue says whether attn_mma's blocks take their (tile, head group)
+// items from a queue (a grid of one wave) rather than one each from a grid
+// of all of them; M3ECTL_ATTN_QUEUE=0 is the static grid of before.
+func (e *Engine) attnQueue(bk bucket) bool {
+	return e.attnMMA && bk.T >= attnQueueTokens && os.Getenv("M3ECTL_ATTN_QUEUE") != "0"
+}
+
+// attnQueueTokens: smaller buckets keep the static grid. Their few items
+// fit one wave anyway, and serving's small batches (latency-bound, the
+// queue's atomics on their critical path) were not measured faster.
+const attnQueueTokens = 4096
+
+// attnGrid is attn_mma's grid and queue argument for bucket bk with hpb
+// heads per block.
+func (e *Engine) attnGrid(bk bucket, hpb int) ([3]int, devPtr) {
+	groups := e.cfg.Heads / hpb
+	if !e.attnQueue(bk) {
+		return [3]int{groups, bk.tiles(), 1}, 0
+	}
+	return [3]int{min(attnBlocksPerSM*e.dev.SMs, groups*bk.tiles()), 1, 1}, e.buf.queue
+}
+
+// prewarmGemms chooses bucket bk's GEMM algorithms before the weights are
+// on the GPU, with activation buffers standing in for the weight matrices
+// (a choice depends on the shapes alone; the products are thrown away). The
+// first cuBLASLt calls of a process pay for its heuristics and for loading
+// their kernels (the first shape's choice took 158 ms of the 24 x 1024
+// model's bulk job on the H200, later shapes ~20 ms); init runs this while
+// the weights are still being converted, so that cost moves off the job's
+// critical path. Skipped when a buffer is too small to stand in.
+func (e *Engine) prewarmGemms(bk bucket) error {
+	H, I, T, b := e.cfg.Hidden, e.cfg.Intermediate, bk.T, &e.buf
+	if e.conf.NoTune || T*I < 3*H*H || T*3*H < I*H || T < I {
+		return nil
+	}
+	st := e.l.stream
+	for _, s := range []struct {
+		d, x, w, bias devPtr
+		m, n, k, epi  int
+	}{
+		{b.qkv, b.hidden, b.ffn, b.tmp, 3 * H, T, H, epilogueBias},
+		{b.tmp, b.ctx, b.ffn, b.qkv, H, T, H, epilogueBias},
+		{b.ffn, b.hidden, b.qkv, b.tmp, I, T, H, e.ffnEpilogue()},
+		{b.tmp, b.ffn, b.qkv, b.hidden, H, T, I, epilogueBias},
+	} {
+		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
+			e.gemm.releaseHold()
+			return err
+		}
+	}
+	e.gemm.releaseHold()
+	algos.save()
+	return cuCheck(call(drv.streamSynchronize, st), "cuStreamSynchronize")
+}
+
+// launchAttn queues one layer's attention (attn_mma or attn_simple).
+func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos int, scale float32) error {
+	b := &e.buf
+	if !e.attnMMA {
+		return e.l.launch(e.fnAttn, [3]int{e.cfg.Heads, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale)
+	}
+	grid, queue := e.attnGrid(bk, hpb)
+	return e.l.launch(e.fnAttn, grid, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb, queue)
 }
 
 // marker records a named point on the stream (the profiler); nil in normal runs.
@@ -196,7 +273,7 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	for _, lw := range layers {
 		err := errs(
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
-			e.l.launch(e.fnAttn, [3]int{c.Heads / hpb, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb), mark("attention"),
+			e.launchAttn(bk, hpb, in, tiles, counts, pos, scale), mark("attention"),
 			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
 			e.l.launch(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),

@@ -382,15 +382,37 @@ __device__ __forceinline__ void ldsm4ta(u32 (&r)[4], u32 a) {
 // Packed short rows share a tile; a query sees only keys of its own row
 // (a token's row is named by its first token, token - pos). A tile that is
 // one row (single) needs no row test at all, only the key-count bound.
+//
+// Two ways to hand out the work. Static (queue == 0): grid (heads/hpb,
+// tiles), one (tile, head group) per block. Queue (queue != 0, a grid of
+// about the blocks the GPU holds at once): every block takes (tile, head
+// group) items from a counter, queue[0], until none is left, so a batch
+// whose items are not a multiple of the GPU's block slots leaves no half-
+// empty last wave (the 24 x 1024 model's bulk batches: 560 blocks on 264
+// slots ran in 3 waves), and tiles of unequal length even out. The last
+// block out resets queue[0] and queue[1] to zero for the next launch.
 extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
-    const int* pos, float scale, int hpb) {
+    const int* pos, float scale, int hpb, int* queue) {
   extern __shared__ __align__(16) unsigned char smem[];
   int* kseg = reinterpret_cast<int*>(smem + 2 * ATTN_KV_BYTES + ATTN_Q_BYTES);
-
-  int tile = blockIdx.y;  // head groups on x: a tile's blocks launch together, bucket padding (empty tiles) last
-  if (tile >= *ntiles) return;
+  __shared__ int nextItem;
+  const int groups = HIDDEN / HEAD_DIM / hpb, nitems = *ntiles * groups;
+  for (int pass = 0;; pass++) {
+  int tile, group;
+  if (queue == 0) {
+    if (pass > 0) break;
+    tile = blockIdx.y, group = blockIdx.x;  // head groups on x: a tile's blocks launch together, bucket padding (empty tiles) last
+    if (tile >= *ntiles) break;
+  } else {
+    if (threadIdx.x == 0) nextItem = atomicAdd(queue, 1);
+    __syncthreads();
+    const int item = nextItem;
+    __syncthreads();  // every thread has read it before thread 0 takes the next
+    if (item >= nitems) break;
+    tile = item / groups, group = item - tile * groups;
+  }
   const int qs = tiles[4 * tile], ql = tiles[4 * tile + 1], kst = tiles[4 * tile + 2], kl = tiles[4 * tile + 3];
-  const int h0 = blockIdx.x * hpb;
+  const int h0 = group * hpb;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int ld = 3 * HIDDEN;
   const int nch = (kl + KC - 1) / KC, items = hpb * nch;
@@ -587,6 +609,17 @@ extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ct
     }
     __syncthreads();
     if (++c == nch) c = 0, hj++;
+  }
+  }
+  if (queue != 0 && threadIdx.x == 0) {
+    // Every block's last take came back empty before it counts itself out,
+    // so the last one out knows no take is pending.
+    __threadfence();
+    if (atomicAdd(queue + 1, 1) == (int)(gridDim.x * gridDim.y) - 1) {
+      queue[0] = 0;
+      queue[1] = 0;
+      __threadfence();
+    }
   }
 }
 #endif

@@ -117,7 +117,18 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 		return engine.Ticket{}, err
 	}
 	s := &e.slots[i]
-	if err := e.run(bk, s); err != nil {
+	// A new shape's GEMMs are chosen before the read lock (timing them
+	// takes the write lock); what run plans again is then cached.
+	if !e.planned[bk] && !e.conf.NoTune {
+		if err := e.planGemms(bk); err != nil {
+			return engine.Ticket{}, err
+		}
+		e.planned[bk] = true
+	}
+	tuneGate.RLock()
+	err := e.run(bk, s)
+	tuneGate.RUnlock()
+	if err != nil {
 		// What was queued may still run; wait for it so that the slot's
 		// buffers are free again.
 		call(drv.streamSynchronize, e.l.stream)

@@ -155,27 +155,6 @@ func flops(rows [][]int32, layers, h, inter int) float64 {
 	return f
 }
 
-func timeBatch(e *cuda.Engine, rows [][]int32, minReps int, budget time.Duration) float64 {
-	b := engine.NewBatch(rows)
-	ctx := context.Background()
-	for i := 0; i < 5; i++ {
-		if _, err := e.Embed(ctx, b); err != nil {
-			fail(err)
-		}
-	}
-	var ts []float64
-	start := time.Now()
-	for len(ts) < minReps || (time.Since(start) < budget && len(ts) < 2000) {
-		t := time.Now()
-		if _, err := e.Embed(ctx, b); err != nil {
-			fail(err)
-		}
-		ts = append(ts, float64(time.Since(t).Microseconds())/1e3)
-	}
-	sort.Float64s(ts)
-	return ts[len(ts)/2]
-}
-
 type torchCase struct {
 	Rows       int     `json:"rows"`
 	EagerPerS  float64 `json:"eager_per_s"`
@@ -194,7 +173,25 @@ func main() {
 	small := flag.Bool("small", false, "only profile batches of short sentences (issue 16): wall, graph and eager GPU time, stage split")
 	smallSizes := flag.String("small-sizes", "1,2,4,8,16,32,64,128", "batch sizes for -small")
 	ncuSmall := flag.Bool("ncu-small", false, "only run batches of 1, 32 and 128 short sentences twice each without graphs (for Nsight Compute)")
+	bulkModel := flag.String("bulk", "", "only profile `embed --output`'s GPU side for this model folder over -bulk-corpus (issue 16, third round)")
+	bulkCorpus := flag.String("bulk-corpus", "/tmp/corpus.txt", "texts, one a line, for -bulk")
+	bulkTokens := flag.Int("bulk-tokens", 0, "batch token budget for -bulk (0: pkg/bulk's default)")
+	accOnly := flag.Bool("accuracy", false, "only the correctness table (fp32, fp16, fp16-erf against sentence-transformers fp32)")
+	bulkRows := flag.Int("bulk-rows", 0, "batch row cap for -bulk (0: pkg/bulk's default)")
+	bulkRuns := flag.String("bulk-runs", "1,2,1,2", "-bulk: engines per timed run, in order")
+	bulkReplay := flag.Bool("bulk-replay", true, "-bulk: replay every batch of the last run alone, summed")
+	bulkSplit := flag.Bool("bulk-split", true, "-bulk: the stage split of three batches (needs -bulk-replay)")
+	bulkSplitOnly := flag.Bool("bulk-split-only", false, "with -bulk: only the graph time and stage split of three of the job's batches (no whole-job runs)")
+	bulkNCU := flag.Bool("bulk-ncu", false, "with -bulk: only run two of the job's batches eagerly, for Nsight Compute")
 	flag.Parse()
+	if *bulkModel != "" && (*bulkNCU || *bulkSplitOnly) {
+		runBulkSplit(*bulkModel, *bulkCorpus, *bulkTokens, *bulkRows, *bulkNCU)
+		return
+	}
+	if *bulkModel != "" {
+		runBulk(*bulkModel, *bulkCorpus, *bulkTokens, *bulkRows, *bulkRuns, *bulkReplay, *bulkSplit)
+		return
+	}
 	if *small {
 		runSmall(*work, *smallSizes)
 		return
@@ -224,6 +221,9 @@ func main() {
 	fmt.Printf("%-16s %-10s %-10s %5s %10s %10s %12s %s\n", "model", "mode", "set", "rows", "min cos", "max |Δ|", "1-vs-batch", "pass")
 	for _, a := range acc {
 		fmt.Printf("%-16s %-10s %-10s %5d %10.7f %10.2e %12.2e %v\n", a.Model, a.Mode, a.Set, a.Rows, a.MinCos, a.MaxAbs, a.SingleVsBatchMaxAbs, a.Pass)
+	}
+	if *accOnly {
+		return
 	}
 
 	// Speed.

@@ -113,3 +113,26 @@ func runNCUSmall(work string) {
 		}
 	}
 }
+
+// timeBatch is the median wall time of Embed on rows, over at least minReps
+// runs and about budget.
+func timeBatch(e *cuda.Engine, rows [][]int32, minReps int, budget time.Duration) float64 {
+	b := engine.NewBatch(rows)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, err := e.Embed(ctx, b); err != nil {
+			fail(err)
+		}
+	}
+	var ts []float64
+	start := time.Now()
+	for len(ts) < minReps || (time.Since(start) < budget && len(ts) < 2000) {
+		t := time.Now()
+		if _, err := e.Embed(ctx, b); err != nil {
+			fail(err)
+		}
+		ts = append(ts, float64(time.Since(t).Microseconds())/1e3)
+	}
+	sort.Float64s(ts)
+	return ts[len(ts)/2]
+}
