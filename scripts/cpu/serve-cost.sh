@@ -10,6 +10,13 @@
 #
 #   scripts/cpu/serve-cost.sh BINARY [BINARY...]
 #
+# A BINARY given as VAR=VALUE[,VAR=VALUE...]@BINARY runs its server with
+# those environment variables (its label gets them appended), so that one
+# interleaved series compares settings, e.g. GOMAXPROCS=6@m3ectl against
+# m3ectl. With two or more BINARYs, the summary also gives each one's
+# median ratio to the first within a round (back-to-back runs), which
+# cancels most of a shared machine's drift between rounds.
+#
 # Environment: RUNS (5) runs of each binary, interleaved so that both see
 # the same machine; C (128) concurrency; MBS (128) max_batch_size; DUR (5s)
 # window; EXTRA bench flags (e.g. --binary-output, --protocol kserve-grpc
@@ -19,7 +26,7 @@
 # against every server (default: each binary's own), so that servers are
 # compared under the same client; OUT (/tmp/serve-cost) results.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,19p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,26p "$0"; exit 2; }
 here=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${RUNS:-5} C=${C:-128} MBS=${MBS:-128} DUR=${DUR:-5s} EXTRA=${EXTRA:-}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} OUT=${OUT:-/tmp/serve-cost}
@@ -47,10 +54,11 @@ parameters { key: "BATCHING_POLICY" value: { string_value: "continuous" } }
 CFG
 
 hz=$(getconf CLK_TCK)
-one() { # binary label run
-  local bin=$1 label=$2 run=$3 pflag=""
+one() { # binary label run [server environment, comma-separated]
+  local bin=$1 label=$2 run=$3 senv=${4:-} pflag=""
   [ -n "${PPROF:-}" ] && pflag="--pprof-addr $PPROF"
-  taskset -c "$SERVER_CPU" "$bin" serve --model-repository "$repo" --engine null --http-port 18000 --grpc-port 18001 --metrics-port -1 $pflag >"$OUT/serve-$label-$run.log" 2>&1 &
+  # shellcheck disable=SC2046 # the environment words split on purpose
+  env $(tr , ' ' <<<"$senv") taskset -c "$SERVER_CPU" "$bin" serve --model-repository "$repo" --engine null --http-port 18000 --grpc-port 18001 --metrics-port -1 $pflag >"$OUT/serve-$label-$run.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 200); do curl -sf -o /dev/null localhost:18000/v2/health/ready && break; sleep 0.05; done
   local cl=${CLIENT:-$bin}
@@ -75,8 +83,12 @@ PY
 
 echo "label run infer/s p50_ms server_cpu_us_per_req server_cores_busy errors" | tee "$OUT/summary.txt"
 for run in $(seq 1 "$RUNS"); do
-  for bin in "$@"; do
-    one "$bin" "$(basename "$bin")" "$run" | tee -a "$OUT/summary.txt"
+  for arg in "$@"; do
+    bin=${arg#*@} senv="" label=$(basename "${arg#*@}")
+    if [ "$bin" != "$arg" ]; then
+      senv=${arg%%@*} label="$label+$(tr , + <<<"$senv")"
+    fi
+    one "$bin" "$label" "$run" "$senv" | tee -a "$OUT/summary.txt"
   done
 done
 python3 - "$OUT/summary.txt" <<'PY'
@@ -88,4 +100,38 @@ for line in open(sys.argv[1]).read().split("\n")[1:]:
         rows[f[0]].append((float(f[2]), float(f[4])))
 for label, v in rows.items():
     print(f"{label}: median {statistics.median(x[1] for x in v):.1f} us/request (runs: {' '.join(f'{x[1]:.1f}' for x in v)}), median {statistics.median(x[0] for x in v):.0f} infer/s")
+# Runs of one round ran back to back: the ratio within a round cancels
+# most of a shared machine's drift from round to round.
+labels = list(rows)
+for label in labels[1:]:
+    r = [b[1] / a[1] for a, b in zip(rows[labels[0]], rows[label])]
+    if r:
+        print(f"{label} / {labels[0]}: median ratio {statistics.median(r):.3f} of us/request, by round (runs: {' '.join(f'{x:.2f}' for x in r)})")
 PY
+
+# With PPROF: where each run's server CPU went, in µs per request (the
+# profile's 4 s window at the run's throughput; cumulative times, so the
+# columns overlap: the syscalls are inside net/http's read and write).
+if [ -n "${PPROF:-}" ] && command -v go >/dev/null; then
+  echo "where the server CPU went, us/request (cumulative): total floats write-syscalls read-syscalls readRequest response.Write scheduler malloc"
+  for arg in "$@"; do
+    bin=${arg#*@} label=$(basename "${arg#*@}")
+    [ "$bin" != "$arg" ] && label="$label+$(tr , + <<<"${arg%%@*}")"
+    for run in $(seq 1 "$RUNS"); do
+      f="$OUT/cpu-$label-$run.pprof"
+      [ -s "$f" ] || continue
+      tp=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['levels'][0]['throughput'])" "$OUT/bench-$label-$run.json")
+      go tool pprof -top -cum -nodecount=5000 "$bin" "$f" 2>/dev/null | awk -v tp="$tp" -v n="$label-$run" '
+        function sec(x) { if (x ~ /ms$/) { sub("ms", "", x); return x / 1000 } sub("s", "", x); return x + 0 }
+        /Total samples/ { tot = sec($6) }
+        $6 == "github.com/m3ectl/m3ectl/pkg/floatfmt.AppendFloat32s" { fl = sec($4) }
+        $6 == "syscall.write" { wr = sec($4) }
+        $6 == "syscall.read" { rd = sec($4) }
+        $6 == "net/http.(*conn).readRequest" { rr = sec($4) }
+        $6 == "net/http.(*response).Write" { rw = sec($4) }
+        $6 == "github.com/m3ectl/m3ectl/pkg/serve/scheduler.(*Scheduler).Infer" { sc = sec($4) }
+        $6 == "runtime.mallocgc" { ma = sec($4) }
+        END { r = tp * 4 / 1e6; if (r > 0) printf "%s %.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f\n", n, tot / r, fl / r, wr / r, rd / r, rr / r, rw / r, sc / r, ma / r }'
+    done
+  done
+fi

@@ -195,6 +195,9 @@ PY
   run prev-mb128-1inst m3ectl-prev 128 continuous 128 "" "" 1
   run mb128-cont-1inst-p8 m3ectl 128 continuous 128 "" GOMAXPROCS=8 1
   run mb32-triton-p8 m3ectl 32 triton 32 "" GOMAXPROCS=8
+  run mb128-cont-1inst-p6 m3ectl 128 continuous 128 "" GOMAXPROCS=6 1
+  run mb32-triton-p6 m3ectl 32 triton 32 "" GOMAXPROCS=6
+  run mb128-cont-1inst-binary-p6 m3ectl 128 continuous 128 binary GOMAXPROCS=6 1
 fi
 
 if has tests; then
