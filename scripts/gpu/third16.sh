@@ -10,7 +10,7 @@
 #   BIN_DIR: NAME.xz for m3ectl, m3ectl-old (the build before), cudabench,
 #   cuda.test. RUNS: whole-job runs per binary (default 3). JOBS: lines
 #   "label binary [flags...]" replacing the default job list; ENV_label=...
-#   gives a label's environment.
+#   gives a label's environment. NO_LARGE=1 skips making the 24 x 1024 model.
 set -uo pipefail
 bin=$(realpath "$1") out=$(realpath "$2") corpus=$3
 here=$(dirname "$(realpath "$0")")
@@ -29,16 +29,23 @@ xz -dc "$corpus" >/tmp/corpus.txt
 head -2000 /tmp/corpus.txt >/tmp/head2000.txt
 step models
 python3 scripts/gpu/make_model_and_baseline.py --work "$work" --out "$o" --no-bench >"$o/make.log" 2>&1 || { tail "$o/make.log"; exit 1; }
-python3 "$here/bulk_baseline.py" --work "$work" --out "$o" --corpus /tmp/corpus.txt --make-only 2>&1 | grep -v -i warn
+[ -n "${NO_LARGE:-}" ] || python3 "$here/bulk_baseline.py" --work "$work" --out "$o" --corpus /tmp/corpus.txt --make-only 2>&1 | grep -v -i warn
 large=$work/m3e-large-rand base=$work/m3e-base-rand
 
 if has tests; then
   step "GPU tests, parity"
-  (cd pkg/engine/cuda && timeout 120 "$b/cuda.test" -test.v) >"$o/cuda-test.txt" 2>&1
-  echo "cuda.test exit $?: $(grep -c -- '--- PASS' "$o/cuda-test.txt") passed, $(grep -c -- '--- FAIL' "$o/cuda-test.txt") failed, $(grep -c -- '--- SKIP' "$o/cuda-test.txt") skipped"
-  grep -B2 -A8 -- '--- FAIL' "$o/cuda-test.txt" | head -30
-  timeout 120 "$b/cudabench" -accuracy -work "$work" >"$o/accuracy.txt" 2>&1; echo "cudabench -accuracy exit $?"
-  sed -n '/== correctness/,$p' "$o/accuracy.txt"
+  # TEST_ENVS: lines of environment settings, one cuda.test and parity run each.
+  i=0
+  while read -r envs; do
+    [ -z "$envs" ] && continue
+    i=$((i + 1))
+    echo "-- $envs"
+    (cd pkg/engine/cuda && env $envs timeout 120 "$b/cuda.test" -test.v) >"$o/cuda-test$i.txt" 2>&1
+    echo "cuda.test exit $?: $(grep -c -- '--- PASS' "$o/cuda-test$i.txt") passed, $(grep -c -- '--- FAIL' "$o/cuda-test$i.txt") failed, $(grep -c -- '--- SKIP' "$o/cuda-test$i.txt") skipped"
+    grep -B2 -A8 -- '--- FAIL' "$o/cuda-test$i.txt" | head -30
+    env $envs timeout 120 "$b/cudabench" -accuracy -work "$work" >"$o/accuracy$i.txt" 2>&1; echo "cudabench -accuracy exit $?"
+    sed -n '/== correctness/,$p' "$o/accuracy$i.txt"
+  done <<<"${TEST_ENVS:-X=0}"
 fi
 
 if has job; then

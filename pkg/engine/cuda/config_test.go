@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestReadConfig(t *testing.T) {
@@ -131,5 +132,27 @@ func TestAttnSmemBytes(t *testing.T) {
 	}
 	if got := attnSmemBytes(64, 512, attnChunkKeys(64)); got > 227*1024/2 {
 		t.Errorf("m3e-base attention needs %d bytes: two blocks no longer fit an SM", got)
+	}
+}
+
+// TestLaunchConfigLayout pins the Go mirrors of CUlaunchConfig and
+// CUlaunchAttribute (cuda.h, x86-64 and arm64 alike).
+func TestLaunchConfigLayout(t *testing.T) {
+	var c launchConfig
+	var a launchAttr
+	for _, x := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"sizeof CUlaunchConfig", unsafe.Sizeof(c), 56},
+		{"offsetof hStream", unsafe.Offsetof(c.stream), 32},
+		{"offsetof attrs", unsafe.Offsetof(c.attrs), 40},
+		{"offsetof numAttrs", unsafe.Offsetof(c.nattrs), 48},
+		{"sizeof CUlaunchAttribute", unsafe.Sizeof(a), 72},
+		{"offsetof value", unsafe.Offsetof(a.val), 8},
+	} {
+		if x.got != x.want {
+			t.Errorf("%s = %d, want %d", x.name, x.got, x.want)
+		}
 	}
 }

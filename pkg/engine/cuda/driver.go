@@ -20,6 +20,7 @@ var drv struct {
 	eventQuery                                                                  uintptr
 	streamBeginCapture, streamEndCapture, graphInstantiate, graphLaunch         uintptr
 	graphDestroy, graphExecDestroy, getErrorName, getErrorString, driverVersion uintptr
+	launchEx                                                                    uintptr
 }
 
 func bindDriver(h uintptr) error {
@@ -75,6 +76,9 @@ func bindDriver(h uintptr) error {
 		}
 		*b.dst = p
 	}
+	// Optional: drivers before CUDA 12 lack it, and programmatic dependent
+	// launch (launcher.launchDep) is off without it.
+	drv.launchEx, _ = sym(h, "cuLaunchKernelEx")
 	return nil
 }
 

@@ -212,6 +212,12 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	// LayerNorms of 64 x 128 tokens (H200; more loads in flight per warp).
 	e.lnTPW = min(envInt("M3ECTL_LN_TPW", 2), 4) // more would only spill registers
 	opts = append(opts, fmt.Sprintf("-DLN_TPW=%d", e.lnTPW), fmt.Sprintf("-DATTN_KC=%d", attnChunkKeys(e.cfg.HeadDim)))
+	// Programmatic dependent launch between a GEMM and the kernel reading
+	// its output (an experiment of the third round: M3ECTL_CUDA_PDL=1).
+	e.l.pdl = os.Getenv("M3ECTL_CUDA_PDL") == "1" && e.dev.Major >= 9 && drv.launchEx != 0
+	if e.l.pdl {
+		opts = append(opts, "-DUSE_PDL=1")
+	}
 	cubin, err := compileKernels(kernelSource, opts, e.dev.Major, e.dev.Minor)
 	if err != nil {
 		return err

@@ -153,10 +153,10 @@ func (e *Engine) prewarmGemms(bk bucket) error {
 func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos int, scale float32) error {
 	b := &e.buf
 	if !e.attnMMA {
-		return e.l.launch(e.fnAttn, [3]int{e.cfg.Heads, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale)
+		return e.l.launchDep(e.fnAttn, [3]int{e.cfg.Heads, bk.tiles(), 1}, [3]int{e.attnThreads(), 1, 1}, 0, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale)
 	}
 	grid, queue := e.attnGrid(bk, hpb)
-	return e.l.launch(e.fnAttn, grid, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb, queue)
+	return e.l.launchDep(e.fnAttn, grid, [3]int{e.attnThreads(), 1, 1}, e.attnSmem, b.ctx, b.qkv, in+devPtr(tiles), in+devPtr(counts+4), in+devPtr(pos), scale, hpb, queue)
 }
 
 // marker records a named point on the stream (the profiler); nil in normal runs.
@@ -275,7 +275,7 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
 			e.launchAttn(bk, hpb, in, tiles, counts, pos, scale), mark("attention"),
 			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
-			e.l.launch(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
+			e.l.launchDep(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
 		)
 		if err != nil {
@@ -283,13 +283,13 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 		}
 		if ffnEpi != epilogueGELUBias {
 			n := T * I
-			if err := errs(e.l.launch(e.fnGELU, [3]int{(n/2 + 255) / 256, 1, 1}, [3]int{256, 1, 1}, 0, b.ffn, n), mark("gelu")); err != nil {
+			if err := errs(e.l.launchDep(e.fnGELU, [3]int{(n/2 + 255) / 256, 1, 1}, [3]int{256, 1, 1}, 0, b.ffn, n), mark("gelu")); err != nil {
 				return err
 			}
 		}
 		if err := errs(
 			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias), mark("ffn2_gemm"),
-			e.l.launch(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
+			e.l.launchDep(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
 		); err != nil {
 			return err
 		}
@@ -311,7 +311,7 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	// The bucket has room for T rows; pool's blocks stride over the real
 	// ones (the count is in the input block).
 	poolGrid := min(bk.N, 4*e.dev.SMs)
-	return errs(e.l.launch(e.fnPool, [3]int{poolGrid, 1, 1}, [3]int{256, 1, 1}, 0, b.out, b.hidden, in+devPtr(offs), in+devPtr(counts), mode, norm), mark("pool"))
+	return errs(e.l.launchDep(e.fnPool, [3]int{poolGrid, 1, 1}, [3]int{256, 1, 1}, 0, b.out, b.hidden, in+devPtr(offs), in+devPtr(counts), mode, norm), mark("pool"))
 }
 
 // tailLayers is how many of the last layers run after a pipelined batch's

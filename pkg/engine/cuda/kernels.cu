@@ -35,6 +35,16 @@ __device__ __forceinline__ void stf(act_t* p, float v) { *p = v; }
 #define VPT ((HIDDEN + LN_THREADS - 1) / LN_THREADS)
 #endif
 
+// pdlWait: a kernel launched with programmatic stream serialization
+// (USE_PDL, launcher.launchDep) may start while the kernel before it on the
+// stream drains; it waits here, before reading anything that kernel wrote.
+// Launched without it, the wait returns at once.
+__device__ __forceinline__ void pdlWait() {
+#if defined(USE_PDL) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 struct __align__(16) u32x4 { u32 x, y, z, w; };
 struct __align__(16) f32x4 { float x, y, z, w; };
 
@@ -166,6 +176,7 @@ extern "C" __global__ void embed_ln(act_t* out, const int* ids, const int* pos,
 #endif
 extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
     const float* __restrict__ beta, float eps, int ntok) {
+  pdlWait();
 #if LN_WARP
   int t0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * LN_TPW, lane = threadIdx.x & 31;
   if (t0 >= ntok) return;
@@ -213,6 +224,7 @@ extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict
 
 // gelu applies BERT's exact (erf) GELU in place; the bias came from the GEMM epilogue.
 extern "C" __global__ void gelu(act_t* x, int n) {
+  pdlWait();
   int i = blockIdx.x * blockDim.x + threadIdx.x;
 #if USE_FP16
   if (2 * i + 1 < n) {
@@ -237,6 +249,7 @@ extern "C" __global__ void gelu(act_t* x, int n) {
 // bucket, not the batch); mode 0 mean, 1 CLS, 2 max; then optional L2
 // normalisation.
 extern "C" __global__ void pool(float* out, const act_t* h, const int* offsets, const int* nrows, int mode, int normalize) {
+  pdlWait();
   __shared__ float red[32];
   const int n = *nrows;
   for (int r = blockIdx.x; r < n; r += gridDim.x) {
@@ -277,6 +290,7 @@ extern "C" __global__ void pool(float* out, const act_t* h, const int* offsets, 
 // attn_simple: CUDA-core attention, fp32 math; one warp per query.
 extern "C" __global__ void __launch_bounds__(128) attn_simple(act_t* ctx, const act_t* qkv, const int* tiles, const int* ntiles,
     const int* pos, float scale) {
+  pdlWait();
   __shared__ float sc[4][MAXPOS];
   int tile = blockIdx.y;  // heads on x: a tile's blocks launch together, bucket padding (empty tiles) last
   if (tile >= *ntiles) return;
@@ -393,6 +407,7 @@ __device__ __forceinline__ void ldsm4ta(u32 (&r)[4], u32 a) {
 // block out resets queue[0] and queue[1] to zero for the next launch.
 extern "C" __global__ void __launch_bounds__(256, ATTN_MINB) attn_mma(half_t* ctx, const half_t* qkv, const int* tiles, const int* ntiles,
     const int* pos, float scale, int hpb, int* queue) {
+  pdlWait();
   extern __shared__ __align__(16) unsigned char smem[];
   int* kseg = reinterpret_cast<int*>(smem + 2 * ATTN_KV_BYTES + ATTN_Q_BYTES);
   __shared__ int nextItem;

@@ -152,11 +152,67 @@ type launcher struct {
 	stream uintptr
 	vals   [24]uint64
 	ptrs   [24]uintptr
+	// pdl: launchDep launches with programmatic stream serialization
+	// (M3ECTL_CUDA_PDL=1, sm_90+): the kernel's blocks may start while the
+	// kernel before it drains and wait for it in griddepcontrol.wait
+	// (pdlWait in kernels.cu, compiled in with USE_PDL).
+	pdl bool
+}
+
+// launchConfig and launchAttr mirror CUlaunchConfig and CUlaunchAttribute
+// (cuda.h; the attribute's value is a 64-byte union).
+type launchConfig struct {
+	gx, gy, gz, bx, by, bz, smem uint32
+	_                            uint32
+	stream                       uintptr
+	attrs                        *launchAttr
+	nattrs                       uint32
+	_                            uint32
+}
+
+type launchAttr struct {
+	id  uint32
+	_   uint32
+	val [64]byte
+}
+
+// attrProgrammaticStreamSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const attrProgrammaticStreamSerialization = 6
+
+// launchDep is launch for a kernel whose inputs come from the kernel just
+// before it on the stream: with pdl, through cuLaunchKernelEx with
+// programmatic stream serialization; otherwise as launch.
+func (l *launcher) launchDep(fn uintptr, grid, block [3]int, smem int, args ...any) error {
+	if !l.pdl || drv.launchEx == 0 {
+		return l.launch(fn, grid, block, smem, args...)
+	}
+	if err := l.marshal(args); err != nil {
+		return err
+	}
+	attr := launchAttr{id: attrProgrammaticStreamSerialization}
+	attr.val[0] = 1 // programmaticStreamSerializationAllowed (an int)
+	cfg := launchConfig{gx: uint32(grid[0]), gy: uint32(grid[1]), gz: uint32(grid[2]), bx: uint32(block[0]), by: uint32(block[1]), bz: uint32(block[2]),
+		smem: uint32(smem), stream: l.stream, attrs: &attr, nattrs: 1}
+	code := call(drv.launchEx, uintptr(unsafe.Pointer(&cfg)), fn, uintptr(unsafe.Pointer(&l.ptrs[0])), 0)
+	runtime.KeepAlive(&attr)
+	runtime.KeepAlive(&cfg)
+	return cuCheck(code, "cuLaunchKernelEx")
 }
 
 // launch runs fn on grid x block with dynamic shared memory smem. Each arg is
 // an int, int32, uint32, float32, devPtr or uintptr.
 func (l *launcher) launch(fn uintptr, grid, block [3]int, smem int, args ...any) error {
+	if err := l.marshal(args); err != nil {
+		return err
+	}
+	code := call(drv.launch, fn, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
+		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), l.stream,
+		uintptr(unsafe.Pointer(&l.ptrs[0])), 0)
+	return cuCheck(code, "cuLaunchKernel")
+}
+
+// marshal puts args into the launcher's parameter block.
+func (l *launcher) marshal(args []any) error {
 	for i, a := range args {
 		switch v := a.(type) {
 		case devPtr:
@@ -176,8 +232,5 @@ func (l *launcher) launch(fn uintptr, grid, block [3]int, smem int, args ...any)
 		}
 		l.ptrs[i] = uintptr(unsafe.Pointer(&l.vals[i]))
 	}
-	code := call(drv.launch, fn, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
-		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), l.stream,
-		uintptr(unsafe.Pointer(&l.ptrs[0])), 0)
-	return cuCheck(code, "cuLaunchKernel")
+	return nil
 }
