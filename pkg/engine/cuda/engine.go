@@ -213,8 +213,10 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	e.lnTPW = min(envInt("M3ECTL_LN_TPW", 2), 4) // more would only spill registers
 	opts = append(opts, fmt.Sprintf("-DLN_TPW=%d", e.lnTPW), fmt.Sprintf("-DATTN_KC=%d", attnChunkKeys(e.cfg.HeadDim)))
 	// Programmatic dependent launch between a GEMM and the kernel reading
-	// its output (an experiment of the third round: M3ECTL_CUDA_PDL=1).
-	e.l.pdl = os.Getenv("M3ECTL_CUDA_PDL") == "1" && e.dev.Major >= 9 && drv.launchEx != 0
+	// its output: that kernel's blocks start while the GEMM drains. On the
+	// H200, graph replay of 16-128 short rows 3-5% shorter (docs/gpu.md,
+	// third round); M3ECTL_CUDA_PDL=0 launches as before.
+	e.l.pdl = os.Getenv("M3ECTL_CUDA_PDL") != "0" && e.dev.Major >= 9 && drv.launchEx != 0
 	if e.l.pdl {
 		opts = append(opts, "-DUSE_PDL=1")
 	}

@@ -153,7 +153,7 @@ type launcher struct {
 	vals   [24]uint64
 	ptrs   [24]uintptr
 	// pdl: launchDep launches with programmatic stream serialization
-	// (M3ECTL_CUDA_PDL=1, sm_90+): the kernel's blocks may start while the
+	// (sm_90+ unless M3ECTL_CUDA_PDL=0): the kernel's blocks may start while the
 	// kernel before it drains and wait for it in griddepcontrol.wait
 	// (pdlWait in kernels.cu, compiled in with USE_PDL).
 	pdl bool
