@@ -28,7 +28,7 @@ if has small; then
   grep -E "^ +[0-9]+ |back-to-back" "$o/small.txt" | cut -c1-90
 fi
 if has serve; then
-  RUNS="${RUNS:-before-mb32 prev-mb32 mb32-triton mb32-triton-p8 mb32-triton-p6 mb32-cont mb32-cont-1inst before-mb128 prev-mb128-1inst mb128-triton mb128-cont-1inst mb128-cont-1inst-p8 mb128-cont-1inst-p6 mb128-cont mb128-cont-grpc mb128-cont-1inst-grpc mb128-cont-binary mb128-cont-1inst-binary mb128-cont-1inst-binary-p6 mb128-cont-1inst-openai}" \
+  RUNS="${RUNS:-before-mb32 prev-mb32 mb32-triton mb32-triton-p8 mb32-triton-p6 mb32-cont mb32-cont-1inst before-mb128 prev-mb128-1inst mb128-triton mb128-cont-1inst mb128-cont-1inst-p8 mb128-cont-1inst-p6 mb128-cont mb128-cont-grpc mb128-cont-1inst-grpc mb128-cont-binary mb128-cont-1inst-binary mb128-cont-1inst-binary-p6 mb128-cont-1inst-openai mb128-cont-1inst-prof mb32-triton-prof}" \
     PROFILE= SECTIONS=serve scripts/gpu/issue16.sh "$bin" "$o/serve" /tmp/corpus.txt "${DUR:-4s}" 2>&1 | grep -v "^== +0s models"
 fi
 has tests && SECTIONS=tests scripts/gpu/issue16.sh "$bin" "$o/tests" /tmp/corpus.txt 2>&1 | grep -v "^== +0s models"

@@ -198,6 +198,9 @@ PY
   run mb128-cont-1inst-p6 m3ectl 128 continuous 128 "" GOMAXPROCS=6 1
   run mb32-triton-p6 m3ectl 32 triton 32 "" GOMAXPROCS=6
   run mb128-cont-1inst-binary-p6 m3ectl 128 continuous 128 binary GOMAXPROCS=6 1
+  # -prof: the same as the run without the suffix, with a Go CPU profile.
+  run mb128-cont-1inst-prof m3ectl 128 continuous 128 "" "M3ECTL_CPUPROFILE=$out/cpu-mb128-cont-1inst.prof" 1
+  run mb32-triton-prof m3ectl 32 triton 32 "" "M3ECTL_CPUPROFILE=$out/cpu-mb32-triton.prof"
 fi
 
 if has tests; then
