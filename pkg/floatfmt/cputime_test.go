@@ -3,7 +3,6 @@
 package floatfmt
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"syscall"
 	"testing"
@@ -24,17 +23,7 @@ func threadCPU() time.Duration {
 // time other processes held the core, CPU time much less so.
 func BenchmarkEmbedding768CPU(b *testing.B) {
 	v := benchValues()
-	r := rand.New(rand.NewPCG(9, 9))
-	many := make([][]float32, 64)
-	for k := range many {
-		many[k] = make([]float32, len(v))
-		for i := range v {
-			many[k][i] = v[r.IntN(len(v))]
-			if r.IntN(2) == 0 {
-				many[k][i] = -many[k][i]
-			}
-		}
-	}
+	many := distinctEmbeddings(v, 64)
 	buf := make([]byte, 0, 16<<10)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

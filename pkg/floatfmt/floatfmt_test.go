@@ -115,17 +115,7 @@ func BenchmarkEmbedding768(b *testing.B) {
 	})
 	// 64 distinct embeddings, as a server formats them: a repeated one
 	// lets the branch predictor learn its digits' pattern.
-	r := rand.New(rand.NewPCG(9, 9))
-	many := make([][]float32, 64)
-	for k := range many {
-		many[k] = make([]float32, len(v))
-		for i := range v {
-			many[k][i] = v[r.IntN(len(v))]
-			if r.IntN(2) == 0 {
-				many[k][i] = -many[k][i]
-			}
-		}
-	}
+	many := distinctEmbeddings(v, 64)
 	b.Run("list-64", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
@@ -177,4 +167,21 @@ func TestAppendFloat32s(t *testing.T) {
 	if got := AppendFloat32s(nil, nil, ',', "null"); len(got) != 0 {
 		t.Errorf("empty list: %q", got)
 	}
+}
+
+// distinctEmbeddings makes n embeddings of v's values, each drawn at random
+// with a random sign: a server formats a different embedding every time.
+func distinctEmbeddings(v []float32, n int) [][]float32 {
+	r := rand.New(rand.NewPCG(9, 9))
+	many := make([][]float32, n)
+	for k := range many {
+		many[k] = make([]float32, len(v))
+		for i := range v {
+			many[k][i] = v[r.IntN(len(v))]
+			if r.IntN(2) == 0 {
+				many[k][i] = -many[k][i]
+			}
+		}
+	}
+	return many
 }

@@ -130,15 +130,9 @@ func (e *Engine) prewarmGemms(bk bucket) error {
 		return nil
 	}
 	st := e.l.stream
-	for _, s := range []struct {
-		d, x, w, bias devPtr
-		m, n, k, epi  int
-	}{
-		{b.qkv, b.hidden, b.ffn, b.tmp, 3 * H, T, H, epilogueBias},
-		{b.tmp, b.ctx, b.ffn, b.qkv, H, T, H, epilogueBias},
-		{b.ffn, b.hidden, b.qkv, b.tmp, I, T, H, e.ffnEpilogue()},
-		{b.tmp, b.ffn, b.qkv, b.hidden, H, T, I, epilogueBias},
-	} {
+	// Scratch buffers large enough (the check above) stand in for weights
+	// and biases: timing depends on shapes, not values.
+	for _, s := range e.layerGemms(T, [4]devPtr{b.ffn, b.ffn, b.qkv, b.qkv}, [4]devPtr{b.tmp, b.qkv, b.tmp, b.hidden}) {
 		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
 			e.gemm.releaseHold()
 			return err
@@ -162,22 +156,32 @@ func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos in
 // marker records a named point on the stream (the profiler); nil in normal runs.
 type marker func(stage string) error
 
+// gemmShape is one of a layer's GEMMs: destination, input, weight and bias
+// buffers, m × n × k and the epilogue.
+type gemmShape struct {
+	d, x, w, bias devPtr
+	m, n, k, epi  int
+}
+
+// layerGemms lists a layer's four GEMMs for T tokens (QKV, attention
+// output, FFN1, FFN2) with the given weights and biases, in that order.
+func (e *Engine) layerGemms(T int, w, bias [4]devPtr) [4]gemmShape {
+	H, I, b := e.cfg.Hidden, e.cfg.Intermediate, &e.buf
+	return [4]gemmShape{
+		{b.qkv, b.hidden, w[0], bias[0], 3 * H, T, H, epilogueBias},
+		{b.tmp, b.ctx, w[1], bias[1], H, T, H, epilogueBias},
+		{b.ffn, b.hidden, w[2], bias[2], I, T, H, e.ffnEpilogue()},
+		{b.tmp, b.ffn, w[3], bias[3], H, T, I, epilogueBias},
+	}
+}
+
 // planGemms chooses (and times, see gemmer.tune) the algorithm of every GEMM
 // shape of bucket bk, on layer 0's weights and the real buffers. It runs
 // before a graph capture, never inside one.
 func (e *Engine) planGemms(bk bucket) error {
-	H, I, T, b := e.cfg.Hidden, e.cfg.Intermediate, bk.T, &e.buf
 	lw := e.w.layers[0]
 	st := e.l.stream
-	for _, s := range []struct {
-		d, x, w, bias devPtr
-		m, n, k, epi  int
-	}{
-		{b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3 * H, T, H, epilogueBias},
-		{b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias},
-		{b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, e.ffnEpilogue()},
-		{b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias},
-	} {
+	for _, s := range e.layerGemms(bk.T, [4]devPtr{lw.qkvW, lw.outW, lw.inW, lw.out2W}, [4]devPtr{lw.qkvB, lw.outB, lw.inB, lw.out2B}) {
 		if e.conf.NoTune {
 			if _, err := e.gemm.plan(s.m, s.n, s.k, s.epi); err != nil {
 				return err

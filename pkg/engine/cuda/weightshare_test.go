@@ -15,14 +15,7 @@ import (
 // GPU needed) and checks every tensor's bytes against the float32 route it
 // replaced: values read as float32, then FloatToHalf (or float32 bytes).
 func TestPrepareWeightsMatchesFloatPath(t *testing.T) {
-	m, err := engine.ResolveModel(tinyDir + "/hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := readConfig(m.HFConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cfg := tinyModel(t)
 	f, closeF, err := checkpoint.OpenMapped(m.Weights)
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +81,7 @@ func TestPrepareWeightsMatchesFloatPath(t *testing.T) {
 // open converts anew.
 func TestConcurrentOpensShareOneConversion(t *testing.T) {
 	t.Setenv("M3ECTL_CUDA_SHARE_WEIGHTS", "1")
-	m, err := engine.ResolveModel(tinyDir + "/hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := readConfig(m.HFConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cfg := tinyModel(t)
 	var wg sync.WaitGroup
 	got := make([]preparedWeights, 4)
 	for i := range got {
@@ -285,4 +271,18 @@ func TestParallelCopy(t *testing.T) {
 	if string(dst[5:5+len(src)]) != string(src) || dst[4] != 0 || dst[5+len(src)] != 0 {
 		t.Fatal("copied bytes differ or spilled over")
 	}
+}
+
+// tinyModel resolves the fixture model and reads its config.json.
+func tinyModel(t *testing.T) (*engine.Model, bertConfig) {
+	t.Helper()
+	m, err := engine.ResolveModel(tinyDir + "/hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := readConfig(m.HFConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, cfg
 }
