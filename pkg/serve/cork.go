@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
 )
 
 // A large answer leaves in one write system call. net/http writes a
@@ -122,4 +123,14 @@ func writeBody(w http.ResponseWriter, r *http.Request, b []byte) {
 	defer k.uncork()
 	_, _ = w.Write(b)
 	f.Flush()
+}
+
+// writeJSONBody writes a whole JSON answer with its Content-Length, so it
+// leaves in one write like KServe's (net/http would otherwise send a body
+// it has not seen the end of chunked, in two).
+func writeJSONBody(w http.ResponseWriter, r *http.Request, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	writeBody(w, r, b)
 }

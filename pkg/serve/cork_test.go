@@ -82,3 +82,27 @@ func TestWriteBodyOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddingAnswersCarryContentLength: OpenAI's and TEI's embedding
+// answers leave with their Content-Length, not chunked, as KServe's do
+// (one write instead of two for a body larger than net/http's buffer).
+func TestEmbeddingAnswersCarryContentLength(t *testing.T) {
+	ts := startRepoServer(t, 4, 1000, Config{})
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/embeddings", `{"model":"m3e","input":["酒店很好","房间很小但是很干净","今天天气不错"]}`},
+		{"/v1/embeddings", `{"model":"m3e","input":"酒店很好","encoding_format":"base64"}`},
+		{"/embed", `{"inputs":["酒店很好","房间很小但是很干净"]}`},
+		{"/embed_all", `{"inputs":["酒店很好"]}`},
+	} {
+		code, h, b := ts.do(t, http.MethodPost, tc.path, []byte(tc.body), map[string]string{"Content-Type": "application/json"})
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.path, code, b)
+		}
+		if got := h.Get("Content-Length"); got != strconv.Itoa(len(b)) {
+			t.Errorf("%s: Content-Length %q for a %d-byte body (Transfer-Encoding %q)", tc.path, got, len(b), h.Get("Transfer-Encoding"))
+		}
+		if ct := h.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q", tc.path, ct)
+		}
+	}
+}

@@ -101,8 +101,7 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, int64(tokens), 10)
 	b = append(b, "}}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	writeJSONBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
 	return nil

@@ -138,8 +138,7 @@ func (s *Server) handleTEIEmbed(w http.ResponseWriter, r *http.Request) error {
 		b = appendFloat32s(b, row)
 	}
 	b = append(b, "]\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	writeJSONBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
 	return nil
@@ -193,8 +192,7 @@ func (s *Server) handleTEIEmbedAll(w http.ResponseWriter, r *http.Request) error
 		b = append(b, ']')
 	}
 	b = append(b, "]\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	writeJSONBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
 	return nil
