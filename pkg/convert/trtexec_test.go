@@ -442,7 +442,10 @@ func TestProbeVersionRejectsOtherPrograms(t *testing.T) {
 
 func TestRunTrtexecStopsOnCancel(t *testing.T) {
 	script := filepath.Join(t.TempDir(), "slow-trtexec")
-	os.WriteFile(script, []byte("#!/usr/bin/env bash\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # slow'\necho '[I] Start parsing network model.'\ntrap 'echo got SIGTERM; exit 143' TERM\nsleep 30 & wait\n"), 0o755)
+	// The trap and the sleep exist before the line that makes the test
+	// cancel: a sleep forked after the group's SIGTERM would keep stdout
+	// open until WaitDelay (seen once, under load: "exit 143 after 10.01s").
+	os.WriteFile(script, []byte("#!/usr/bin/env bash\ntrap 'echo got SIGTERM; exit 143' TERM\nsleep 30 &\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # slow'\necho '[I] Start parsing network model.'\nwait\n"), 0o755)
 	ctx, cancel := context.WithCancel(context.Background())
 	phases := make(chan string, 8)
 	go func() {
