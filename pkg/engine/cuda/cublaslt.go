@@ -260,13 +260,11 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 	if err := cuCheck(call(drv.ctxSynchronize), "cuCtxSynchronize"); err != nil {
 		return err
 	}
-	var ev [2]uintptr
-	for i := range ev {
-		if err := cuCheck(call(drv.eventCreate, ptr(&ev[i]), 0), "cuEventCreate"); err != nil {
-			return err
-		}
-		defer call(drv.eventDestroy, ev[i])
+	sw, err := newStopwatch()
+	if err != nil {
+		return err
 	}
+	defer sw.destroy()
 	best, bestMs := 0, float32(math.MaxFloat32)
 	if tuneHoldBytes > 0 && g.hold == 0 {
 		g.hold, _ = memAlloc(tuneHoldBytes) // without it the runs are timed as launched
@@ -283,16 +281,15 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 			// stream while the timed runs queue behind it.
 			call(drv.memsetD8Async, uintptr(g.hold), 0, uintptr(tuneHoldBytes), stream)
 		}
-		call(drv.eventRecord, ev[0], stream)
-		for r := 0; r < tuneReps; r++ {
-			_ = g.run(stream, d, x, w, bias, m, n, k, epi)
-		}
-		call(drv.eventRecord, ev[1], stream)
-		if err := cuCheck(call(drv.eventSynchronize, ev[1]), "cuEventSynchronize"); err != nil {
+		ms, err := sw.time(stream, func() error {
+			for r := 0; r < tuneReps; r++ {
+				_ = g.run(stream, d, x, w, bias, m, n, k, epi)
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		var ms float32
-		call(drv.eventElapsed, ptr(&ms), ev[0], ev[1])
 		if ms < bestMs {
 			best, bestMs = i, ms
 		}

@@ -336,22 +336,22 @@ func (e *Engine) Profile(b *engine.Batch, reps int) (map[string]float64, error) 
 	if err := b.Validate(e.cfg.MaxPos, e.cfg.Vocab); err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.waitIdle()
-	lockThread()
-	defer unlockThread()
-	if err := e.setCurrent(); err != nil {
+	out := map[string]float64{}
+	if err := e.exclusive(func() error { return e.profile(b, reps, out) }); err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// profile is Profile with the engine to itself.
+func (e *Engine) profile(b *engine.Batch, reps int, out map[string]float64) error {
 	bk := bucketFor(b.Tokens(), b.Rows())
 	if err := e.stage(0, b, bk); err != nil {
-		return nil, err
+		return err
 	}
 	if err := e.planGemms(bk); err != nil {
-		return nil, err
+		return err
 	}
-	out := map[string]float64{}
 	for r := 0; r < reps+1; r++ {
 		type ev struct {
 			name string
@@ -380,8 +380,8 @@ func (e *Engine) Profile(b *engine.Batch, reps int) (map[string]float64, error) 
 			call(drv.eventDestroy, v.h)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
+			return fmt.Errorf("profile: %w", err)
 		}
 	}
-	return out, nil
+	return nil
 }
