@@ -128,15 +128,7 @@ func TestPipelinedQueuesTheNextBatchWhileOneRuns(t *testing.T) {
 	eng := &fakePipeliner{fakeEngine: &fakeEngine{gate: gate, started: started}}
 	s := startPipelined(t, Config{MaxBatchSize: 8, Policy: PolicyContinuous}, eng)
 	var wg sync.WaitGroup
-	infer := func(text string) {
-		defer wg.Done()
-		emb, _, err := s.Infer(context.Background(), []string{text})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		checkRows(t, []string{text}, emb)
-	}
+	infer := func(text string) { defer wg.Done(); inferOne(t, s, text) }
 	wg.Add(1)
 	go infer("first")
 	<-started // the first batch runs, held at the gate
@@ -200,18 +192,7 @@ func TestPipelinedAnswersEveryRequest(t *testing.T) {
 func TestPipelinedEngineFailureAnswersEveryRequest(t *testing.T) {
 	eng := &fakePipeliner{fakeEngine: &fakeEngine{fail: errors.New("device lost")}}
 	s := startPipelined(t, Config{MaxBatchSize: 8, Policy: PolicyContinuous}, eng)
-	var wg sync.WaitGroup
-	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _, err := s.Infer(context.Background(), []string{"x", "yy"})
-			if k, ok := kindOf(err); !ok || k != Internal || !strings.Contains(err.Error(), "device lost") {
-				t.Errorf("got %v, want Internal saying device lost", err)
-			}
-		}()
-	}
-	wg.Wait()
+	inferAllFail(t, s, 6, "device lost")
 }
 
 // An engine that says Pipelined() == false runs one batch at a time

@@ -78,15 +78,7 @@ func TestContinuousBatchesWhatQueuedWhileBusy(t *testing.T) {
 	eng := &fakeEngine{gate: gate, started: started}
 	s := start(t, Config{MaxBatchSize: 3, Policy: PolicyContinuous}, eng)
 	var wg sync.WaitGroup
-	infer := func(text string) {
-		defer wg.Done()
-		emb, _, err := s.Infer(context.Background(), []string{text})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		checkRows(t, []string{text}, emb)
-	}
+	infer := func(text string) { defer wg.Done(); inferOne(t, s, text) }
 	wg.Add(1)
 	go infer("first")
 	<-started // the instance is busy with "first" alone

@@ -371,18 +371,7 @@ func TestInstancesRunInParallel(t *testing.T) {
 func TestEngineFailureAnswersEveryRequest(t *testing.T) {
 	eng := &fakeEngine{fail: errors.New("device lost")}
 	s := start(t, Config{MaxBatchSize: 8, Dynamic: true, MaxQueueDelay: 10 * time.Millisecond}, eng)
-	var wg sync.WaitGroup
-	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _, err := s.Infer(context.Background(), []string{"x", "yy"})
-			if k, ok := kindOf(err); !ok || k != Internal || !strings.Contains(err.Error(), "device lost") {
-				t.Errorf("got %v, want Internal saying device lost", err)
-			}
-		}()
-	}
-	wg.Wait()
+	inferAllFail(t, s, 6, "device lost")
 	st := s.Statistics()
 	if st.InferenceStats.Fail.Count != 6 || st.InferenceStats.Success.Count != 0 {
 		t.Errorf("fail %d success %d, want 6 and 0", st.InferenceStats.Fail.Count, st.InferenceStats.Success.Count)
@@ -398,4 +387,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// inferOne sends one text and checks its row.
+func inferOne(t *testing.T, s *Scheduler, text string) {
+	t.Helper()
+	emb, _, err := s.Infer(context.Background(), []string{text})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	checkRows(t, []string{text}, emb)
+}
+
+// inferAllFail sends n two-text requests at once and wants each answered
+// Internal with the engine's failure message in it.
+func inferAllFail(t *testing.T, s *Scheduler, n int, msg string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := s.Infer(context.Background(), []string{"x", "yy"})
+			if k, ok := kindOf(err); !ok || k != Internal || !strings.Contains(err.Error(), msg) {
+				t.Errorf("got %v, want Internal saying %s", err, msg)
+			}
+		}()
+	}
+	wg.Wait()
 }
