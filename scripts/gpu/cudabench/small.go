@@ -20,23 +20,13 @@ import (
 // per-stage split of the eager run, so that host time (wall - GPU) and
 // launch overhead (eager - graph) read off one table.
 func runSmall(work, sizes string) {
-	var raw map[string]json.RawMessage
-	readJSON(filepath.Join(work, "speedsets.json"), &raw)
-	var short [][]int32
-	if err := json.Unmarshal(raw["short"], &short); err != nil {
-		fail(err)
-	}
-	m, err := engine.ResolveModel(filepath.Join(work, "m3e-base-rand"))
-	if err != nil {
-		fail(err)
-	}
-	opts := engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}
-	e, err := cuda.OpenConfig(m, opts, cuda.ConfigFromEnv(engine.Options{}))
+	short, m := shortSet(work)
+	e, err := cuda.OpenConfig(m, smallOpts, cuda.ConfigFromEnv(engine.Options{}))
 	if err != nil {
 		fail(err)
 	}
 	defer e.Close()
-	eager, err := cuda.OpenConfig(m, opts, cuda.Config{NoGraphs: true})
+	eager, err := cuda.OpenConfig(m, smallOpts, cuda.Config{NoGraphs: true})
 	if err != nil {
 		fail(err)
 	}
@@ -90,17 +80,8 @@ func runSmall(work, sizes string) {
 // runNCUSmall launches batches of 1, 32 and 128 short sentences twice each
 // without graphs, for Nsight Compute's per-kernel durations.
 func runNCUSmall(work string) {
-	var raw map[string]json.RawMessage
-	readJSON(filepath.Join(work, "speedsets.json"), &raw)
-	var short [][]int32
-	if err := json.Unmarshal(raw["short"], &short); err != nil {
-		fail(err)
-	}
-	m, err := engine.ResolveModel(filepath.Join(work, "m3e-base-rand"))
-	if err != nil {
-		fail(err)
-	}
-	e, err := cuda.OpenConfig(m, engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}, cuda.Config{NoGraphs: true})
+	short, m := shortSet(work)
+	e, err := cuda.OpenConfig(m, smallOpts, cuda.Config{NoGraphs: true})
 	if err != nil {
 		fail(err)
 	}
@@ -135,4 +116,23 @@ func timeBatch(e *cuda.Engine, rows [][]int32, minReps int, budget time.Duration
 	}
 	sort.Float64s(ts)
 	return ts[len(ts)/2]
+}
+
+// smallOpts sizes the small-batch profiles' engines.
+var smallOpts = engine.Options{MaxBatchRows: 512, MaxBatchTokens: 64 * 512}
+
+// shortSet reads the short sentences of speedsets.json and resolves the
+// base-shaped model, both made by make_model_and_baseline.py in work.
+func shortSet(work string) ([][]int32, *engine.Model) {
+	var raw map[string]json.RawMessage
+	readJSON(filepath.Join(work, "speedsets.json"), &raw)
+	var short [][]int32
+	if err := json.Unmarshal(raw["short"], &short); err != nil {
+		fail(err)
+	}
+	m, err := engine.ResolveModel(filepath.Join(work, "m3e-base-rand"))
+	if err != nil {
+		fail(err)
+	}
+	return short, m
 }
