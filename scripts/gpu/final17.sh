@@ -10,6 +10,7 @@
 #        scripts/gpu/final17.sh BIN_DIR OUT
 #   BIN_DIR: NAME.xz for m3ectl, m3ectl-old, m3ectl-prev, cudabench, cuda.test.
 set -uo pipefail
+[ $# -eq 2 ] || { sed -n 2,10p "$0"; exit 2; }
 bin=$(realpath "$1") out=$(realpath "$2")
 o=/tmp/final17 work=/tmp/gpuwork
 sections=${SECTIONS:-"small serve tests cold"}
