@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 )
 
 // A large answer leaves in one write system call. net/http writes a
@@ -35,23 +37,49 @@ func (l corkListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	k := &corkConn{Conn: c, open: l.open}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			k.raw = raw
+		}
+	}
 	l.open.add(k)
 	return k, nil
 }
 
 // corkConn is a connection whose writes can be held and sent as one. Only
 // the goroutine serving the connection's current request writes to it
-// (HTTP/1.x), so it needs no lock.
+// (HTTP/1.x), so it needs no lock. It also carries what the client-gone
+// watcher needs (clientgone.go).
 type corkConn struct {
 	net.Conn
 	corked bool
 	buf    *[]byte
 	open   *openConns
+
+	raw     syscall.RawConn    // for the watcher's peek; nil: not watched
+	cancel  context.CancelFunc // the connection's context (withConnCancel)
+	watched atomic.Bool        // a handler runs that the watcher covers
+	skipBG  atomic.Bool        // answer net/http's next background read at once
 }
 
-// Close takes the connection out of the open set.
+// Read answers net/http's background read (the only one-byte read of a
+// connection while a handler reads its body: net/http's own reads fill a
+// 4 KiB buffer or a body's) with nothing when skipBackgroundRead asked for
+// it. Answered so, any other read would only be retried (net/http's
+// buffered reader retries empty reads).
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(p) == 1 && c.skipBG.Load() && c.skipBG.CompareAndSwap(true, false) {
+		return 0, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// Close takes the connection out of the open set and releases its context.
 func (c *corkConn) Close() error {
 	c.open.remove(c)
+	if c.cancel != nil {
+		c.cancel()
+	}
 	return c.Conn.Close()
 }
 
@@ -99,7 +127,7 @@ func httpConnContext(ctx context.Context, c net.Conn) context.Context {
 	for inner := c; ; {
 		switch v := inner.(type) {
 		case *corkConn:
-			return context.WithValue(ctx, corkKey{}, v)
+			return context.WithValue(withConnCancel(ctx, v), corkKey{}, v)
 		case *cappedConn:
 			inner = v.Conn
 		case *jsonErrorConn:
