@@ -58,7 +58,7 @@ type corkConn struct {
 
 	raw     syscall.RawConn    // for the watcher's peek; nil: not watched
 	cancel  context.CancelFunc // the connection's context (withConnCancel)
-	watched atomic.Bool        // a handler runs that the watcher covers
+	watched atomic.Int64       // a handler the watcher covers runs since this tick (0: none)
 	skipBG  atomic.Bool        // answer net/http's next background read at once
 }
 

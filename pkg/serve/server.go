@@ -140,8 +140,9 @@ type Server struct {
 
 	drain drainState
 
-	httpConns openConns   // the HTTP listener's, for the drain deadline and the watcher
-	watching  atomic.Bool // the client-gone watcher runs (clientgone.go)
+	httpConns openConns    // the HTTP listener's, for the drain deadline and the watcher
+	watching  atomic.Bool  // the client-gone watcher runs (clientgone.go)
+	watchTick atomic.Int64 // its ticks so far, from 1
 	budget    *inflightBudget
 	codec     *grpcCodec
 	gate      *recvGate
@@ -295,6 +296,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	serveHTTP("HTTP", s.httpLn, s.handler)
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
+	s.watchTick.Store(1)
 	s.watching.Store(true)
 	go s.watchClients(stopWatch)
 	if s.metricsLn != nil {
