@@ -24,8 +24,9 @@ import (
 // buffer, which net/http writes once, when the handler returns.
 const corkMin = 4096 - 512
 
-// corkListener wraps the HTTP listener's connections in corkConns, and
-// keeps them in open while they are (see openConns).
+// corkListener wraps the HTTP listener's connections in corkConns over
+// lazyConns (deadline.go), and keeps them in open while they are (see
+// openConns).
 type corkListener struct {
 	net.Listener
 	open *openConns
@@ -36,7 +37,7 @@ func (l corkListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &corkConn{Conn: c, open: l.open}
+	k := &corkConn{Conn: &lazyConn{Conn: c}, open: l.open}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			k.raw = raw
