@@ -201,6 +201,7 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 	slog.Debug("embed done", "texts", st.Texts, "tokens", st.Tokens, "batches", st.Batches,
 		"since_start", time.Since(processStart).Round(time.Millisecond),
 		"first_out_since_start", (runStart.Sub(processStart) + st.FirstOut).Round(time.Millisecond),
-		"run", st.Elapsed.Round(time.Millisecond))
+		"run", st.Elapsed.Round(time.Millisecond), "first_batch", st.FirstBatch.Round(time.Millisecond),
+		"last_result", st.LastResult.Round(time.Millisecond), "starved", st.Starved.Round(time.Millisecond), "pipelined_engines", st.Pipelined)
 	return nil
 }
