@@ -118,7 +118,8 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 		for _, e := range engines {
 			e.Close()
 		}
-		slog.Debug("engines closed", "took", time.Since(t).Round(time.Millisecond), "since_start", time.Since(processStart).Round(time.Millisecond))
+		slog.Debug("engines closed", "took", time.Since(t).Round(time.Millisecond), "since_start", time.Since(processStart).Round(time.Millisecond),
+			"rss", procStatus("VmRSS"), "peak_rss", procStatus("VmHWM"))
 	}()
 	collect := func() error {
 		var first error
@@ -204,4 +205,20 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 		"run", st.Elapsed.Round(time.Millisecond), "first_batch", st.FirstBatch.Round(time.Millisecond),
 		"last_result", st.LastResult.Round(time.Millisecond), "starved", st.Starved.Round(time.Millisecond), "pipelined_engines", st.Pipelined)
 	return nil
+}
+
+// procStatus reads one field of /proc/self/status ("" where there is
+// none): the process's memory at the end of a job, which the kernel frees
+// after it (its exit is part of the job's time).
+func procStatus(field string) string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return strings.Join(strings.Fields(v), "")
+		}
+	}
+	return ""
 }

@@ -73,7 +73,8 @@ type Engine struct {
 	lnWarp                                 bool
 	lnTPW                                  int // tokens per warp in add_ln
 	fnEmb, fnAddLN, fnGELU, fnPool, fnAttn uintptr
-	attnSmem                               int // attn_mma's dynamic shared memory, bytes
+	fnLN                                   uintptr // ln_res: LayerNorm of a GEMM output that holds the residual
+	attnSmem                               int     // attn_mma's dynamic shared memory, bytes
 	attnMMA                                bool
 	buf                                    buffers
 	graphs                                 map[graphKey]uintptr
@@ -86,7 +87,7 @@ type Engine struct {
 	closed                                 bool
 }
 
-var kernelNames = []string{"embed_ln", "add_ln", "gelu", "pool", "attn_simple"}
+var kernelNames = []string{"embed_ln", "add_ln", "ln_res", "gelu", "pool", "attn_simple"}
 
 // Open loads the model at m onto GPU o.Device.
 func Open(m *engine.Model, o engine.Options) (engine.Engine, error) {
@@ -234,6 +235,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 	}
 	f := e.mod.funcs
 	e.fnEmb, e.fnAddLN, e.fnGELU, e.fnPool, e.fnAttn = f["embed_ln"], f["add_ln"], f["gelu"], f["pool"], f["attn_simple"]
+	e.fnLN = f["ln_res"]
 	if e.attnMMA {
 		e.fnAttn = f["attn_mma"]
 		// Over 48 KB of dynamic shared memory needs the kernel's opt-in; a

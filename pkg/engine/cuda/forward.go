@@ -133,7 +133,7 @@ func (e *Engine) prewarmGemms(bk bucket) error {
 	// Scratch buffers large enough (the check above) stand in for weights
 	// and biases: timing depends on shapes, not values.
 	for _, s := range e.layerGemms(T, [4]devPtr{b.ffn, b.ffn, b.qkv, b.qkv}, [4]devPtr{b.tmp, b.qkv, b.tmp, b.hidden}) {
-		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
+		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.c, s.m, s.n, s.k, s.epi); err != nil {
 			e.gemm.releaseHold()
 			return err
 		}
@@ -156,22 +156,40 @@ func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos in
 // marker records a named point on the stream (the profiler); nil in normal runs.
 type marker func(stage string) error
 
-// gemmShape is one of a layer's GEMMs: destination, input, weight and bias
-// buffers, m × n × k and the epilogue.
+// gemmShape is one of a layer's GEMMs: destination, input, weight, bias
+// and residual (0: none) buffers, m × n × k and the epilogue.
 type gemmShape struct {
-	d, x, w, bias devPtr
-	m, n, k, epi  int
+	d, x, w, bias, c devPtr
+	m, n, k, epi     int
+}
+
+// residInGemm: the attention-output and FFN2 GEMMs add the residual
+// themselves (cuBLASLt's C matrix, beta = 1: D = X·Wᵀ + bias + hidden),
+// so the LayerNorm after them reads one tensor instead of two (ln_res
+// instead of add_ln). The sum is rounded to fp16 once before the
+// LayerNorm, as PyTorch's fp16 BertLayer rounds it.
+// M3ECTL_CUDA_RESID_GEMM=0 adds it in add_ln, as before.
+var residInGemm = os.Getenv("M3ECTL_CUDA_RESID_GEMM") != "0"
+
+// resid is the C matrix of the GEMMs before a LayerNorm: the residual
+// stream, or 0 when add_ln adds it.
+func (e *Engine) resid() devPtr {
+	if residInGemm && e.fnLN != 0 {
+		return e.buf.hidden
+	}
+	return 0
 }
 
 // layerGemms lists a layer's four GEMMs for T tokens (QKV, attention
 // output, FFN1, FFN2) with the given weights and biases, in that order.
 func (e *Engine) layerGemms(T int, w, bias [4]devPtr) [4]gemmShape {
 	H, I, b := e.cfg.Hidden, e.cfg.Intermediate, &e.buf
+	r := e.resid()
 	return [4]gemmShape{
-		{b.qkv, b.hidden, w[0], bias[0], 3 * H, T, H, epilogueBias},
-		{b.tmp, b.ctx, w[1], bias[1], H, T, H, epilogueBias},
-		{b.ffn, b.hidden, w[2], bias[2], I, T, H, e.ffnEpilogue()},
-		{b.tmp, b.ffn, w[3], bias[3], H, T, I, epilogueBias},
+		{b.qkv, b.hidden, w[0], bias[0], 0, 3 * H, T, H, epilogueBias},
+		{b.tmp, b.ctx, w[1], bias[1], r, H, T, H, epilogueBias},
+		{b.ffn, b.hidden, w[2], bias[2], 0, I, T, H, e.ffnEpilogue()},
+		{b.tmp, b.ffn, w[3], bias[3], r, H, T, I, epilogueBias},
 	}
 }
 
@@ -183,12 +201,12 @@ func (e *Engine) planGemms(bk bucket) error {
 	st := e.l.stream
 	for _, s := range e.layerGemms(bk.T, [4]devPtr{lw.qkvW, lw.outW, lw.inW, lw.out2W}, [4]devPtr{lw.qkvB, lw.outB, lw.inB, lw.out2B}) {
 		if e.conf.NoTune {
-			if _, err := e.gemm.plan(s.m, s.n, s.k, s.epi); err != nil {
+			if _, err := e.gemm.plan(s.m, s.n, s.k, s.epi, s.c != 0); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
+		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.c, s.m, s.n, s.k, s.epi); err != nil {
 			e.gemm.releaseHold()
 			return err
 		}
@@ -274,13 +292,18 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	g := e.gemm
 	hpb := e.attnHeadsPerBlock(bk)
+	// The LayerNorm after a GEMM: ln_res when the GEMM added the residual.
+	r, fnLN := e.resid(), e.fnAddLN
+	if r != 0 {
+		fnLN = e.fnLN
+	}
 	for _, lw := range layers {
 		err := errs(
-			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
+			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 0, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
 			e.launchAttn(bk, hpb, in, tiles, counts, pos, scale), mark("attention"),
-			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
-			e.l.launchDep(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
-			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
+			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, r, H, T, H, epilogueBias), mark("attn_out_gemm"),
+			e.l.launchDep(fnLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
+			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, 0, I, T, H, ffnEpi), mark("ffn1_gemm"),
 		)
 		if err != nil {
 			return err
@@ -292,8 +315,8 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 			}
 		}
 		if err := errs(
-			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias), mark("ffn2_gemm"),
-			e.l.launchDep(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
+			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, r, H, T, I, epilogueBias), mark("ffn2_gemm"),
+			e.l.launchDep(fnLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
 		); err != nil {
 			return err
 		}
