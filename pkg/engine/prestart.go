@@ -1,0 +1,34 @@
+package engine
+
+import "sync"
+
+// A backend may register a head start: work that opening an engine will
+// need and that can begin before the caller gets round to Open (the CUDA
+// backend converts the checkpoint's weights for the GPU while the driver
+// and its libraries load). Open picks up whatever the head start finished
+// or still has under way; a head start nobody opens after is let go.
+var (
+	prestartMu sync.RWMutex
+	prestarts  = map[string]func(*Model, Options){}
+)
+
+// RegisterPrestart sets backend name's head start (from init, beside
+// RegisterBackend). start must return at once, doing its work on
+// goroutines of its own, and must never fail: Open reports the errors.
+func RegisterPrestart(name string, start func(*Model, Options)) {
+	prestartMu.Lock()
+	defer prestartMu.Unlock()
+	prestarts[name] = start
+}
+
+// Prestart gives engines of kind for m a head start, where the backend has
+// one (embed --output calls it first thing; "auto" and unknown kinds do
+// nothing).
+func Prestart(kind string, m *Model, o Options) {
+	prestartMu.RLock()
+	start := prestarts[kind]
+	prestartMu.RUnlock()
+	if start != nil && m != nil {
+		start(m, o)
+	}
+}
