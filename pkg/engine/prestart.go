@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"os"
+	"sync"
+)
 
 // A backend may register a head start: work that opening an engine will
 // need and that can begin before the caller gets round to Open (the CUDA
@@ -23,8 +26,11 @@ func RegisterPrestart(name string, start func(*Model, Options)) {
 
 // Prestart gives engines of kind for m a head start, where the backend has
 // one (embed --output calls it first thing; "auto" and unknown kinds do
-// nothing).
+// nothing). M3ECTL_PRESTART=0 turns head starts off.
 func Prestart(kind string, m *Model, o Options) {
+	if os.Getenv("M3ECTL_PRESTART") == "0" {
+		return
+	}
 	prestartMu.RLock()
 	start := prestarts[kind]
 	prestartMu.RUnlock()
