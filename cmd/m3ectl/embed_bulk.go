@@ -65,9 +65,6 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 	if cfg.Kind != "cuda" && len(devices) > 1 {
 		return fmt.Errorf("--device %s: several devices need --engine cuda", bf.device)
 	}
-	// The CUDA engines' weights start converting now, while the libraries
-	// and the driver load (Open waited for those before converting).
-	engine.Prestart(cfg.Kind, m, cfg.Options)
 	// With --engine cuda every engine opens at once (each maps and converts
 	// the weights and makes its stream; one after the other they were most
 	// of a short job's start); otherwise the first decides what the others

@@ -42,9 +42,6 @@ type hostFlight struct {
 	err   error
 	took  time.Duration
 	users int
-	// held: a head start (prestart) holds one of users, which the first
-	// engine to join takes over.
-	held bool
 }
 
 // devShare is one GPU's copy of a checkpoint's weights.
@@ -100,11 +97,7 @@ func prepareShared(path string, c bertConfig, fp16 bool, dev int) preparedWeight
 		f = &hostFlight{done: make(chan struct{})}
 		shared.flights[key] = f
 	}
-	if f.held {
-		f.held = false // the head start's reference is this engine's now
-	} else {
-		f.users++
-	}
+	f.users++
 	shared.mu.Unlock()
 	if first {
 		f.h, f.err = prepareWeights(path, c, fp16)
@@ -126,47 +119,6 @@ func prepareShared(path string, c bertConfig, fp16 bool, dev int) preparedWeight
 			shared.mu.Unlock()
 		})
 	}}
-}
-
-// prestartTimeout is how long a head start's conversion waits for an
-// engine to take it before it is let go.
-const prestartTimeout = time.Minute
-
-// prestartWeights begins converting the checkpoint at path for engines
-// about to open in this process (engine.Prestart: embed --output, before
-// the driver and libraries load, which opening an engine waits for before
-// its own conversion would start). An engine that opens meanwhile joins
-// it as it would another engine's.
-func prestartWeights(path string, c bertConfig, fp16 bool) {
-	if !shareWeights() {
-		return
-	}
-	key := weightKeyFor(path, fp16)
-	shared.mu.Lock()
-	if shared.flights[key] != nil {
-		shared.mu.Unlock()
-		return
-	}
-	f := &hostFlight{done: make(chan struct{}), users: 1, held: true}
-	shared.flights[key] = f
-	shared.mu.Unlock()
-	go func() {
-		t := time.Now()
-		f.h, f.err = prepareWeights(path, c, fp16)
-		f.took = time.Since(t)
-		close(f.done)
-		time.AfterFunc(prestartTimeout, func() {
-			shared.mu.Lock()
-			defer shared.mu.Unlock()
-			if !f.held {
-				return
-			}
-			f.held = false
-			if f.users--; f.users == 0 && shared.flights[key] == f {
-				delete(shared.flights, key)
-			}
-		})
-	}()
 }
 
 // deviceWeights gives engine e the weights on its GPU: the copy another

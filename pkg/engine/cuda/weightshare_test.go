@@ -286,39 +286,3 @@ func tinyModel(t *testing.T) (*engine.Model, bertConfig) {
 	}
 	return m, cfg
 }
-
-// TestPrestartHandsOverItsConversion: a head start's conversion is the one
-// the engines opening after it get, its reference passes to the first of
-// them, and nothing is held once they let go.
-func TestPrestartHandsOverItsConversion(t *testing.T) {
-	t.Setenv("M3ECTL_CUDA_SHARE_WEIGHTS", "1")
-	m, cfg := tinyModel(t)
-	prestartWeights(m.Weights, cfg, true)
-	prestartWeights(m.Weights, cfg, true) // a second head start joins nothing new
-	key := weightKeyFor(m.Weights, true)
-	shared.mu.Lock()
-	f := shared.flights[key]
-	shared.mu.Unlock()
-	if f == nil || !f.held || f.users != 1 {
-		t.Fatalf("head start flight %+v", f)
-	}
-	a := prepareShared(m.Weights, cfg, true, 0)
-	b := prepareShared(m.Weights, cfg, true, 0)
-	if a.err != nil || b.err != nil || a.h == nil || a.h != f.h || b.h != f.h {
-		t.Fatalf("engines after a head start converted again or failed: %v %v", a.err, b.err)
-	}
-	shared.mu.Lock()
-	held, users := f.held, f.users
-	shared.mu.Unlock()
-	if held || users != 2 {
-		t.Fatalf("after two opens: held %v, users %d; want false, 2", held, users)
-	}
-	a.release()
-	b.release()
-	shared.mu.Lock()
-	n := len(shared.flights)
-	shared.mu.Unlock()
-	if n != 0 {
-		t.Fatalf("%d conversions still held after every open let go", n)
-	}
-}
