@@ -191,33 +191,59 @@ type gemmShape struct {
 	m, n, k, epi     int
 }
 
-// residInGemm: the attention-output and FFN2 GEMMs add the residual
-// themselves (cuBLASLt's C matrix, beta = 1: D = X·Wᵀ + bias + hidden),
-// so the LayerNorm after them reads one tensor instead of two (ln_res
-// instead of add_ln). The sum is rounded to fp16 once before the
-// LayerNorm, as PyTorch's fp16 BertLayer rounds it.
-// M3ECTL_CUDA_RESID_GEMM=0 adds it in add_ln, as before.
-var residInGemm = os.Getenv("M3ECTL_CUDA_RESID_GEMM") != "0"
+// residMode says which GEMMs add the residual themselves (cuBLASLt's C
+// matrix, beta = 1: D = X·Wᵀ + bias + hidden), so that the LayerNorm after
+// them reads one tensor instead of two (ln_res instead of add_ln); the sum
+// is rounded to fp16 once before the LayerNorm, as PyTorch's fp16
+// BertLayer rounds it. 1 (the default): FFN2 only, in buckets of
+// residTokens or more; 2: the attention output too; 0
+// (M3ECTL_CUDA_RESID_GEMM=0): neither, as before. On the H200 (24 x 1024,
+// 16 k tokens) the C read cost the attention-output GEMM (K = 1024) as much
+// as its LayerNorm saved, FFN2's (K = 4096) nothing; serving's small
+// batches were 1-2% slower with it, so they keep add_ln.
+var residMode = func() int {
+	switch os.Getenv("M3ECTL_CUDA_RESID_GEMM") {
+	case "0":
+		return 0
+	case "2":
+		return 2
+	}
+	return 1
+}()
 
-// resid is the C matrix of the GEMMs before a LayerNorm: the residual
-// stream, or 0 when add_ln adds it.
-func (e *Engine) resid() devPtr {
-	if residInGemm && e.fnLN != 0 {
+// residTokens: smaller buckets keep add_ln (see residMode).
+// M3ECTL_CUDA_RESID_TOKENS=1 fuses in every bucket (the GPU tests' check
+// of the fused path on the fixture's small batches).
+var residTokens = envInt("M3ECTL_CUDA_RESID_TOKENS", 4096)
+
+// resid is the C matrix of the GEMMs before a LayerNorm in a bucket of T
+// tokens: the residual stream, or 0 when add_ln adds it.
+func (e *Engine) resid(T int) devPtr {
+	if residMode > 0 && T >= residTokens && e.fnLN != 0 {
 		return e.buf.hidden
 	}
 	return 0
+}
+
+// residPair is the C matrix of the attention-output and FFN2 GEMMs.
+func (e *Engine) residPair(T int) (attnOut, ffn2 devPtr) {
+	r := e.resid(T)
+	if residMode == 2 {
+		return r, r
+	}
+	return 0, r
 }
 
 // layerGemms lists a layer's four GEMMs for T tokens (QKV, attention
 // output, FFN1, FFN2) with the given weights and biases, in that order.
 func (e *Engine) layerGemms(T int, w, bias [4]devPtr) [4]gemmShape {
 	H, I, b := e.cfg.Hidden, e.cfg.Intermediate, &e.buf
-	r := e.resid()
+	r1, r2 := e.residPair(T)
 	return [4]gemmShape{
 		{b.qkv, b.hidden, w[0], bias[0], 0, 3 * H, T, H, epilogueBias},
-		{b.tmp, b.ctx, w[1], bias[1], r, H, T, H, epilogueBias},
+		{b.tmp, b.ctx, w[1], bias[1], r1, H, T, H, epilogueBias},
 		{b.ffn, b.hidden, w[2], bias[2], 0, I, T, H, e.ffnEpilogue()},
-		{b.tmp, b.ffn, w[3], bias[3], r, H, T, I, epilogueBias},
+		{b.tmp, b.ffn, w[3], bias[3], r2, H, T, I, epilogueBias},
 	}
 }
 
@@ -321,16 +347,20 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	g := e.gemm
 	hpb := e.attnHeadsPerBlock(bk)
 	// The LayerNorm after a GEMM: ln_res when the GEMM added the residual.
-	r, fnLN := e.resid(), e.fnAddLN
-	if r != 0 {
-		fnLN = e.fnLN
+	r1, r2 := e.residPair(T)
+	ln1, ln2 := e.fnAddLN, e.fnAddLN
+	if r1 != 0 {
+		ln1 = e.fnLN
+	}
+	if r2 != 0 {
+		ln2 = e.fnLN
 	}
 	for _, lw := range layers {
 		err := errs(
 			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 0, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
 			e.launchAttn(bk, hpb, in, tiles, counts, pos, scale), mark("attention"),
-			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, r, H, T, H, epilogueBias), mark("attn_out_gemm"),
-			e.l.launchDep(fnLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
+			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, r1, H, T, H, epilogueBias), mark("attn_out_gemm"),
+			e.l.launchDep(ln1, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
 			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, 0, I, T, H, ffnEpi), mark("ffn1_gemm"),
 		)
 		if err != nil {
@@ -343,8 +373,8 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 			}
 		}
 		if err := errs(
-			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, r, H, T, I, epilogueBias), mark("ffn2_gemm"),
-			e.l.launchDep(fnLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
+			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, r2, H, T, I, epilogueBias), mark("ffn2_gemm"),
+			e.l.launchDep(ln2, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
 		); err != nil {
 			return err
 		}
