@@ -118,10 +118,12 @@ func TestPipelinedEnginesMatch(t *testing.T) {
 	}
 }
 
-// TestChunkRamp: with FirstChunk the chunks read grow 8, 16, 32, then Chunk.
+// TestChunkRamp: with FirstChunk the chunks read grow 8, 16, 32, then
+// Chunk; AfterRead runs once, at the end of the input.
 func TestChunkRamp(t *testing.T) {
 	src := &sizeSource{n: 200}
-	o := Options{Chunk: 50, FirstChunk: 8}.withDefaults()
+	afterRead := 0
+	o := Options{Chunk: 50, FirstChunk: 8, AfterRead: func() { afterRead++ }}.withDefaults()
 	e, _ := embedder(t)
 	sink := &memSink{}
 	if _, err := Run(context.Background(), src, sink, e.Tokenizer, []engine.Engine{e.Engine}, o); err != nil {
@@ -138,6 +140,9 @@ func TestChunkRamp(t *testing.T) {
 	}
 	if sink.rows != 200 {
 		t.Fatalf("%d rows written", sink.rows)
+	}
+	if afterRead != 1 {
+		t.Fatalf("AfterRead called %d times, want once", afterRead)
 	}
 }
 

@@ -66,6 +66,11 @@ type Options struct {
 	Workers int
 	// Progress, when set, is called after each chunk is written.
 	Progress func(Stats)
+	// AfterRead, when set, is called once every text has been read and
+	// tokenised, while the engines still run the last chunk's batches
+	// (embed --output hands freed memory back to the OS then, off the
+	// job's critical path).
+	AfterRead func()
 }
 
 // Defaults of Options.
@@ -161,6 +166,9 @@ func Run(ctx context.Context, src Source, sink Sink, enc Encoder, engines []engi
 				}
 			}
 			if errors.Is(err, io.EOF) {
+				if o.AfterRead != nil {
+					o.AfterRead()
+				}
 				return
 			}
 			if err != nil {
