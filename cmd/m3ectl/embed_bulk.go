@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -120,7 +121,7 @@ func runBulk(cmd *cobra.Command, m *engine.Model, cfg engine.EmbedderConfig, dev
 			e.Close()
 		}
 		slog.Debug("engines closed", "took", time.Since(t).Round(time.Millisecond), "since_start", time.Since(processStart).Round(time.Millisecond),
-			"rss", procStatus("VmRSS"), "peak_rss", procStatus("VmHWM"))
+			"rss", procStatus("VmRSS"), "peak_rss", procStatus("VmHWM"), "go_heap_mb", goHeapMB())
 	}()
 	collect := func() error {
 		var first error
@@ -232,4 +233,12 @@ func procStatus(field string) string {
 		}
 	}
 	return ""
+}
+
+// goHeapMB is the Go heap's memory still held from the OS, in MB (of the
+// RSS above; the rest is the CUDA libraries' and driver's).
+func goHeapMB() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return (ms.HeapSys - ms.HeapReleased) >> 20
 }

@@ -47,5 +47,5 @@ if done:
     out.append(f"pipelined {field(done, 'pipelined_engines')}")
 if closed:
     out.append(f"closed {dur(field(closed, 'since_start')):.0f} took {dur(field(closed, 'took')):.0f}")
-    out.append(f"after-closed ~{end - stamp(closed):.0f} (rss {field(closed, 'rss')}, peak {field(closed, 'peak_rss')})")
+    out.append(f"after-closed ~{end - stamp(closed):.0f} (rss {field(closed, 'rss')}, go heap {field(closed, 'go_heap_mb')} MB, peak {field(closed, 'peak_rss')})")
 print(", ".join(out))

@@ -73,6 +73,7 @@ new-base m3ectl --model-base"}
     done <<<"$jobs"
   done
   grep -h "cuda engine ready" "$o"/job-new-1.log "$o"/job-old-1.log 2>/dev/null | sed 's/^time=[^ ]* level=DEBUG //' | cut -c1-520
+  grep -h "cuda libraries loaded" "$o"/job-new-*.log | sed 's/^time=[^ ]* level=DEBUG //'
   grep -h "shape first seen" "$o"/job-new-1.log | head -3 | sed 's/^time=[^ ]* level=DEBUG //'
 fi
 
