@@ -18,11 +18,17 @@ type slot struct {
 	nearly, done uintptr
 	busy         bool // submitted and not yet awaited
 	rows         int
+	// text: the rows' JSON text and lengths, written by the text kernel
+	// when wantText (textfmt.go); textHdr is where the texts begin.
+	text     pinned
+	wantText bool
+	textHdr  int
 }
 
 func (s *slot) free() {
 	s.in.free()
 	s.out.free()
+	s.text.free()
 	for _, ev := range []*uintptr{&s.nearly, &s.done} {
 		if *ev != 0 {
 			call(drv.eventDestroy, *ev)
@@ -81,6 +87,12 @@ func (e *Engine) waitIdle() {
 // when Submit returns. With two batches in flight it waits for the older
 // one to be awaited.
 func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, error) {
+	return e.submit(ctx, b, b.Text)
+}
+
+// submit is Submit, with the rows' JSON text written as well when text is
+// set and the text kernel is loaded.
+func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine.Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		return engine.Ticket{}, err
 	}
@@ -117,6 +129,13 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 		return engine.Ticket{}, err
 	}
 	s := &e.slots[i]
+	s.wantText = text && e.fnText != 0
+	if s.wantText {
+		if err := e.stageText(s); err != nil {
+			return engine.Ticket{}, err
+		}
+		s.textHdr = textHeader(e.buf.capRows)
+	}
 	// A new shape's GEMMs are chosen before the read lock (timing them
 	// takes the write lock); what run plans again is then cached.
 	if !e.planned[bk] && !e.conf.NoTune {
@@ -154,6 +173,15 @@ func (e *Engine) Nearly(t engine.Ticket) error {
 // (allocated when nil or short) and frees its slot (engine.Pipeliner).
 // Tickets are awaited in the order they were submitted.
 func (e *Engine) Await(t engine.Ticket, dst []float32) ([]float32, error) {
+	return e.await(t, dst, nil)
+}
+
+// await is Await that also fills txt (when not nil) with the batch's text,
+// if it was written.
+func (e *Engine) await(t engine.Ticket, dst []float32, txt *engine.Text) ([]float32, error) {
+	if txt != nil {
+		txt.Reset()
+	}
 	if t.Slot < 0 {
 		return []float32{}, nil
 	}
@@ -173,6 +201,9 @@ func (e *Engine) Await(t engine.Ticket, dst []float32) ([]float32, error) {
 			dst = make([]float32, n)
 		}
 		copy(dst[:n], s.out.float32s())
+		if txt != nil && s.wantText {
+			e.readText(s, dst[:n], txt)
+		}
 	}
 	e.mu.Lock()
 	s.busy = false
