@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
@@ -34,10 +35,15 @@ func (e exponentText) EmbedText(ctx context.Context, b *engine.Batch, dst []floa
 			}
 			row = strconv.AppendFloat(row, float64(f), 'e', 8, 32) // nine digits: round-trips
 		}
-		txt.Append(row)
+		txt.Rows = append(txt.Rows, row)
 	}
+	textsOut.Add(1)
+	txt.Release = func() { textsOut.Add(-1) }
 	return dst, nil
 }
+
+// textsOut counts exponentText's batches whose text was not released.
+var textsOut atomic.Int32
 
 func init() {
 	engine.RegisterBackend("exponent-text", func(m *engine.Model, o engine.Options) (engine.Engine, error) {
@@ -90,6 +96,11 @@ func TestEngineTextGoesOutAsWritten(t *testing.T) {
 		{"openai dimensions", "/v1/embeddings", []byte(`{"model":"m3e","input":["酒店很好"],"dimensions":16}`), nil, false},
 		{"openai base64", "/v1/embeddings", []byte(`{"model":"m3e","input":["hello"],"encoding_format":"base64"}`), nil, false},
 	}
+	t.Cleanup(func() {
+		if n := textsOut.Load(); n != 0 {
+			t.Errorf("%d batches' engine text never released", n)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			post := func(ts *testServer) []byte {

@@ -17,9 +17,12 @@ type inferAnswer struct {
 	// text is each row's embeddings as JSON numbers from the engine
 	// (repository.Result.Text); nil, or a nil row, where they are
 	// formatted here.
-	text   [][]byte
-	binary bool
-	tokens int // tokens the model ran, for OpenAI usage
+	text [][]byte
+	// release gives text's memory back to the engine (nil: nothing to
+	// give back); done calls it once the answer is written.
+	release func()
+	binary  bool
+	tokens  int // tokens the model ran, for OpenAI usage
 }
 
 // appendKServeJSON appends the KServe v2 JSON response. With binary set the
@@ -92,9 +95,19 @@ func writeKServe(w http.ResponseWriter, r *http.Request, a *inferAnswer) {
 		h["Content-Type"] = contentTypeJSON
 	}
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	a.done()
 	writeBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
+}
+
+// done releases the engine memory a's text points into; a's text must not
+// be read after.
+func (a *inferAnswer) done() {
+	if a.release != nil {
+		a.release()
+		a.release, a.text = nil, nil
+	}
 }
 
 // Shared header values (never modified: net/http copies the header map

@@ -224,11 +224,14 @@ func (s *Server) infer(ctx context.Context, m *repository.Model, call *inferCall
 	}
 	dim := m.Dim()
 	if len(res.Embeddings) != len(plan.texts)*dim {
+		if res.Release != nil {
+			res.Release()
+		}
 		return nil, errorf(kindInternal, "model %q returned %d values for %d texts of width %d", m.Name(), len(res.Embeddings), len(plan.texts), dim)
 	}
 	return &inferAnswer{
 		model: m.Name(), version: m.Version(), id: plan.id, output: m.OutputName(),
-		rows: len(plan.texts), dim: dim, embeddings: res.Embeddings, text: res.Text, binary: plan.binary, tokens: res.Tokens,
+		rows: len(plan.texts), dim: dim, embeddings: res.Embeddings, text: res.Text, release: res.Release, binary: plan.binary, tokens: res.Tokens,
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
@@ -67,10 +68,11 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	// The engine's JSON text of the rows serves a float answer at the
 	// model's full width; a shorter one is re-normalised here.
 	wantText := req.EncodingFormat != "base64" && outDim == dim
-	emb, text, tokens, err := s.embedChunks(r, m, in, wantText)
+	emb, text, release, tokens, err := s.embedChunks(r, m, in, wantText)
 	if err != nil {
 		return err
 	}
+	defer release()
 	n := in.len()
 	buf := getBuffer()
 	b := append((*buf)[:0], `{"object":"list","data":[`...)
@@ -108,6 +110,7 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, int64(tokens), 10)
 	b = append(b, "}}\n"...)
+	release()
 	writeJSONBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
@@ -121,8 +124,9 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 // batcher. The token count is the exact number of ids the engine ran
 // ([CLS] and [SEP] included, after truncation), OpenAI's prompt_tokens.
 // With wantText the rows' JSON text comes back where the engine wrote it
-// (see Server.infer); text is nil, or has nil rows, elsewhere.
-func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInput, wantText bool) (emb []float32, text [][]byte, tokens int, err error) {
+// (see Server.infer); text is nil, or has nil rows, elsewhere. release
+// (idempotent) gives the text's memory back; text is not read after.
+func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInput, wantText bool) (emb []float32, text [][]byte, release func(), tokens int, err error) {
 	dim := m.Dim()
 	chunk := m.MaxBatchSize()
 	if chunk <= 0 {
@@ -133,9 +137,19 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 	// once), never some of them.
 	res, err := m.Reserve(n)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	defer res.Release()
+	var mu sync.Mutex
+	var answers []*inferAnswer
+	release = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range answers {
+			a.done()
+		}
+		answers = nil
+	}
 	out := make([]float32, n*dim)
 	if wantText && in.ids == nil {
 		text = make([][]byte, n)
@@ -161,6 +175,11 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 					return err
 				}
 				emb, counts[c] = ans.embeddings, ans.tokens
+				if ans.release != nil {
+					mu.Lock()
+					answers = append(answers, ans)
+					mu.Unlock()
+				}
 				if text != nil && ans.text != nil {
 					copy(text[lo:hi], ans.text)
 				}
@@ -173,12 +192,13 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, nil, 0, err
+		release()
+		return nil, nil, nil, 0, err
 	}
 	for _, t := range counts {
 		tokens += t
 	}
-	return out, text, tokens, nil
+	return out, text, release, tokens, nil
 }
 
 // openAIModel resolves the request's `model`; when it is empty and exactly

@@ -89,6 +89,7 @@ type Engine struct {
 	split                                  startSplit
 	textMod                                *module // the JSON text kernel (textfmt.go); nil when off
 	fnText                                 uintptr
+	texts                                  textPool
 	closed                                 bool
 }
 
@@ -378,6 +379,12 @@ func (e *Engine) release() {
 	if e.l.stream != 0 {
 		call(drv.streamDestroy, e.l.stream)
 		e.l.stream = 0
+	}
+	// Text buffers still being written out by the server stay mapped: the
+	// context (whose memory they are) is kept then.
+	if !e.texts.drain(10 * time.Second) {
+		slog.Warn("cuda: text buffers still in use at close; keeping the GPU context")
+		e.ctx = 0
 	}
 	if e.ctx != 0 {
 		call(drv.primaryCtxRelease, uintptr(e.devNo))

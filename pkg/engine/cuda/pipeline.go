@@ -19,7 +19,8 @@ type slot struct {
 	busy         bool // submitted and not yet awaited
 	rows         int
 	// text: the rows' JSON text and lengths, written by the text kernel
-	// when wantText (textfmt.go); textHdr is where the texts begin.
+	// when wantText, a buffer of the engine's textPool (textfmt.go);
+	// textHdr is where the texts begin.
 	text     pinned
 	wantText bool
 	textHdr  int
@@ -28,7 +29,6 @@ type slot struct {
 func (s *slot) free() {
 	s.in.free()
 	s.out.free()
-	s.text.free()
 	for _, ev := range []*uintptr{&s.nearly, &s.done} {
 		if *ev != 0 {
 			call(drv.eventDestroy, *ev)
@@ -129,13 +129,6 @@ func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine
 		return engine.Ticket{}, err
 	}
 	s := &e.slots[i]
-	s.wantText = text && e.fnText != 0
-	if s.wantText {
-		if err := e.stageText(s); err != nil {
-			return engine.Ticket{}, err
-		}
-		s.textHdr = textHeader(e.buf.capRows)
-	}
 	// A new shape's GEMMs are chosen before the read lock (timing them
 	// takes the write lock); what run plans again is then cached.
 	if !e.planned[bk] && !e.conf.NoTune {
@@ -144,6 +137,12 @@ func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine
 		}
 		e.planned[bk] = true
 	}
+	s.wantText = text && e.fnText != 0
+	if s.wantText {
+		if err := e.stageText(s); err != nil {
+			return engine.Ticket{}, err
+		}
+	}
 	tuneGate.RLock()
 	err := e.run(bk, s)
 	tuneGate.RUnlock()
@@ -151,6 +150,7 @@ func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine
 		// What was queued may still run; wait for it so that the slot's
 		// buffers are free again.
 		call(drv.streamSynchronize, e.l.stream)
+		e.dropText(s)
 		return engine.Ticket{}, err
 	}
 	s.busy = true
@@ -201,7 +201,11 @@ func (e *Engine) await(t engine.Ticket, dst []float32, txt *engine.Text) ([]floa
 			dst = make([]float32, n)
 		}
 		copy(dst[:n], s.out.float32s())
-		if txt != nil && s.wantText {
+	}
+	if s.wantText {
+		if err != nil {
+			e.dropText(s)
+		} else {
 			e.readText(s, dst[:n], txt)
 		}
 	}

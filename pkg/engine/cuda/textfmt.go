@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
@@ -74,16 +76,99 @@ func (e *Engine) loadText() {
 	e.fnText = e.textMod.funcs["text_rows"]
 }
 
-// stageText grows slot s's text buffer for the device buffers' rows.
+// maxTextBufs bounds an engine's text buffers: one per batch whose text
+// the server has not written out yet. A caller that never released would
+// make the engine stop writing text (the server then formats), not grow
+// without end.
+const maxTextBufs = 16
+
+// textPool holds an engine's pinned text buffers. A batch takes one at
+// submission; its rows are handed to the requests in place and the buffer
+// comes back when the last answer is written (engine.Text.Release), on
+// whatever goroutine that is, so only pool bookkeeping happens there; CUDA
+// calls stay on the engine's own calls (get, drain).
+type textPool struct {
+	mu   sync.Mutex
+	free []pinned
+	out  int // handed out, not back yet
+	back *sync.Cond
+}
+
+// get returns a buffer of at least n bytes; ok is false when all are out.
+// The context is current.
+func (p *textPool) get(n int) (buf pinned, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.free) > 0 {
+		buf = p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		if buf.size >= n {
+			p.out++
+			return buf, true, nil
+		}
+		buf.free() // from before the buffers grew
+	}
+	if p.out+len(p.free) >= maxTextBufs {
+		return pinned{}, false, nil
+	}
+	if buf, err = allocPinned(n); err != nil {
+		return pinned{}, false, err
+	}
+	p.out++
+	return buf, true, nil
+}
+
+func (p *textPool) put(buf pinned) {
+	p.mu.Lock()
+	p.free = append(p.free, buf)
+	p.out--
+	if p.back != nil {
+		p.back.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
+// drain frees the pool once every buffer is back, waiting up to wait; it
+// says false when some are still out (their memory must then stay mapped:
+// the engine keeps its context). The context is current.
+func (p *textPool) drain(wait time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.back == nil {
+		p.back = sync.NewCond(&p.mu)
+	}
+	deadline := time.Now().Add(wait)
+	for p.out > 0 && time.Now().Before(deadline) {
+		t := time.AfterFunc(10*time.Millisecond, p.back.Broadcast)
+		p.back.Wait()
+		t.Stop()
+	}
+	for i := range p.free {
+		p.free[i].free()
+	}
+	p.free = nil
+	return p.out == 0
+}
+
+// stageText takes slot s a text buffer for the device buffers' rows;
+// without one the batch goes without text.
 func (e *Engine) stageText(s *slot) error {
 	n := textHeader(e.buf.capRows) + e.buf.capRows*textStride(e.cfg.Hidden)
-	if s.text.size >= n {
-		return nil
+	buf, ok, err := e.texts.get(n)
+	if err != nil || !ok {
+		s.wantText = false
+		return err
 	}
-	s.text.free()
-	var err error
-	s.text, err = allocPinned(n)
-	return err
+	s.text, s.textHdr = buf, textHeader(e.buf.capRows)
+	return nil
+}
+
+// dropText gives slot s's text buffer back unread (a failed run).
+func (e *Engine) dropText(s *slot) {
+	if s.wantText {
+		e.texts.put(s.text)
+		s.text, s.wantText = pinned{}, false
+	}
 }
 
 // launchText queues the text kernel over slot s's rows, after pooling.
@@ -92,21 +177,24 @@ func (e *Engine) launchText(s *slot) error {
 		e.buf.out, s.rows, uintptr(s.text.p), s.textHdr, textStride(e.cfg.Hidden))
 }
 
-// readText fills txt with slot s's rows, whose floats are emb; a row the
-// kernel left to the host (a subnormal) is formatted here.
+// readText hands txt slot s's rows in place, with the buffer's release;
+// emb is the rows' floats, for a row the kernel left to the host (a
+// subnormal).
 func (e *Engine) readText(s *slot, emb []float32, txt *engine.Text) {
+	buf := s.text
+	s.text, s.wantText = pinned{}, false
 	dim, hdr, stride := e.cfg.Hidden, s.textHdr, textStride(e.cfg.Hidden)
-	raw := unsafe.Slice((*byte)(s.text.p), s.text.size)
-	lens := unsafe.Slice((*int32)(s.text.p), s.rows)
+	raw := unsafe.Slice((*byte)(buf.p), buf.size)
+	lens := unsafe.Slice((*int32)(buf.p), s.rows)
 	for i, n := range lens {
 		if n < 0 || int(n) > stride {
-			txt.Buf = floatfmt.AppendFloat32s(txt.Buf, emb[i*dim:(i+1)*dim], ',', "null")
-			txt.Ends = append(txt.Ends, len(txt.Buf))
+			txt.Rows = append(txt.Rows, floatfmt.AppendFloat32s(nil, emb[i*dim:(i+1)*dim], ',', "null"))
 			continue
 		}
 		start := hdr + i*stride
-		txt.Append(raw[start : start+int(n)])
+		txt.Rows = append(txt.Rows, raw[start:start+int(n):start+int(n)])
 	}
+	txt.Release = func() { e.texts.put(buf) }
 }
 
 // EmbedText is EmbedInto that also writes the rows' JSON text into txt

@@ -56,19 +56,20 @@ func TestEmbedTextMatchesFloats(t *testing.T) {
 	}
 	checkText(t, emb, &txt, b.Rows(), dim)
 	off, _, _ := openTiny(t, Config{NoText: true})
-	if _, err := off.EmbedText(context.Background(), b, make([]float32, b.Rows()*dim), &txt); err != nil || txt.Rows() != 0 {
-		t.Fatalf("with the text kernel off: %d rows of text, err %v; want none", txt.Rows(), err)
+	if _, err := off.EmbedText(context.Background(), b, make([]float32, b.Rows()*dim), &txt); err != nil || len(txt.Rows) != 0 {
+		t.Fatalf("with the text kernel off: %d rows of text, err %v; want none", len(txt.Rows), err)
 	}
 }
 
 func checkText(t *testing.T, emb []float32, txt *engine.Text, rows, dim int) {
 	t.Helper()
-	if txt.Rows() != rows {
-		t.Fatalf("%d rows of text, want %d", txt.Rows(), rows)
+	if len(txt.Rows) != rows || txt.Release == nil {
+		t.Fatalf("%d rows of text (release %v), want %d", len(txt.Rows), txt.Release != nil, rows)
 	}
+	defer txt.Release()
 	for i := range rows {
 		want := floatfmt.AppendFloat32s(nil, emb[i*dim:(i+1)*dim], ',', "null")
-		if got := txt.Row(i); !bytes.Equal(got, want) {
+		if got := txt.Rows[i]; !bytes.Equal(got, want) {
 			t.Fatalf("row %d: text %.80q…, floatfmt %.80q…", i, got, want)
 		}
 	}

@@ -137,7 +137,7 @@ func (e *Engine) EmbedText(ctx context.Context, b *engine.Batch, dst []float32, 
 		return dst, err
 	}
 	for r := 0; r < b.Rows(); r++ {
-		txt.Append(e.text[vectorOf(b.Row(r))])
+		txt.Rows = append(txt.Rows, e.text[vectorOf(b.Row(r))])
 	}
 	return dst, nil
 }

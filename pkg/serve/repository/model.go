@@ -42,6 +42,9 @@ type Result struct {
 	// without brackets (engine.Text's form), where InferText got them from
 	// the engine; nil, or a nil row, where the caller formats Embeddings.
 	Text [][]byte
+	// Release, set by InferText, gives Text's memory back to the engine;
+	// call it once the answer is written (Text is not read after).
+	Release func()
 }
 
 // Name is the model's name.
@@ -89,11 +92,11 @@ func (m *Model) Infer(ctx context.Context, texts []string) (*Result, error) {
 // the rows the engine wrote as text (the CUDA engine writes them on the
 // GPU; see scheduler.InferText).
 func (m *Model) InferText(ctx context.Context, texts []string) (*Result, error) {
-	emb, text, tokens, err := m.sched.InferText(ctx, texts)
+	emb, text, release, tokens, err := m.sched.InferText(ctx, texts)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Embeddings: emb, Tokens: tokens, Text: text}, nil
+	return &Result{Embeddings: emb, Tokens: tokens, Text: text, Release: release}, nil
 }
 
 // Reserve takes queue space for n texts that Infer calls under

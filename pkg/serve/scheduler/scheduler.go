@@ -203,6 +203,7 @@ type request struct {
 	// request that asked for it (InferText) once the engine wrote it; nil
 	// otherwise, and a nil row is the caller's to format.
 	text [][]byte
+	hold requestText // the engine text text's rows point into
 
 	arrived, enqueued time.Time
 	remaining         atomic.Int32  // rows not yet computed
@@ -246,18 +247,23 @@ func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, 
 // text's embedding as JSON numbers where the engine writes them
 // (engine.TextEmbedder, the CUDA engine), nil where it does not (a nil
 // slice, or a nil row), so that the caller copies bytes instead of
-// formatting 768 floats a text.
-func (s *Scheduler) InferText(ctx context.Context, texts []string) ([]float32, [][]byte, int, error) {
+// formatting 768 floats a text. The rows are the engine's memory: the
+// caller calls release once it has written them out (and never reads them
+// after).
+func (s *Scheduler) InferText(ctx context.Context, texts []string) (emb []float32, text [][]byte, release func(), tokens int, err error) {
 	arrived := time.Now()
 	req, err := s.prepare(ctx, texts)
 	if err == nil && s.text {
 		req.text = make([][]byte, len(texts))
 	}
-	emb, tokens, err := s.submit(req, err, arrived)
+	emb, tokens, err = s.submit(req, err, arrived)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, 0, err
 	}
-	return emb, req.text, tokens, nil
+	if req.text == nil {
+		return emb, nil, func() {}, tokens, nil
+	}
+	return emb, req.text, req.hold.close, tokens, nil
 }
 
 // submit queues a prepared request (or accounts for its preparation error)
@@ -283,6 +289,7 @@ func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float3
 	case <-req.done:
 	case <-req.ctx.Done():
 		if req.state.CompareAndSwap(stateWaiting, stateAbandoned) {
+			req.hold.close()
 			err := contextError(req.ctx, time.Since(arrived))
 			s.record(req, err)
 			s.signal() // let the owner drop the rows now
@@ -294,6 +301,7 @@ func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float3
 	// instance answers a whole batch without waiting on statistics locks.
 	s.record(req, req.err)
 	if req.err != nil {
+		req.hold.close()
 		return nil, 0, req.err
 	}
 	return req.out, len(req.ids), nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ type textEngine struct {
 	fakeEngine
 	mu    sync.Mutex
 	asked []bool
+	out   atomic.Int32 // batches' text not released yet
 }
 
 func (f *textEngine) EmbedText(ctx context.Context, b *engine.Batch, dst []float32, txt *engine.Text) ([]float32, error) {
@@ -28,8 +30,10 @@ func (f *textEngine) EmbedText(ctx context.Context, b *engine.Batch, dst []float
 	f.asked = append(f.asked, true)
 	f.mu.Unlock()
 	for i := range b.Rows() {
-		txt.Append(fmt.Appendf(nil, "t%g", emb[i*fakeDim]+1000*emb[i*fakeDim+1]))
+		txt.Rows = append(txt.Rows, fmt.Appendf(nil, "t%g", emb[i*fakeDim]+1000*emb[i*fakeDim+1]))
 	}
+	f.out.Add(1)
+	txt.Release = func() { f.out.Add(-1) }
 	return append(dst[:0], emb...), nil
 }
 
@@ -46,11 +50,12 @@ func TestInferTextCarriesTheEngineText(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			mine := texts[c : c+2]
-			emb, text, _, err := s.InferText(context.Background(), mine)
+			emb, text, release, _, err := s.InferText(context.Background(), mine)
 			if err != nil {
 				t.Error(err)
 				return
 			}
+			defer release()
 			checkRows(t, mine, emb)
 			if len(text) != len(mine) {
 				t.Errorf("%d rows of text for %d texts", len(text), len(mine))
@@ -83,6 +88,9 @@ func TestInferTextCarriesTheEngineText(t *testing.T) {
 	defer eng.mu.Unlock()
 	if len(eng.asked) != asked {
 		t.Fatalf("a batch of plain Infer calls asked the engine for text")
+	}
+	if n := eng.out.Load(); n != 0 {
+		t.Fatalf("%d batches' text never released", n)
 	}
 }
 

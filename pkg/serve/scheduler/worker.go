@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -122,6 +121,7 @@ func (x *executor) reset() {
 	clear(x.live)
 	x.live = x.live[:0]
 	x.err = nil
+	releaseText(&x.text)
 	x.text.Reset()
 }
 
@@ -181,13 +181,7 @@ func (s *Scheduler) finish(x *executor, emb []float32, err error) {
 	for i, r := range live {
 		copy(r.req.out[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
 	}
-	if x.text.Rows() == len(live) {
-		for i, r := range live {
-			if r.req.text != nil {
-				r.req.text[r.idx] = bytes.Clone(x.text.Row(i))
-			}
-		}
-	}
+	s.handText(x)
 	outputDone := time.Now()
 	input, infer, output := x.inputDone.Sub(x.start), x.inferDone.Sub(x.inputDone), outputDone.Sub(x.inferDone)
 	s.stats.executed(len(live), input, infer, output)
