@@ -82,7 +82,7 @@ func checkText(t *testing.T, emb []float32, txt *engine.Text, rows, dim int) {
 // floatfmt's, byte for byte; rows with a subnormal are marked for the host.
 func TestTextKernelMatchesFloatfmt(t *testing.T) {
 	needGPU(t)
-	e, _, _ := openTiny(t, Config{})
+	e, _, _ := openTinyB(t)
 	const dim, rows = 768, 2048
 	k := newTextRunner(t, e, dim, rows)
 	special := []uint32{0, 1 << 31, 0x7f800000, 0xff800000, 0x7fc00000, 1, 0x807fffff, 0x00800000, 0x7f7fffff, 0xff7fffff}
@@ -127,7 +127,7 @@ type textRunner struct {
 	numbers    int
 }
 
-func newTextRunner(t *testing.T, e *Engine, dim, rows int) *textRunner {
+func newTextRunner(t testing.TB, e *Engine, dim, rows int) *textRunner {
 	t.Helper()
 	lockThread()
 	defer unlockThread()
@@ -277,4 +277,45 @@ func firstDifference(row []float32, got, want []byte) string {
 		}
 	}
 	return fmt.Sprintf("row texts differ in length: GPU %d numbers, floatfmt %d", len(g), len(w))
+}
+
+// BenchmarkTextKernel times the text kernel alone (launch to synchronised)
+// over batches of normalised 768-wide rows, on the GPU machine:
+// `cuda.test -test.run XXX -test.bench TextKernel`.
+func BenchmarkTextKernel(b *testing.B) {
+	if err := Available(); err != nil {
+		b.Skipf("no GPU: %v", err)
+	}
+	for _, rows := range []int{1, 32, 64, 128} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			e, _, _ := openTinyB(b)
+			k := newTextRunner(b, e, 768, rows)
+			vals := unsafe.Slice((*float32)(k.host.p), 768*rows)
+			for i := range vals {
+				vals[i] = float32(math.Sin(float64(i)*0.7)) * 0.07
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := k.run(rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rows*768)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mnumbers/s")
+		})
+	}
+}
+
+// openTinyB opens the fixture model on the GPU for a test or benchmark.
+func openTinyB(tb testing.TB) (*Engine, []fixtureCase, [][]int32) {
+	tb.Helper()
+	m, err := engine.ResolveModel(tinyDir + "/hf")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := OpenConfig(m, engine.Options{}, Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Close() })
+	return e, nil, nil
 }
