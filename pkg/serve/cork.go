@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 )
 
 // A large answer leaves in one write system call. net/http writes a
@@ -22,8 +24,9 @@ import (
 // buffer, which net/http writes once, when the handler returns.
 const corkMin = 4096 - 512
 
-// corkListener wraps the HTTP listener's connections in corkConns, and
-// keeps them in open while they are (see openConns).
+// corkListener wraps the HTTP listener's connections in corkConns over
+// lazyConns (deadline.go), and keeps them in open while they are (see
+// openConns).
 type corkListener struct {
 	net.Listener
 	open *openConns
@@ -34,24 +37,50 @@ func (l corkListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &corkConn{Conn: c, open: l.open}
+	k := &corkConn{Conn: &lazyConn{Conn: c}, open: l.open}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			k.raw = raw
+		}
+	}
 	l.open.add(k)
 	return k, nil
 }
 
 // corkConn is a connection whose writes can be held and sent as one. Only
 // the goroutine serving the connection's current request writes to it
-// (HTTP/1.x), so it needs no lock.
+// (HTTP/1.x), so it needs no lock. It also carries what the client-gone
+// watcher needs (clientgone.go).
 type corkConn struct {
 	net.Conn
 	corked bool
 	buf    *[]byte
 	open   *openConns
+
+	raw     syscall.RawConn    // for the watcher's peek; nil: not watched
+	cancel  context.CancelFunc // the connection's context (withConnCancel)
+	watched atomic.Int64       // a handler the watcher covers runs since this tick (0: none)
+	skipBG  atomic.Bool        // answer net/http's next background read at once
 }
 
-// Close takes the connection out of the open set.
+// Read answers net/http's background read (the only one-byte read of a
+// connection while a handler reads its body: net/http's own reads fill a
+// 4 KiB buffer or a body's) with nothing when skipBackgroundRead asked for
+// it. Answered so, any other read would only be retried (net/http's
+// buffered reader retries empty reads).
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(p) == 1 && c.skipBG.Load() && c.skipBG.CompareAndSwap(true, false) {
+		return 0, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// Close takes the connection out of the open set and releases its context.
 func (c *corkConn) Close() error {
 	c.open.remove(c)
+	if c.cancel != nil {
+		c.cancel()
+	}
 	return c.Conn.Close()
 }
 
@@ -99,7 +128,7 @@ func httpConnContext(ctx context.Context, c net.Conn) context.Context {
 	for inner := c; ; {
 		switch v := inner.(type) {
 		case *corkConn:
-			return context.WithValue(ctx, corkKey{}, v)
+			return context.WithValue(withConnCancel(ctx, v), corkKey{}, v)
 		case *cappedConn:
 			inner = v.Conn
 		case *jsonErrorConn:

@@ -111,6 +111,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, erro
 	}
 	// A slow body does not hold shutdown: the drain deadline ends the
 	// pending read (openconns.go) and the client is answered 503.
+	s.skipBackgroundRead(r)
 	buf := getBuffer()
 	b := (*buf)[:0]
 	if !compressed && r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {

@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,7 +140,9 @@ type Server struct {
 
 	drain drainState
 
-	httpConns openConns // the HTTP listener's, for the drain deadline
+	httpConns openConns    // the HTTP listener's, for the drain deadline and the watcher
+	watching  atomic.Bool  // the client-gone watcher runs (clientgone.go)
+	watchTick atomic.Int64 // its ticks so far, from 1
 	budget    *inflightBudget
 	codec     *grpcCodec
 	gate      *recvGate
@@ -291,6 +294,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	serveHTTP("HTTP", s.httpLn, s.handler)
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	s.watchTick.Store(1)
+	s.watching.Store(true)
+	go s.watchClients(stopWatch)
 	if s.metricsLn != nil {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
@@ -341,7 +349,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // the drain's base context, so that the drain deadline can answer them.
 func (s *Server) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           trackRequests(h),
+		Handler:           unwatchAfter(trackRequests(h)),
 		ConnContext:       httpConnContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,

@@ -38,6 +38,9 @@ type Config struct {
 	// batches on the instance (M3ECTL_CUDA_PIPELINE=1). Off by default:
 	// on the H200 it did not beat one batch at a time (docs/gpu.md).
 	Pipeline bool
+	// NoText leaves the embeddings' JSON text to the server's CPU
+	// (M3ECTL_CUDA_TEXT=0; textfmt.go).
+	NoText bool
 }
 
 // ConfigFromEnv reads o.Precision, M3ECTL_CUDA_GELU=erf and M3ECTL_CUDA_GRAPHS=0.
@@ -50,6 +53,7 @@ func ConfigFromEnv(o engine.Options) Config {
 		CaptureFirst: os.Getenv("M3ECTL_CUDA_CAPTURE_FIRST") == "1",
 		Pipeline:     os.Getenv("M3ECTL_CUDA_PIPELINE") == "1",
 		Sync:         os.Getenv("M3ECTL_CUDA_SYNC"),
+		NoText:       os.Getenv("M3ECTL_CUDA_TEXT") == "0",
 	}
 }
 
@@ -84,6 +88,9 @@ type Engine struct {
 	seen                                   map[bucket]int
 	planned                                map[bucket]bool // GEMMs chosen (Submit, before tuneGate's read lock)
 	split                                  startSplit
+	textMod                                *module // the JSON text kernel (textfmt.go); nil when off
+	fnText                                 uintptr
+	texts                                  textPool
 	closed                                 bool
 }
 
@@ -248,6 +255,7 @@ func (e *Engine) init(m *engine.Model, o engine.Options, weightsCh <-chan prepar
 			e.attnMMA, e.attnSmem, e.fnAttn = false, 0, f["attn_simple"]
 		}
 	}
+	e.loadText()
 	dt := cudaR16F
 	if e.conf.FP32 {
 		dt = cudaR32F
@@ -378,9 +386,16 @@ func (e *Engine) release() {
 		e.gemm.close()
 	}
 	e.mod.unload()
+	e.textMod.unload()
 	if e.l.stream != 0 {
 		call(drv.streamDestroy, e.l.stream)
 		e.l.stream = 0
+	}
+	// Text buffers still being written out by the server stay mapped: the
+	// context (whose memory they are) is kept then.
+	if !e.texts.drain(10 * time.Second) {
+		slog.Warn("cuda: text buffers still in use at close; keeping the GPU context")
+		e.ctx = 0
 	}
 	if e.ctx != 0 {
 		call(drv.primaryCtxRelease, uintptr(e.devNo))

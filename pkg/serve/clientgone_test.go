@@ -1,0 +1,79 @@
+package serve
+
+import (
+	"fmt"
+	"net"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pendingRequests is nv_inference_pending_request_count summed over models.
+func pendingRequests(ts *testServer) float64 {
+	var pending float64
+	mfs, _ := ts.registry.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "nv_inference_pending_request_count" {
+			for _, m := range mf.GetMetric() {
+				pending += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return pending
+}
+
+// backgroundReads counts the goroutines in net/http's background read.
+func backgroundReads() int {
+	var st strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&st, 1)
+	return strings.Count(st.String(), "net/http.(*connReader).backgroundRead")
+}
+
+// TestClientGoneCancelsQueuedRequest: a client that closes its connection
+// while its request waits in the queue (20 s of queue delay here) has the
+// request cancelled and taken out of the queue, whether it closes the
+// whole connection or only its sending side, and whether or not its
+// request had a body (clientgone.go).
+func TestClientGoneCancelsQueuedRequest(t *testing.T) {
+	ts := startRepoServer(t, 64, 20_000_000, Config{})
+	body := inferBody("排队")
+	for _, tc := range []struct {
+		name      string
+		halfClose bool
+		extra     string // bytes sent after the request
+	}{
+		{name: "close"},
+		{name: "half-close", halfClose: true},
+		{name: "close after a pipelined byte", extra: "G"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ts.HTTPAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST /v2/models/m3e/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s%s", len(body), body, tc.extra)
+			waitQueued(t, ts, 1)
+			// The watcher covers the wait, not a background read of net/http's
+			// (one of another request, just answered, may still end).
+			for deadline := time.Now().Add(3 * time.Second); backgroundReads() > 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("a goroutine of net/http's blocks in a background read while the request waits")
+				}
+			}
+			if tc.halfClose {
+				_ = c.(*net.TCPConn).CloseWrite()
+			} else {
+				_ = c.Close()
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for pendingRequests(ts) > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the request of a client that went away is still queued after 5 s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
