@@ -20,6 +20,10 @@ import (
 type Batch struct {
 	IDs     []int32
 	Offsets []int32 // len(Offsets) == Rows()+1, Offsets[0] == 0
+	// Text asks a TextEmbedder's Submit to write the rows' JSON text as
+	// well, for AwaitText (EmbedText sets it itself); other engines and
+	// calls ignore it.
+	Text bool
 }
 
 // NewBatch packs rows into a Batch, copying their ids.

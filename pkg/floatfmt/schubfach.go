@@ -157,3 +157,11 @@ func b2u(b bool) uint32 {
 	}
 	return 0
 }
+
+// SchubfachTable returns the multipliers g for 10^−k, k from kMin up
+// (sfG), for formatters that run elsewhere with the same arithmetic (the
+// CUDA engine's text kernel, pkg/engine/cuda/textfmt.cu): the table is
+// then this one, not a second copy to keep equal. The slice is a copy.
+func SchubfachTable() (kMin int, g []uint64) {
+	return sfKMin, append([]uint64(nil), sfG[:]...)
+}

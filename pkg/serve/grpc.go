@@ -144,7 +144,7 @@ func (g *grpcService) modelInfer(ctx context.Context, req *tritonpb.ModelInferRe
 	if err != nil {
 		return nil, err
 	}
-	ans, err := g.s.infer(ctx, m, call)
+	ans, err := g.s.infer(ctx, m, call, false)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package serve
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/m3ectl/m3ectl/pkg/floatfmt"
 )
 
 // inferAnswer is a finished inference, ready to be written in any protocol.
@@ -12,8 +14,15 @@ type inferAnswer struct {
 	output         string
 	rows, dim      int
 	embeddings     []float32 // rows*dim, row-major
-	binary         bool
-	tokens         int // tokens the model ran, for OpenAI usage
+	// text is each row's embeddings as JSON numbers from the engine
+	// (repository.Result.Text); nil, or a nil row, where they are
+	// formatted here.
+	text [][]byte
+	// release gives text's memory back to the engine (nil: nothing to
+	// give back); done calls it once the answer is written.
+	release func()
+	binary  bool
+	tokens  int // tokens the model ran, for OpenAI usage
 }
 
 // appendKServeJSON appends the KServe v2 JSON response. With binary set the
@@ -39,8 +48,33 @@ func appendKServeJSON(b []byte, a *inferAnswer) []byte {
 		return b
 	}
 	b = append(b, `,"data":`...)
-	b = appendFloat32s(b, a.embeddings)
+	b = appendRows(b, a.embeddings, a.text, a.rows, a.dim)
 	return append(b, "}]}"...)
+}
+
+// appendRows appends rows×dim embeddings as one flat JSON array, as
+// appendFloat32s does, copying the rows whose text the engine wrote.
+func appendRows(b []byte, emb []float32, text [][]byte, rows, dim int) []byte {
+	if text == nil {
+		return appendFloat32s(b, emb)
+	}
+	b = append(b, '[')
+	for i := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRowText(b, emb[i*dim:(i+1)*dim], text[i])
+	}
+	return append(b, ']')
+}
+
+// appendRowText appends one row's numbers without brackets: the engine's
+// text when there is one, else formatted here.
+func appendRowText(b []byte, row []float32, text []byte) []byte {
+	if text != nil {
+		return append(b, text...)
+	}
+	return floatfmt.AppendFloat32s(b, row, ',', "null")
 }
 
 // writeKServe writes the answer as JSON, or as JSON header plus binary FP32
@@ -61,9 +95,19 @@ func writeKServe(w http.ResponseWriter, r *http.Request, a *inferAnswer) {
 		h["Content-Type"] = contentTypeJSON
 	}
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	a.done()
 	writeBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
+}
+
+// done releases the engine memory a's text points into; a's text must not
+// be read after.
+func (a *inferAnswer) done() {
+	if a.release != nil {
+		a.release()
+		a.release, a.text = nil, nil
+	}
 }
 
 // Shared header values (never modified: net/http copies the header map

@@ -180,7 +180,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) inferAndWrite(w http.ResponseWriter, r *http.Request, m *repository.Model, call *inferCall) error {
-	ans, err := s.infer(r.Context(), m, call)
+	ans, err := s.infer(r.Context(), m, call, true)
 	if err != nil {
 		return err
 	}
@@ -201,8 +201,10 @@ func (s *Server) fastKServeLimits(m *repository.Model) fastLimits {
 }
 
 // infer validates a decoded call against the model and runs it through the
-// model's dynamic batcher. Every protocol's infer route ends here.
-func (s *Server) infer(ctx context.Context, m *repository.Model, call *inferCall) (*inferAnswer, error) {
+// model's dynamic batcher. Every protocol's infer route ends here. json
+// says the answer will be JSON numbers (unless the call asks for binary
+// data): the engine's own text of them is then asked for (InferText).
+func (s *Server) infer(ctx context.Context, m *repository.Model, call *inferCall, json bool) (*inferAnswer, error) {
 	plan, err := validate(call, specOf(m))
 	if err != nil {
 		return nil, err
@@ -212,17 +214,24 @@ func (s *Server) infer(ctx context.Context, m *repository.Model, call *inferCall
 		ctx, cancel = context.WithTimeout(ctx, plan.timeout)
 		defer cancel()
 	}
-	res, err := m.Infer(ctx, plan.texts)
+	infer := m.Infer
+	if json && !plan.binary {
+		infer = m.InferText
+	}
+	res, err := infer(ctx, plan.texts)
 	if err != nil {
 		return nil, err
 	}
 	dim := m.Dim()
 	if len(res.Embeddings) != len(plan.texts)*dim {
+		if res.Release != nil {
+			res.Release()
+		}
 		return nil, errorf(kindInternal, "model %q returned %d values for %d texts of width %d", m.Name(), len(res.Embeddings), len(plan.texts), dim)
 	}
 	return &inferAnswer{
 		model: m.Name(), version: m.Version(), id: plan.id, output: m.OutputName(),
-		rows: len(plan.texts), dim: dim, embeddings: res.Embeddings, binary: plan.binary, tokens: res.Tokens,
+		rows: len(plan.texts), dim: dim, embeddings: res.Embeddings, text: res.Text, release: res.Release, binary: plan.binary, tokens: res.Tokens,
 	}, nil
 }
 

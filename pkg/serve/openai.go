@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
@@ -64,10 +65,14 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 		}
 		outDim = *req.Dimensions
 	}
-	emb, tokens, err := s.embedChunks(r, m, in)
+	// The engine's JSON text of the rows serves a float answer at the
+	// model's full width; a shorter one is re-normalised here.
+	wantText := req.EncodingFormat != "base64" && outDim == dim
+	emb, text, release, tokens, err := s.embedChunks(r, m, in, wantText)
 	if err != nil {
 		return err
 	}
+	defer release()
 	n := in.len()
 	buf := getBuffer()
 	b := append((*buf)[:0], `{"object":"list","data":[`...)
@@ -89,6 +94,10 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 			b = append(b, '"')
 			b = base64.StdEncoding.AppendEncode(b, raw)
 			b = append(b, '"')
+		} else if text != nil && text[i] != nil {
+			b = append(b, '[')
+			b = append(b, text[i]...)
+			b = append(b, ']')
 		} else {
 			b = appendFloat32s(b, row)
 		}
@@ -101,6 +110,7 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, int64(tokens), 10)
 	b = append(b, "}}\n"...)
+	release()
 	writeJSONBody(w, r, b)
 	*buf = b
 	putBuffer(buf)
@@ -113,7 +123,10 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 // the same validation as a KServe request; token ids straight to the
 // batcher. The token count is the exact number of ids the engine ran
 // ([CLS] and [SEP] included, after truncation), OpenAI's prompt_tokens.
-func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInput) ([]float32, int, error) {
+// With wantText the rows' JSON text comes back where the engine wrote it
+// (see Server.infer); text is nil, or has nil rows, elsewhere. release
+// (idempotent) gives the text's memory back; text is not read after.
+func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInput, wantText bool) (emb []float32, text [][]byte, release func(), tokens int, err error) {
 	dim := m.Dim()
 	chunk := m.MaxBatchSize()
 	if chunk <= 0 {
@@ -124,11 +137,24 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 	// once), never some of them.
 	res, err := m.Reserve(n)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	defer res.Release()
+	var mu sync.Mutex
+	var answers []*inferAnswer
+	release = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range answers {
+			a.done()
+		}
+		answers = nil
+	}
 	out := make([]float32, n*dim)
-	tokens := make([]int, (n+chunk-1)/chunk)
+	if wantText && in.ids == nil {
+		text = make([][]byte, n)
+	}
+	counts := make([]int, (n+chunk-1)/chunk)
 	g, ctx := errgroup.WithContext(repository.WithReservation(r.Context(), res))
 	for c, lo := 0, 0; lo < n; c, lo = c+1, lo+chunk {
 		hi := min(lo+chunk, n)
@@ -139,16 +165,24 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 				if err != nil {
 					return err
 				}
-				emb, tokens[c] = res.Embeddings, res.Tokens
+				emb, counts[c] = res.Embeddings, res.Tokens
 			} else {
 				call := &inferCall{inputs: []callInput{{
 					name: m.InputName(), datatype: "BYTES", shape: []int64{int64(hi - lo), 1}, texts: in.texts[lo:hi],
 				}}}
-				ans, err := s.infer(ctx, m, call)
+				ans, err := s.infer(ctx, m, call, text != nil)
 				if err != nil {
 					return err
 				}
-				emb, tokens[c] = ans.embeddings, ans.tokens
+				emb, counts[c] = ans.embeddings, ans.tokens
+				if ans.release != nil {
+					mu.Lock()
+					answers = append(answers, ans)
+					mu.Unlock()
+				}
+				if text != nil && ans.text != nil {
+					copy(text[lo:hi], ans.text)
+				}
 			}
 			if len(emb) != (hi-lo)*dim {
 				return errorf(kindInternal, "model %q returned %d values for %d inputs of width %d", m.Name(), len(emb), hi-lo, dim)
@@ -158,13 +192,13 @@ func (s *Server) embedChunks(r *http.Request, m *repository.Model, in openAIInpu
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, 0, err
+		release()
+		return nil, nil, nil, 0, err
 	}
-	total := 0
-	for _, t := range tokens {
-		total += t
+	for _, t := range counts {
+		tokens += t
 	}
-	return out, total, nil
+	return out, text, release, tokens, nil
 }
 
 // openAIModel resolves the request's `model`; when it is empty and exactly

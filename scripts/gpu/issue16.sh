@@ -189,6 +189,11 @@ PY
   run mb128-cont-1inst-grpc m3ectl 128 continuous 128 grpc "" 1
   run mb128-cont-1inst-binary m3ectl 128 continuous 128 binary "" 1
   run mb128-cont-1inst-openai m3ectl 128 continuous 128 openai "" 1
+  # -notext: the server formats the embeddings itself (M3ECTL_CUDA_TEXT=0),
+  # as before the GPU wrote their JSON text (textfmt.go).
+  run mb32-triton-notext m3ectl 32 triton 32 "" M3ECTL_CUDA_TEXT=0
+  run mb128-cont-1inst-notext m3ectl 128 continuous 128 "" M3ECTL_CUDA_TEXT=0 1
+  run mb128-cont-1inst-openai-notext m3ectl 128 continuous 128 openai M3ECTL_CUDA_TEXT=0 1
   # prev-: the build this round started from (m3ectl-prev, commit 2183576);
   # -pN: the same server with GOMAXPROCS=N (fewer idle Ps to spin).
   run prev-mb32 m3ectl-prev 32 triton 32

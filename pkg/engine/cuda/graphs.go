@@ -44,6 +44,11 @@ func (e *Engine) run(bk bucket, sl *slot) error {
 	if err != nil {
 		return err
 	}
+	if sl.wantText {
+		if err := e.launchText(sl); err != nil {
+			return err
+		}
+	}
 	if err := e.copyOut(sl.out, sl.rows); err != nil {
 		return err
 	}

@@ -18,6 +18,12 @@ type slot struct {
 	nearly, done uintptr
 	busy         bool // submitted and not yet awaited
 	rows         int
+	// text: the rows' JSON text and lengths, written by the text kernel
+	// when wantText, a buffer of the engine's textPool (textfmt.go);
+	// textHdr is where the texts begin.
+	text     pinned
+	wantText bool
+	textHdr  int
 }
 
 func (s *slot) free() {
@@ -81,6 +87,12 @@ func (e *Engine) waitIdle() {
 // when Submit returns. With two batches in flight it waits for the older
 // one to be awaited.
 func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, error) {
+	return e.submit(ctx, b, b.Text)
+}
+
+// submit is Submit, with the rows' JSON text written as well when text is
+// set and the text kernel is loaded.
+func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine.Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		return engine.Ticket{}, err
 	}
@@ -125,6 +137,12 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 		}
 		e.planned[bk] = true
 	}
+	s.wantText = text && e.fnText != 0
+	if s.wantText {
+		if err := e.stageText(s); err != nil {
+			return engine.Ticket{}, err
+		}
+	}
 	tuneGate.RLock()
 	err := e.run(bk, s)
 	tuneGate.RUnlock()
@@ -132,6 +150,7 @@ func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, er
 		// What was queued may still run; wait for it so that the slot's
 		// buffers are free again.
 		call(drv.streamSynchronize, e.l.stream)
+		e.dropText(s)
 		return engine.Ticket{}, err
 	}
 	s.busy = true
@@ -154,6 +173,15 @@ func (e *Engine) Nearly(t engine.Ticket) error {
 // (allocated when nil or short) and frees its slot (engine.Pipeliner).
 // Tickets are awaited in the order they were submitted.
 func (e *Engine) Await(t engine.Ticket, dst []float32) ([]float32, error) {
+	return e.await(t, dst, nil)
+}
+
+// await is Await that also fills txt (when not nil) with the batch's text,
+// if it was written.
+func (e *Engine) await(t engine.Ticket, dst []float32, txt *engine.Text) ([]float32, error) {
+	if txt != nil {
+		txt.Reset()
+	}
 	if t.Slot < 0 {
 		return []float32{}, nil
 	}
@@ -173,6 +201,13 @@ func (e *Engine) Await(t engine.Ticket, dst []float32) ([]float32, error) {
 			dst = make([]float32, n)
 		}
 		copy(dst[:n], s.out.float32s())
+	}
+	if s.wantText {
+		if err != nil {
+			e.dropText(s)
+		} else {
+			e.readText(s, dst[:n], txt)
+		}
 	}
 	e.mu.Lock()
 	s.busy = false

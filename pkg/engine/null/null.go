@@ -16,8 +16,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
+	"github.com/m3ectl/m3ectl/pkg/floatfmt"
 )
 
 // Backend is the name the engine registers under.
@@ -35,11 +37,18 @@ const vectors = 64
 type Engine struct {
 	info  engine.Info
 	table []float32 // vectors × Dim, each row L2-normalised
+	// text is each vector's JSON text, handed over by EmbedText as the
+	// CUDA engine hands over the text its GPU wrote, so that the server's
+	// cost is measured on the path it takes there; nil with
+	// M3ECTL_NULL_TEXT=0 (the path of an engine that writes none, ONNX
+	// Runtime's).
+	text [][]byte
 }
 
 var (
 	_ engine.Engine       = (*Engine)(nil)
 	_ engine.IntoEmbedder = (*Engine)(nil)
+	_ engine.TextEmbedder = (*Engine)(nil)
 )
 
 // Open reads the model's width (and, from config.json, its window and
@@ -76,7 +85,13 @@ func Open(m *engine.Model, o engine.Options) (engine.Engine, error) {
 			row[i] = float32(float64(row[i]) * inv)
 		}
 	}
-	return &Engine{info: info, table: table}, nil
+	e := &Engine{info: info, table: table}
+	if os.Getenv("M3ECTL_NULL_TEXT") != "0" {
+		for v := 0; v < vectors; v++ {
+			e.text = append(e.text, floatfmt.AppendFloat32s(nil, table[v*info.Dim:(v+1)*info.Dim], ',', "null"))
+		}
+	}
+	return e, nil
 }
 
 // Info reports the model's width and pooling; Backend is "null".
@@ -98,12 +113,31 @@ func (e *Engine) EmbedInto(ctx context.Context, b *engine.Batch, dst []float32) 
 	d := e.info.Dim
 	dst = dst[:b.Rows()*d]
 	for r := 0; r < b.Rows(); r++ {
-		h := uint32(2166136261) // FNV-1a over the row's ids
-		for _, id := range b.Row(r) {
-			h = (h ^ uint32(id)) * 16777619
-		}
-		v := int(h % vectors)
+		v := vectorOf(b.Row(r))
 		copy(dst[r*d:(r+1)*d], e.table[v*d:(v+1)*d])
+	}
+	return dst, nil
+}
+
+// vectorOf picks a row's vector by an FNV-1a hash of its ids.
+func vectorOf(ids []int32) int {
+	h := uint32(2166136261)
+	for _, id := range ids {
+		h = (h ^ uint32(id)) * 16777619
+	}
+	return int(h % vectors)
+}
+
+// EmbedText is EmbedInto that also hands over the vectors' JSON text
+// (engine.TextEmbedder); txt stays empty with M3ECTL_NULL_TEXT=0.
+func (e *Engine) EmbedText(ctx context.Context, b *engine.Batch, dst []float32, txt *engine.Text) ([]float32, error) {
+	txt.Reset()
+	dst, err := e.EmbedInto(ctx, b, dst)
+	if err != nil || e.text == nil {
+		return dst, err
+	}
+	for r := 0; r < b.Rows(); r++ {
+		txt.Rows = append(txt.Rows, e.text[vectorOf(b.Row(r))])
 	}
 	return dst, nil
 }

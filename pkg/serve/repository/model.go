@@ -38,6 +38,13 @@ type Model struct {
 type Result struct {
 	Embeddings []float32 // len(texts)×Dim, row-major
 	Tokens     int       // tokens the texts became, after truncation
+	// Text is each text's embedding as JSON numbers, comma-separated and
+	// without brackets (engine.Text's form), where InferText got them from
+	// the engine; nil, or a nil row, where the caller formats Embeddings.
+	Text [][]byte
+	// Release, set by InferText, gives Text's memory back to the engine;
+	// call it once the answer is written (Text is not read after).
+	Release func()
 }
 
 // Name is the model's name.
@@ -79,6 +86,17 @@ func (m *Model) Infer(ctx context.Context, texts []string) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Embeddings: emb, Tokens: tokens}, nil
+}
+
+// InferText is Infer for an answer written as JSON: Result.Text carries
+// the rows the engine wrote as text (the CUDA engine writes them on the
+// GPU; see scheduler.InferText).
+func (m *Model) InferText(ctx context.Context, texts []string) (*Result, error) {
+	emb, text, release, tokens, err := m.sched.InferText(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Embeddings: emb, Tokens: tokens, Text: text, Release: release}, nil
 }
 
 // Reserve takes queue space for n texts that Infer calls under

@@ -110,6 +110,7 @@ type Scheduler struct {
 	free    chan struct{} // instances → owner; cap = instances
 	stopped chan struct{} // closed when the owner and every instance are done
 
+	text      bool // some engine writes JSON text (engine.TextEmbedder)
 	inflight  atomic.Int64
 	batchEWMA atomic.Int64 // ns, smoothed execution time, for RetryAfter
 	seq       atomic.Uint64
@@ -159,6 +160,11 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 		stopped: make(chan struct{}),
 	}
 	s.stats.batches = map[int]*batchStat{}
+	for _, e := range engines {
+		if _, ok := e.(engine.TextEmbedder); ok {
+			s.text = true
+		}
+	}
 	var wg sync.WaitGroup
 	for _, e := range engines {
 		wg.Add(1)
@@ -193,6 +199,11 @@ type request struct {
 	ids     []int32 // all rows' tokens end to end
 	offsets []int32 // row i is ids[offsets[i]:offsets[i+1]]
 	out     []float32
+	// text is each row's embedding as JSON text (engine.Text), for a
+	// request that asked for it (InferText) once the engine wrote it; nil
+	// otherwise, and a nil row is the caller's to format.
+	text [][]byte
+	hold requestText // the engine text text's rows point into
 
 	arrived, enqueued time.Time
 	remaining         atomic.Int32  // rows not yet computed
@@ -232,6 +243,29 @@ func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, 
 	return s.submit(req, err, arrived)
 }
 
+// InferText is Infer for an answer written as JSON: it also returns each
+// text's embedding as JSON numbers where the engine writes them
+// (engine.TextEmbedder, the CUDA engine), nil where it does not (a nil
+// slice, or a nil row), so that the caller copies bytes instead of
+// formatting 768 floats a text. The rows are the engine's memory: the
+// caller calls release once it has written them out (and never reads them
+// after).
+func (s *Scheduler) InferText(ctx context.Context, texts []string) (emb []float32, text [][]byte, release func(), tokens int, err error) {
+	arrived := time.Now()
+	req, err := s.prepare(ctx, texts)
+	if err == nil && s.text {
+		req.text = make([][]byte, len(texts))
+	}
+	emb, tokens, err = s.submit(req, err, arrived)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	if req.text == nil {
+		return emb, nil, func() {}, tokens, nil
+	}
+	return emb, req.text, req.hold.close, tokens, nil
+}
+
 // submit queues a prepared request (or accounts for its preparation error)
 // and waits for its answer; Infer and InferIDs share it.
 func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float32, int, error) {
@@ -255,6 +289,7 @@ func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float3
 	case <-req.done:
 	case <-req.ctx.Done():
 		if req.state.CompareAndSwap(stateWaiting, stateAbandoned) {
+			req.hold.close()
 			err := contextError(req.ctx, time.Since(arrived))
 			s.record(req, err)
 			s.signal() // let the owner drop the rows now
@@ -266,6 +301,7 @@ func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float3
 	// instance answers a whole batch without waiting on statistics locks.
 	s.record(req, req.err)
 	if req.err != nil {
+		req.hold.close()
 		return nil, 0, req.err
 	}
 	return req.out, len(req.ids), nil

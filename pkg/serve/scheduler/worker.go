@@ -42,7 +42,9 @@ func (s *Scheduler) instance(e engine.Engine) {
 func (s *Scheduler) pipelined(p engine.Pipeliner) {
 	execs := make(chan *executor, 2)
 	for range 2 {
-		execs <- newExecutor(nil)
+		x := newExecutor(nil)
+		x.awaiter, _ = p.(engine.TextPipeliner)
+		execs <- x
 	}
 	flights := make(chan *executor, 2)
 	done := make(chan struct{})
@@ -54,7 +56,12 @@ func (s *Scheduler) pipelined(p engine.Pipeliner) {
 			}
 			s.free <- struct{}{}
 			emb, err := []float32(nil), x.err
-			if err == nil {
+			if err == nil && x.eb.Text && x.awaiter != nil {
+				emb, err = x.awaiter.AwaitText(x.ticket, x.out[:cap(x.out)], &x.text)
+				if err == nil {
+					x.out = emb[:cap(emb)]
+				}
+			} else if err == nil {
 				emb, err = p.Await(x.ticket, x.out[:cap(x.out)])
 				if err == nil {
 					x.out = emb[:cap(emb)]
@@ -90,6 +97,11 @@ type executor struct {
 	live []row
 	into engine.IntoEmbedder // nil when the engine allocates its results
 	out  []float32           // into's (or Await's) destination
+	// texter writes the rows' JSON text too (nil: the engine cannot);
+	// eb.Text says whether this batch has a row that asked for it.
+	texter  engine.TextEmbedder
+	awaiter engine.TextPipeliner // pipelined: the text's Await
+	text    engine.Text
 
 	start, inputDone, inferDone time.Time
 	ticket                      engine.Ticket // pipelined: the batch in flight
@@ -99,6 +111,7 @@ type executor struct {
 func newExecutor(e engine.Engine) *executor {
 	x := &executor{eb: &engine.Batch{}}
 	x.into, _ = e.(engine.IntoEmbedder)
+	x.texter, _ = e.(engine.TextEmbedder)
 	return x
 }
 
@@ -108,15 +121,21 @@ func (x *executor) reset() {
 	clear(x.live)
 	x.live = x.live[:0]
 	x.err = nil
+	releaseText(&x.text)
+	x.text.Reset()
 }
 
 func (x *executor) embed(ctx context.Context, e engine.Engine, dim int) ([]float32, error) {
 	defer func() { x.inferDone = time.Now() }()
-	if x.into == nil {
+	useText := x.eb.Text && x.texter != nil
+	if x.into == nil && !useText {
 		return e.Embed(ctx, x.eb)
 	}
 	if n := x.eb.Rows() * dim; cap(x.out) < n {
 		x.out = make([]float32, n)
+	}
+	if useText {
+		return x.texter.EmbedText(ctx, x.eb, x.out[:cap(x.out)], &x.text)
 	}
 	return x.into.EmbedInto(ctx, x.eb, x.out[:cap(x.out)])
 }
@@ -127,6 +146,7 @@ func (s *Scheduler) stage(x *executor, b *batch) bool {
 	eb := x.eb
 	x.start = time.Now()
 	eb.Reset()
+	eb.Text = false
 	for _, r := range b.rows {
 		// A request given up after the batch was cut is still skipped here.
 		if r.req.state.Load() != stateWaiting || r.req.ctx.Err() != nil {
@@ -134,6 +154,7 @@ func (s *Scheduler) stage(x *executor, b *batch) bool {
 		}
 		x.live = append(x.live, r)
 		eb.Append(r.tokens())
+		eb.Text = eb.Text || r.req.text != nil
 		if r.req.lastBatch.Swap(b.seq) != b.seq {
 			x.reqs = append(x.reqs, r.req)
 			r.req.queueNS.CompareAndSwap(0, max(1, int64(x.start.Sub(r.req.enqueued))))
@@ -160,6 +181,7 @@ func (s *Scheduler) finish(x *executor, emb []float32, err error) {
 	for i, r := range live {
 		copy(r.req.out[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
 	}
+	s.handText(x)
 	outputDone := time.Now()
 	input, infer, output := x.inputDone.Sub(x.start), x.inferDone.Sub(x.inputDone), outputDone.Sub(x.inferDone)
 	s.stats.executed(len(live), input, infer, output)
