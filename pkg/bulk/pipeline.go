@@ -14,8 +14,8 @@ package bulk
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -59,10 +59,18 @@ type Options struct {
 	BatchRows int
 	// Chunk is the texts read, sorted and written together (default 16384).
 	Chunk int
+	// FirstChunk is the size of the first chunk; the next ones double up
+	// to Chunk (default 2048; M3ECTL_BULK_RAMP=0 makes every chunk Chunk).
+	FirstChunk int
 	// Workers tokenise a chunk in parallel (default GOMAXPROCS).
 	Workers int
 	// Progress, when set, is called after each chunk is written.
 	Progress func(Stats)
+	// AfterRead, when set, is called once every text has been read and
+	// tokenised, while the engines still run the last chunk's batches
+	// (embed --output hands freed memory back to the OS then, off the
+	// job's critical path).
+	AfterRead func()
 }
 
 // Defaults of Options.
@@ -70,6 +78,7 @@ const (
 	DefaultBatchTokens = 16384
 	DefaultBatchRows   = 1024
 	DefaultChunk       = 16384
+	DefaultFirstChunk  = 2048
 )
 
 // Stats describe a run so far.
@@ -79,6 +88,14 @@ type Stats struct {
 	BytesDone, BytesTotal  int64
 	// FirstOut is when the first chunk was written, from the start of Run.
 	FirstOut time.Duration
+	// FirstBatch is when an engine took the first batch and LastResult
+	// when the last result came back, from the start of Run; Starved is
+	// the time engines waited for a batch in between, summed over engines
+	// (reading and tokenising fell behind). Set when Run returns.
+	FirstBatch, LastResult, Starved time.Duration
+	// Pipelined counts the engines that had their next batch queued while
+	// the current one ran (engine.Pipeliner).
+	Pipelined int
 }
 
 // chunk is one slice of the input in flight.
@@ -129,9 +146,15 @@ func Run(ctx context.Context, src Source, sink Sink, enc Encoder, engines []engi
 	go func() {
 		defer wg.Done()
 		defer close(tokenised)
-		first := 0
+		first, chunks := 0, 0
 		for ctx.Err() == nil {
-			texts, err := src.Next(o.Chunk)
+			// The first chunks are smaller (FirstChunk, doubling up to
+			// Chunk): the engines wait for the first one to be read and
+			// tokenised, and the 24 x 1024 model's first full chunk took
+			// ~45 ms of the H200 job's 16 cores before the first batch.
+			size := min(o.Chunk, o.FirstChunk<<min(chunks, 20))
+			chunks++
+			texts, err := src.Next(size)
 			if len(texts) > 0 {
 				c := prepare(texts, first, enc, dim, o)
 				c.bytesDone, c.bytesTotal = src.Progress()
@@ -143,6 +166,9 @@ func Run(ctx context.Context, src Source, sink Sink, enc Encoder, engines []engi
 				}
 			}
 			if errors.Is(err, io.EOF) {
+				if o.AfterRead != nil {
+					o.AfterRead()
+				}
 				return
 			}
 			if err != nil {
@@ -176,38 +202,12 @@ func Run(ctx context.Context, src Source, sink Sink, enc Encoder, engines []engi
 			}
 		}
 	}()
+	tm := &engineTimes{start: start}
 	for _, e := range engines {
 		wg.Add(1)
 		go func(e engine.Engine) {
 			defer wg.Done()
-			into, _ := e.(engine.IntoEmbedder)
-			var buf []float32
-			for w := range jobs {
-				if ctx.Err() == nil {
-					var emb []float32
-					var err error
-					if into != nil {
-						if n := w.b.Rows() * dim; cap(buf) < n {
-							buf = make([]float32, n)
-						}
-						emb, err = into.EmbedInto(ctx, &w.b, buf[:cap(buf)])
-					} else {
-						emb, err = e.Embed(ctx, &w.b)
-					}
-					if err == nil && len(emb) != len(w.rows)*dim {
-						err = fmt.Errorf("engine returned %d floats for %d rows of width %d", len(emb), len(w.rows), dim)
-					}
-					if err != nil {
-						fail(fmt.Errorf("embed texts %d…: %w", w.c.first+int(w.rows[0]), err))
-					} else {
-						for j, r := range w.rows {
-							copy(w.c.out[int(r)*dim:(int(r)+1)*dim], emb[j*dim:(j+1)*dim])
-						}
-					}
-				}
-				w.b = engine.Batch{} // let the ids go with the chunk
-				w.c.wg.Done()
-			}
+			runEngine(ctx, e, jobs, dim, tm, fail)
 		}(e)
 	}
 	// Stage 3 (this goroutine): write chunks in order.
@@ -235,6 +235,8 @@ func Run(ctx context.Context, src Source, sink Sink, enc Encoder, engines []engi
 		}
 	}
 	wg.Wait()
+	st.FirstBatch, st.LastResult, st.Starved = time.Duration(tm.first.Load()), time.Duration(tm.last.Load()), time.Duration(tm.starved.Load())
+	st.Pipelined = int(tm.pipelined.Load())
 	if err := context.Cause(ctx); err != nil {
 		sink.Abort()
 		return st, err
@@ -255,6 +257,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Chunk <= 0 {
 		o.Chunk = DefaultChunk
+	}
+	if o.FirstChunk <= 0 || o.FirstChunk > o.Chunk {
+		o.FirstChunk = min(DefaultFirstChunk, o.Chunk)
+	}
+	if os.Getenv("M3ECTL_BULK_RAMP") == "0" {
+		o.FirstChunk = o.Chunk
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
@@ -98,6 +99,16 @@ func (s *npySink) Write(first int, texts []string, emb []float32, dim int) error
 	n := len(texts) * dim
 	if s.f16 {
 		s.buf = appendFloat16s(s.buf[:0], emb[:n])
+	} else if littleEndian && n > 0 {
+		// The floats' memory is already .npy's <f4: write it as it is
+		// (encoding 410 MB a value at a time was ~0.1 s of the writer's
+		// time in the 100,000-text job, the last chunk's on the critical
+		// path).
+		if _, err := s.out.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(&emb[0])), 4*n)); err != nil {
+			return fmt.Errorf("write %s: %w", s.out.path, err)
+		}
+		s.rows += len(texts)
+		return nil
 	} else {
 		s.buf = s.buf[:0]
 		for _, f := range emb[:n] {
@@ -124,6 +135,9 @@ func (s *npySink) Close() error {
 }
 
 func (s *npySink) Abort() { s.out.abort() }
+
+// littleEndian: this machine stores a float32 as .npy's <f4 does.
+var littleEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 1 }()
 
 // appendFloat16s appends v as little-endian IEEE 754 binary16, rounded to
 // nearest even as numpy's astype(float16) rounds.

@@ -64,9 +64,11 @@ func drainExpiredError() error {
 }
 
 // expireDrain answers every pending request 503: their contexts are
-// cancelled with errDrainExpired, and body reads end (openconns.go).
+// cancelled with errDrainExpired (gRPC calls' through grpc_calls.go), and
+// body reads end (openconns.go).
 func (s *Server) expireDrain() {
 	s.drain.cancel(errDrainExpired)
+	s.grpcCalls.cancelAll(errDrainExpired)
 	s.httpConns.expireReads()
 }
 
@@ -105,8 +107,11 @@ func (s *Server) grpcTracked(ctx context.Context, call func(context.Context) err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(s.drain.base, func() { cancel(context.Cause(s.drain.base)) })
-	defer stop()
+	shard, id := s.grpcCalls.add(cancel)
+	defer s.grpcCalls.remove(shard, id)
+	if s.drain.base.Err() != nil { // the deadline passed while this call came in
+		cancel(context.Cause(s.drain.base))
+	}
 	err := call(ctx)
 	if err != nil && cutByDrain(ctx) {
 		s.drain.expired.Add(1)

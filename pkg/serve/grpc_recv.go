@@ -73,6 +73,7 @@ type recvGate struct {
 	slots   chan struct{}
 	wait    atomic.Int64 // recvGateWait in nanoseconds; tests lengthen it
 	ungated atomic.Int64 // receives that went without a slot, for tests
+	tickets sync.Pool    // *gateTicket whose timer never fired
 }
 
 func newRecvGate(cfg Config) *recvGate {
@@ -85,10 +86,39 @@ func newRecvGate(cfg Config) *recvGate {
 	return g
 }
 
-// enter waits for a slot; the returned leave (idempotent) gives it back,
-// and so does a timer after recvGateHold. After recvGateWait it lets the
-// receive go without a slot.
-func (g *recvGate) enter(ctx context.Context) (leave func(), err error) {
+// gateTicket is one receive's slot. Tickets and their hold timers are
+// reused (a timer and three closures per call before): a ticket goes back
+// to the pool only when its timer was stopped before it fired, so a late
+// timer never gives back the slot of the ticket's next receive.
+type gateTicket struct {
+	g     *recvGate
+	given atomic.Bool
+	hold  *time.Timer // gives the slot back after recvGateHold
+}
+
+func (t *gateTicket) give() {
+	if t.given.CompareAndSwap(false, true) {
+		<-t.g.slots
+	}
+}
+
+// leave gives the slot back (if the hold timer has not already); call it
+// once. A nil ticket (a receive let through without a slot) holds nothing.
+func (t *gateTicket) leave() {
+	if t == nil {
+		return
+	}
+	stopped := t.hold.Stop()
+	t.give()
+	if stopped {
+		t.g.tickets.Put(t)
+	}
+}
+
+// enter waits for a slot; the ticket's leave gives it back, and so does a
+// timer after recvGateHold. After recvGateWait it lets the receive go
+// without a slot (a nil ticket).
+func (g *recvGate) enter(ctx context.Context) (*gateTicket, error) {
 	select {
 	case g.slots <- struct{}{}:
 	default:
@@ -100,13 +130,17 @@ func (g *recvGate) enter(ctx context.Context) (leave func(), err error) {
 			return nil, ctx.Err()
 		case <-t.C:
 			g.ungated.Add(1)
-			return func() {}, nil
+			return nil, nil
 		}
 	}
-	var once sync.Once
-	give := func() { once.Do(func() { <-g.slots }) }
-	hold := time.AfterFunc(recvGateHold, give)
-	return func() { hold.Stop(); give() }, nil
+	if t, ok := g.tickets.Get().(*gateTicket); ok {
+		t.given.Store(false)
+		t.hold.Reset(recvGateHold)
+		return t, nil
+	}
+	t := &gateTicket{g: g}
+	t.hold = time.AfterFunc(recvGateHold, t.give)
+	return t, nil
 }
 
 // grpcServiceDesc is the generated service description with ModelInfer
@@ -146,11 +180,11 @@ func (g *grpcService) modelInferStream(ss grpc.ServerStream) error {
 
 // receiveGRPC reads one request message through the receive gate.
 func (s *Server) receiveGRPC(ctx context.Context, ss grpc.ServerStream, m any) error {
-	leave, err := s.gate.enter(ctx)
+	t, err := s.gate.enter(ctx)
 	if err != nil {
 		return err
 	}
-	defer leave()
+	defer t.leave()
 	return ss.RecvMsg(m)
 }
 

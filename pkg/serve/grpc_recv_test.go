@@ -110,26 +110,25 @@ func TestRecvGateHandsOnASlowReceive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer slow()
 	ctx, cancel := context.WithTimeout(context.Background(), recvGateHold+recvGateWait+5*time.Second)
 	defer cancel()
 	next, err := g.enter(ctx)
 	if err != nil {
 		t.Fatalf("a second receive waited past the slow one's hold: %v", err)
 	}
-	next()
-	slow() // the slot was handed on already: no second give-back
+	next.leave()
+	slow.leave() // the slot was handed on already: no second give-back
 	if len(g.slots) != 0 {
 		t.Errorf("%d slots still taken", len(g.slots))
 	}
 	// A slot that never comes back (receives queued in front, each holding
 	// it in turn) delays a receive by recvGateWait at most; it is not refused.
 	g.slots <- struct{}{}
-	leave, err := g.enter(ctx)
+	ungated, err := g.enter(ctx)
 	if err != nil || g.ungated.Load() != 1 {
 		t.Fatalf("behind a slot that never came back: %v (ungated %d)", err, g.ungated.Load())
 	}
-	leave()
+	ungated.leave()
 	if len(g.slots) != 1 {
 		t.Errorf("an ungated receive gave back a slot it never took")
 	}
@@ -234,5 +233,46 @@ func TestGRPCUnavailableCarriesRetryHint(t *testing.T) {
 	_, err = c.ModelMetadata(ctx, &tritonpb.ModelMetadataRequest{Name: "nope"})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("ModelMetadata(nope): %v", err)
+	}
+}
+
+// TestRecvGateReusesTickets: tickets come back to the pool and are reused
+// without a slot lost or given back twice, one at a time and from many
+// goroutines at once.
+func TestRecvGateReusesTickets(t *testing.T) {
+	g := newRecvGate(Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 2 << 20})
+	for i := 0; i < 1000; i++ {
+		tk, err := g.enter(context.Background())
+		if err != nil || tk == nil {
+			t.Fatalf("enter %d: %v %v", i, tk, err)
+		}
+		tk.leave()
+		if len(g.slots) != 0 {
+			t.Fatalf("after %d receives %d slots still taken", i+1, len(g.slots))
+		}
+	}
+	parallel(8, func(int) {
+		for i := 0; i < 300; i++ {
+			tk, err := g.enter(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			tk.leave()
+		}
+	})
+	if len(g.slots) != 0 || g.ungated.Load() != 0 {
+		t.Errorf("%d slots still taken, %d receives let through ungated", len(g.slots), g.ungated.Load())
+	}
+}
+
+// BenchmarkRecvGate is one receive's trip through the gate (the usual
+// case: a slot free, the message whole in its window).
+func BenchmarkRecvGate(b *testing.B) {
+	g := newRecvGate(Config{MaxRequestBytes: 1 << 20, MaxInflightBytes: 4 << 20})
+	b.ReportAllocs()
+	for b.Loop() {
+		tk, _ := g.enter(context.Background())
+		tk.leave()
 	}
 }

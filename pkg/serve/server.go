@@ -143,6 +143,7 @@ type Server struct {
 	httpConns openConns    // the HTTP listener's, for the drain deadline and the watcher
 	watching  atomic.Bool  // the client-gone watcher runs (clientgone.go)
 	watchTick atomic.Int64 // its ticks so far, from 1
+	grpcCalls grpcCalls    // in flight, for the drain deadline
 	budget    *inflightBudget
 	codec     *grpcCodec
 	gate      *recvGate

@@ -16,10 +16,10 @@
 # A binary given as VAR=VALUE[,VAR=VALUE...]@BINARY gets that environment.
 #
 # Environment: PAIRS (15), WIN (2s) window, C (128), MBS (128), EXTRA
-# bench flags (e.g. --binary-output), SERVER_CPU (0), CLIENT_CPU (1),
-# OUT (/tmp/serve-ab).
+# bench flags (e.g. --binary-output; with --protocol kserve-grpc the bench
+# goes to the gRPC port), SERVER_CPU (0), CLIENT_CPU (1), OUT (/tmp/serve-ab).
 set -euo pipefail
-[ $# -eq 2 ] || { sed -n 2,21p "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,22p "$0"; exit 2; }
 here=$(cd "$(dirname "$0")/../.." && pwd)
 PAIRS=${PAIRS:-15} WIN=${WIN:-2s} C=${C:-128} MBS=${MBS:-128} EXTRA=${EXTRA:-}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} OUT=${OUT:-/tmp/serve-ab}
@@ -60,9 +60,10 @@ done
 client=${CLIENT:-${1#*@}}
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 window() { # pid port label pair
-  local t0 t1
+  local t0 t1 url="http://127.0.0.1:$2"
+  [[ $EXTRA == *kserve-grpc* ]] && url="127.0.0.1:$(($2 + 1))"
   t0=$(cpu "$1")
-  taskset -c "$CLIENT_CPU" "$client" bench --url "http://127.0.0.1:$2" --model m3e-base -c "$C" --duration "$WIN" \
+  taskset -c "$CLIENT_CPU" "$client" bench --url "$url" --model m3e-base -c "$C" --duration "$WIN" \
     --warmup 0s --no-server-stats $EXTRA --json "$OUT/bench-$3-$4.json" >/dev/null 2>&1
   t1=$(cpu "$1")
   echo "$3 $4 $((t1 - t0)) $(python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["levels"][0]; print(l["requests"], l["throughput"], l.get("errors", 0))' "$OUT/bench-$3-$4.json")"

@@ -46,7 +46,7 @@ func TestReadConfig(t *testing.T) {
 }
 
 func TestKernelSourceIsEmbedded(t *testing.T) {
-	for _, k := range []string{"embed_ln", "add_ln", "gelu", "pool", "attn_simple", "attn_mma"} {
+	for _, k := range []string{"embed_ln", "add_ln", "ln_res", "gelu", "pool", "attn_simple", "attn_mma"} {
 		if !strings.Contains(kernelSource, `void `+k+`(`) && !strings.Contains(kernelSource, k+`(`) {
 			t.Errorf("kernel %s missing from kernels.cu", k)
 		}

@@ -83,8 +83,12 @@ func ltCheck(code int, op string) error {
 // engine's enqueueing (read lock, Submit) in this process.
 var tuneGate sync.RWMutex
 
-// gemmKey identifies one GEMM shape; plans are cached per key.
-type gemmKey struct{ m, n, k, epi int }
+// gemmKey identifies one GEMM shape; plans are cached per key. acc: the
+// product is added to a C matrix (beta = 1, the residual), timed apart.
+type gemmKey struct {
+	m, n, k, epi int
+	acc          bool
+}
 
 // gemmPlan is a ready-to-run cuBLASLt matmul: descriptors and chosen algo.
 type gemmPlan struct {
@@ -103,12 +107,13 @@ type gemmer struct {
 	workspace devPtr
 	plans     map[gemmKey]*gemmPlan
 	alpha     float32
-	beta      float32
-	hold      devPtr // scratch that tune clears to keep the GPU busy while it queues timed runs
+	beta      float32 // 0: D = X·Wᵀ + bias
+	one       float32 // 1: D = X·Wᵀ + bias + C
+	hold      devPtr  // scratch that tune clears to keep the GPU busy while it queues timed runs
 }
 
 func newGemmer(dtype int, dev deviceInfo) (*gemmer, error) {
-	g := &gemmer{dtype: dtype, dev: dev, plans: map[gemmKey]*gemmPlan{}, alpha: 1}
+	g := &gemmer{dtype: dtype, dev: dev, plans: map[gemmKey]*gemmPlan{}, alpha: 1, one: 1}
 	if err := ltCheck(call(lt.create, ptr(&g.handle)), "cublasLtCreate"); err != nil {
 		return nil, err
 	}
@@ -138,8 +143,8 @@ func (g *gemmer) close() {
 	}
 }
 
-func (g *gemmer) plan(m, n, k, epi int) (*gemmPlan, error) {
-	key := gemmKey{m, n, k, epi}
+func (g *gemmer) plan(m, n, k, epi int, acc bool) (*gemmPlan, error) {
+	key := gemmKey{m, n, k, epi, acc}
 	if p, ok := g.plans[key]; ok {
 		return p, nil
 	}
@@ -235,15 +240,18 @@ func (g *gemmer) releaseHold() {
 // tune times each candidate algorithm of the plan on the real operands (on
 // stream, outside any graph capture) and keeps the fastest: the heuristic's
 // first choice is often not the fastest on small or skinny shapes.
-func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) error {
-	p, err := g.plan(m, n, k, epi)
+func (g *gemmer) tune(stream uintptr, d, x, w, bias, c devPtr, m, n, k, epi int) error {
+	p, err := g.plan(m, n, k, epi, c != 0)
 	if err != nil || p.tuned || len(p.cands) < 2 {
 		return err
 	}
 	key := g.algoKey(m, n, k, epi)
+	if c != 0 {
+		key += "|acc"
+	}
 	if r, ok := algos.get(key); ok {
 		p.algo = r
-		if g.run(stream, d, x, w, bias, m, n, k, epi) == nil {
+		if g.run(stream, d, x, w, bias, c, m, n, k, epi) == nil {
 			p.tuned = true
 			return nil
 		}
@@ -271,7 +279,7 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 	}
 	for i := range p.cands {
 		p.algo = p.cands[i]
-		if err := g.run(stream, d, x, w, bias, m, n, k, epi); err != nil {
+		if err := g.run(stream, d, x, w, bias, c, m, n, k, epi); err != nil {
 			continue // an algorithm the heuristic offered but that cannot run here
 		}
 		if g.hold != 0 {
@@ -283,7 +291,7 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 		}
 		ms, err := sw.time(stream, func() error {
 			for r := 0; r < tuneReps; r++ {
-				_ = g.run(stream, d, x, w, bias, m, n, k, epi)
+				_ = g.run(stream, d, x, w, bias, c, m, n, k, epi)
 			}
 			return nil
 		})
@@ -300,16 +308,21 @@ func (g *gemmer) tune(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) er
 	return nil
 }
 
-// run enqueues D = X·Wᵀ (+bias, GELU per epi) on stream; m is W's rows (out
-// features), n the tokens, k the in features.
-func (g *gemmer) run(stream uintptr, d, x, w, bias devPtr, m, n, k, epi int) error {
-	p, err := g.plan(m, n, k, epi)
+// run enqueues D = X·Wᵀ (+bias, GELU per epi) (+C when c is not 0: the
+// residual, beta = 1) on stream; m is W's rows (out features), n the
+// tokens, k the in features. C has D's layout and must not be D.
+func (g *gemmer) run(stream uintptr, d, x, w, bias, c devPtr, m, n, k, epi int) error {
+	p, err := g.plan(m, n, k, epi, c != 0)
 	if err != nil {
 		return err
 	}
 	b := uint64(bias)
 	call(lt.descSetAttr, p.desc, descBiasPointer, ptr(&b), 8)
+	beta, cm := &g.beta, d
+	if c != 0 {
+		beta, cm = &g.one, c
+	}
 	code := call(lt.matmul, g.handle, p.desc, uintptr(unsafe.Pointer(&g.alpha)), uintptr(w), p.a, uintptr(x), p.b,
-		uintptr(unsafe.Pointer(&g.beta)), uintptr(d), p.c, uintptr(d), p.c, ptr(&p.algo.algo), uintptr(g.workspace), gemmWorkspaceSize, stream)
+		uintptr(unsafe.Pointer(beta)), uintptr(cm), p.c, uintptr(d), p.c, ptr(&p.algo.algo), uintptr(g.workspace), gemmWorkspaceSize, stream)
 	return ltCheck(code, fmt.Sprintf("cublasLtMatmul %dx%dx%d", m, n, k))
 }

@@ -116,33 +116,6 @@ func (e *Engine) attnGrid(bk bucket, hpb int) ([3]int, devPtr) {
 	return [3]int{min(attnBlocksPerSM*e.dev.SMs, groups*bk.tiles()), 1, 1}, e.buf.queue
 }
 
-// prewarmGemms chooses bucket bk's GEMM algorithms before the weights are
-// on the GPU, with activation buffers standing in for the weight matrices
-// (a choice depends on the shapes alone; the products are thrown away). The
-// first cuBLASLt calls of a process pay for its heuristics and for loading
-// their kernels (the first shape's choice took 158 ms of the 24 x 1024
-// model's bulk job on the H200, later shapes ~20 ms); init runs this while
-// the weights are still being converted, so that cost moves off the job's
-// critical path. Skipped when a buffer is too small to stand in.
-func (e *Engine) prewarmGemms(bk bucket) error {
-	H, I, T, b := e.cfg.Hidden, e.cfg.Intermediate, bk.T, &e.buf
-	if e.conf.NoTune || T*I < 3*H*H || T*3*H < I*H || T < I {
-		return nil
-	}
-	st := e.l.stream
-	// Scratch buffers large enough (the check above) stand in for weights
-	// and biases: timing depends on shapes, not values.
-	for _, s := range e.layerGemms(T, [4]devPtr{b.ffn, b.ffn, b.qkv, b.qkv}, [4]devPtr{b.tmp, b.qkv, b.tmp, b.hidden}) {
-		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
-			e.gemm.releaseHold()
-			return err
-		}
-	}
-	e.gemm.releaseHold()
-	algos.save()
-	return cuCheck(call(drv.streamSynchronize, st), "cuStreamSynchronize")
-}
-
 // launchAttn queues one layer's attention (attn_mma or attn_simple).
 func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos int, scale float32) error {
 	b := &e.buf
@@ -156,22 +129,66 @@ func (e *Engine) launchAttn(bk bucket, hpb int, in devPtr, tiles, counts, pos in
 // marker records a named point on the stream (the profiler); nil in normal runs.
 type marker func(stage string) error
 
-// gemmShape is one of a layer's GEMMs: destination, input, weight and bias
-// buffers, m × n × k and the epilogue.
+// gemmShape is one of a layer's GEMMs: destination, input, weight, bias
+// and residual (0: none) buffers, m × n × k and the epilogue.
 type gemmShape struct {
-	d, x, w, bias devPtr
-	m, n, k, epi  int
+	d, x, w, bias, c devPtr
+	m, n, k, epi     int
+}
+
+// residMode says which GEMMs add the residual themselves (cuBLASLt's C
+// matrix, beta = 1: D = X·Wᵀ + bias + hidden), so that the LayerNorm after
+// them reads one tensor instead of two (ln_res instead of add_ln); the sum
+// is rounded to fp16 once before the LayerNorm, as PyTorch's fp16
+// BertLayer rounds it. 1 (the default): FFN2 only, in buckets of
+// residTokens or more; 2: the attention output too; 0
+// (M3ECTL_CUDA_RESID_GEMM=0): neither, as before. On the H200 (24 x 1024,
+// 16 k tokens) the C read cost the attention-output GEMM (K = 1024) as much
+// as its LayerNorm saved, FFN2's (K = 4096) nothing; serving's small
+// batches were 1-2% slower with it, so they keep add_ln.
+var residMode = func() int {
+	switch os.Getenv("M3ECTL_CUDA_RESID_GEMM") {
+	case "0":
+		return 0
+	case "2":
+		return 2
+	}
+	return 1
+}()
+
+// residTokens: smaller buckets keep add_ln (see residMode).
+// M3ECTL_CUDA_RESID_TOKENS=1 fuses in every bucket (the GPU tests' check
+// of the fused path on the fixture's small batches).
+var residTokens = envInt("M3ECTL_CUDA_RESID_TOKENS", 4096)
+
+// resid is the C matrix of the GEMMs before a LayerNorm in a bucket of T
+// tokens: the residual stream, or 0 when add_ln adds it.
+func (e *Engine) resid(T int) devPtr {
+	if residMode > 0 && T >= residTokens && e.fnLN != 0 {
+		return e.buf.hidden
+	}
+	return 0
+}
+
+// residPair is the C matrix of the attention-output and FFN2 GEMMs.
+func (e *Engine) residPair(T int) (attnOut, ffn2 devPtr) {
+	r := e.resid(T)
+	if residMode == 2 {
+		return r, r
+	}
+	return 0, r
 }
 
 // layerGemms lists a layer's four GEMMs for T tokens (QKV, attention
 // output, FFN1, FFN2) with the given weights and biases, in that order.
 func (e *Engine) layerGemms(T int, w, bias [4]devPtr) [4]gemmShape {
 	H, I, b := e.cfg.Hidden, e.cfg.Intermediate, &e.buf
+	r1, r2 := e.residPair(T)
 	return [4]gemmShape{
-		{b.qkv, b.hidden, w[0], bias[0], 3 * H, T, H, epilogueBias},
-		{b.tmp, b.ctx, w[1], bias[1], H, T, H, epilogueBias},
-		{b.ffn, b.hidden, w[2], bias[2], I, T, H, e.ffnEpilogue()},
-		{b.tmp, b.ffn, w[3], bias[3], H, T, I, epilogueBias},
+		{b.qkv, b.hidden, w[0], bias[0], 0, 3 * H, T, H, epilogueBias},
+		{b.tmp, b.ctx, w[1], bias[1], r1, H, T, H, epilogueBias},
+		{b.ffn, b.hidden, w[2], bias[2], 0, I, T, H, e.ffnEpilogue()},
+		{b.tmp, b.ffn, w[3], bias[3], r2, H, T, I, epilogueBias},
 	}
 }
 
@@ -183,12 +200,12 @@ func (e *Engine) planGemms(bk bucket) error {
 	st := e.l.stream
 	for _, s := range e.layerGemms(bk.T, [4]devPtr{lw.qkvW, lw.outW, lw.inW, lw.out2W}, [4]devPtr{lw.qkvB, lw.outB, lw.inB, lw.out2B}) {
 		if e.conf.NoTune {
-			if _, err := e.gemm.plan(s.m, s.n, s.k, s.epi); err != nil {
+			if _, err := e.gemm.plan(s.m, s.n, s.k, s.epi, s.c != 0); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.m, s.n, s.k, s.epi); err != nil {
+		if err := e.gemm.tune(st, s.d, s.x, s.w, s.bias, s.c, s.m, s.n, s.k, s.epi); err != nil {
 			e.gemm.releaseHold()
 			return err
 		}
@@ -274,13 +291,22 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	g := e.gemm
 	hpb := e.attnHeadsPerBlock(bk)
+	// The LayerNorm after a GEMM: ln_res when the GEMM added the residual.
+	r1, r2 := e.residPair(T)
+	ln1, ln2 := e.fnAddLN, e.fnAddLN
+	if r1 != 0 {
+		ln1 = e.fnLN
+	}
+	if r2 != 0 {
+		ln2 = e.fnLN
+	}
 	for _, lw := range layers {
 		err := errs(
-			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
+			g.run(st, b.qkv, b.hidden, lw.qkvW, lw.qkvB, 0, 3*H, T, H, epilogueBias), mark("qkv_gemm"),
 			e.launchAttn(bk, hpb, in, tiles, counts, pos, scale), mark("attention"),
-			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, H, T, H, epilogueBias), mark("attn_out_gemm"),
-			e.l.launchDep(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
-			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, I, T, H, ffnEpi), mark("ffn1_gemm"),
+			g.run(st, b.tmp, b.ctx, lw.outW, lw.outB, r1, H, T, H, epilogueBias), mark("attn_out_gemm"),
+			e.l.launchDep(ln1, addGrid, ln, 0, b.hidden, b.tmp, lw.ln1G, lw.ln1B, c.Eps, T), mark("add_ln"),
+			g.run(st, b.ffn, b.hidden, lw.inW, lw.inB, 0, I, T, H, ffnEpi), mark("ffn1_gemm"),
 		)
 		if err != nil {
 			return err
@@ -292,8 +318,8 @@ func (e *Engine) enqueueKernels(bk bucket, mark marker, part int) error {
 			}
 		}
 		if err := errs(
-			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, H, T, I, epilogueBias), mark("ffn2_gemm"),
-			e.l.launchDep(e.fnAddLN, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
+			g.run(st, b.tmp, b.ffn, lw.out2W, lw.out2B, r2, H, T, I, epilogueBias), mark("ffn2_gemm"),
+			e.l.launchDep(ln2, addGrid, ln, 0, b.hidden, b.tmp, lw.ln2G, lw.ln2B, c.Eps, T), mark("add_ln"),
 		); err != nil {
 			return err
 		}

@@ -170,11 +170,14 @@ extern "C" __global__ void embed_ln(act_t* out, const int* ids, const int* pos,
 }
 
 // add_ln: r[t] = LayerNorm(a[t] + r[t]), in place on the residual stream.
+// ln_res: r[t] = LayerNorm(a[t]), where the GEMM before already added the
+// residual into a (cuBLASLt's C matrix): one tensor read instead of two.
 // LN_TPW tokens per warp: their loads all go out before the first is used.
 #ifndef LN_TPW
 #define LN_TPW 1
 #endif
-extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
+template <bool ADD>
+__device__ __forceinline__ void addLN(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
     const float* __restrict__ beta, float eps, int ntok) {
   pdlWait();
 #if LN_WARP
@@ -190,7 +193,7 @@ extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict
       int c = lane + 32 * i;
       if (c < CH) {
         av[u][i] = *reinterpret_cast<const u32x4*>(a + base + c * 8);
-        rv[u][i] = *reinterpret_cast<const u32x4*>(r + base + c * 8);
+        if (ADD) rv[u][i] = *reinterpret_cast<const u32x4*>(r + base + c * 8);
       }
     }
   }
@@ -200,11 +203,19 @@ extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict
     float x[VPT];
 #pragma unroll
     for (int i = 0; i < CPL; i++) {
-      u32 wa[4] = {av[u][i].x, av[u][i].y, av[u][i].z, av[u][i].w}, wr[4] = {rv[u][i].x, rv[u][i].y, rv[u][i].z, rv[u][i].w};
+      u32 wa[4] = {av[u][i].x, av[u][i].y, av[u][i].z, av[u][i].w};
 #pragma unroll
       for (int k = 0; k < 4; k++) {
-        x[i * 8 + 2 * k] = h2f((half_t)(wa[k] & 0xffff)) + h2f((half_t)(wr[k] & 0xffff));
-        x[i * 8 + 2 * k + 1] = h2f((half_t)(wa[k] >> 16)) + h2f((half_t)(wr[k] >> 16));
+        x[i * 8 + 2 * k] = h2f((half_t)(wa[k] & 0xffff));
+        x[i * 8 + 2 * k + 1] = h2f((half_t)(wa[k] >> 16));
+      }
+      if (ADD) {
+        u32 wr[4] = {rv[u][i].x, rv[u][i].y, rv[u][i].z, rv[u][i].w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+          x[i * 8 + 2 * k] += h2f((half_t)(wr[k] & 0xffff));
+          x[i * 8 + 2 * k + 1] += h2f((half_t)(wr[k] >> 16));
+        }
       }
     }
     warpLayerNorm(x, r + (size_t)(t0 + u) * HIDDEN, gamma, beta, eps);
@@ -216,10 +227,20 @@ extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
     int j = threadIdx.x + i * LN_THREADS;
-    x[i] = j < HIDDEN ? ldf(a + base + j) + ldf(r + base + j) : 0.f;
+    x[i] = j < HIDDEN ? ldf(a + base + j) + (ADD ? ldf(r + base + j) : 0.f) : 0.f;
   }
   layerNormStore(x, r + base, gamma, beta, eps, red);
 #endif
+}
+
+extern "C" __global__ void add_ln(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
+    const float* __restrict__ beta, float eps, int ntok) {
+  addLN<true>(r, a, gamma, beta, eps, ntok);
+}
+
+extern "C" __global__ void ln_res(act_t* __restrict__ r, const act_t* __restrict__ a, const float* __restrict__ gamma,
+    const float* __restrict__ beta, float eps, int ntok) {
+  addLN<false>(r, a, gamma, beta, eps, ntok);
 }
 
 // gelu applies BERT's exact (erf) GELU in place; the bias came from the GEMM epilogue.

@@ -3,9 +3,11 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/ebitengine/purego"
 )
@@ -111,6 +113,12 @@ var (
 // load opens the three libraries and resolves every symbol once per process.
 func load() error {
 	loadOnce.Do(func() {
+		t := time.Now()
+		var split [4]time.Duration // driver, cuBLASLt, NVRTC, cuInit
+		lap := func(i int) { split[i] = time.Since(t); t = time.Now() }
+		defer func() {
+			slog.Debug("cuda libraries loaded", "driver", ms(split[0]), "cublaslt", ms(split[1]), "nvrtc", ms(split[2]), "cuinit", ms(split[3]))
+		}()
 		loadErr = func() error {
 			hc, err := openLib(specCUDA)
 			if err != nil {
@@ -119,6 +127,7 @@ func load() error {
 			if err := bindDriver(hc); err != nil {
 				return unavailablef("CUDA driver: %v; use --engine cpu", err)
 			}
+			lap(0)
 			hl, err := openLib(specLt)
 			if err != nil {
 				return err
@@ -126,6 +135,7 @@ func load() error {
 			if err := bindLt(hl); err != nil {
 				return unavailablef("cuBLASLt: %v; use --engine cpu", err)
 			}
+			lap(1)
 			hn, err := openLib(specNVRTC)
 			if err != nil {
 				return err
@@ -133,6 +143,7 @@ func load() error {
 			if err := bindNVRTC(hn); err != nil {
 				return unavailablef("NVRTC: %v; use --engine cpu", err)
 			}
+			lap(2)
 			if err := cuCheck(call(drv.init, 0), "cuInit"); err != nil {
 				return unavailablef("%v; use --engine cpu", err)
 			}
@@ -143,6 +154,7 @@ func load() error {
 			if n == 0 {
 				return unavailablef("no CUDA GPU found; use --engine cpu")
 			}
+			lap(3)
 			return nil
 		}()
 	})

@@ -52,6 +52,26 @@ func (r *recorder) EmbedInto(ctx context.Context, b *engine.Batch, dst []float32
 	return r.Engine.EmbedInto(ctx, b, dst)
 }
 
+// Submit and Await record too: bulk.Run queues batches through them on an
+// engine.Pipeliner. Without an engine, Await returns zeros.
+func (r *recorder) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, error) {
+	c := &engine.Batch{IDs: append([]int32(nil), b.IDs...), Offsets: append([]int32(nil), b.Offsets...)}
+	r.mu.Lock()
+	r.batches = append(r.batches, c)
+	r.mu.Unlock()
+	if r.Engine == nil {
+		return engine.Ticket{Rows: b.Rows()}, nil
+	}
+	return r.Engine.Submit(ctx, b)
+}
+
+func (r *recorder) Await(t engine.Ticket, dst []float32) ([]float32, error) {
+	if r.Engine == nil {
+		return make([]float32, t.Rows*r.dim), nil
+	}
+	return r.Engine.Await(t, dst)
+}
+
 func (r *recorder) Info() engine.Info {
 	if r.Engine == nil {
 		return engine.Info{Dim: r.dim}
@@ -145,7 +165,7 @@ func runBulk(modelDir, corpus string, batchTokens, batchRows int, runs string, r
 		}
 	}()
 	fmt.Println("GPU:", recs[0].Device(), " texts:", len(texts), " batch tokens:", batchTokens, " rows:", batchRows)
-	run := func(n int) time.Duration {
+	run := func(n int) bulk.Stats {
 		es := make([]engine.Engine, n)
 		for i := range es {
 			es[i] = recs[i]
@@ -154,7 +174,7 @@ func runBulk(modelDir, corpus string, batchTokens, batchRows int, runs string, r
 		if err != nil {
 			fail(err)
 		}
-		return st.Elapsed
+		return st
 	}
 	run(2) // shapes, GEMM choices, graphs
 	for _, r := range recs {
@@ -168,7 +188,9 @@ func runBulk(modelDir, corpus string, batchTokens, batchRows int, runs string, r
 		for _, r := range recs {
 			r.batches = nil // keep the last run's batches: one job's worth
 		}
-		fmt.Printf("bulk.Run, %d engine(s), discarding sink: %.3f s\n", n, run(n).Seconds())
+		st := run(n)
+		fmt.Printf("bulk.Run, %d engine(s), discarding sink: %.3f s (first batch %v, last result %v, engines starved %v, pipelined %d)\n",
+			n, st.Elapsed.Seconds(), st.FirstBatch.Round(time.Millisecond), st.LastResult.Round(time.Millisecond), st.Starved.Round(time.Millisecond), st.Pipelined)
 	}
 	var all []*engine.Batch
 	for _, r := range recs {
