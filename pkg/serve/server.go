@@ -294,12 +294,14 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	serveHTTP("HTTP", s.httpLn, s.handler)
+	// The watcher is on before the first request can arrive: a request
+	// served before it would keep net/http's background read.
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	s.watchTick.Store(1)
 	s.watching.Store(true)
 	go s.watchClients(stopWatch)
+	serveHTTP("HTTP", s.httpLn, s.handler)
 	if s.metricsLn != nil {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
