@@ -1,8 +1,11 @@
 package serve
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -75,5 +78,41 @@ func TestClientGoneCancelsQueuedRequest(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestPipelinedRequestsAnswered: requests sent back to back on one
+// connection before any answer (HTTP/1.1 pipelining, which apt and some
+// load generators use) are all answered in order: the next request's bytes
+// the answered-at-once background read leaves in the socket are read by
+// net/http as the next request.
+func TestPipelinedRequestsAnswered(t *testing.T) {
+	ts := startRepoServer(t, 8, 100, Config{})
+	c, err := net.Dial("tcp", ts.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var reqs strings.Builder
+	for _, text := range []string{"一", "二", "三"} {
+		body := inferBody(text)
+		fmt.Fprintf(&reqs, "POST /v2/models/m3e/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	reqs.WriteString("GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := c.Write([]byte(reqs.String())); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := 0; i < 4; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || (i < 3 && !strings.Contains(string(b), `"outputs"`)) {
+			t.Fatalf("answer %d: %d %s", i, resp.StatusCode, b)
+		}
 	}
 }
