@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -34,17 +33,7 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	defer putBuffer(body)
-	if !utf8.Valid(*body) {
-		return invalidf("request JSON is not valid UTF-8")
-	}
-	if _, err := scanJSON(*body, schemaOpenAI, s.openAIScanLimits()); err != nil {
-		return err
-	}
-	var req openAIEmbeddingRequest
-	if err := strictUnmarshal(*body, &req); err != nil {
-		return err
-	}
-	in, err := openAIInputs(req.Input)
+	req, in, err := s.decodeOpenAI(*body)
 	if err != nil {
 		return err
 	}
