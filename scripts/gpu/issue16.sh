@@ -194,7 +194,8 @@ PY
   run mb32-triton-notext m3ectl 32 triton 32 "" M3ECTL_CUDA_TEXT=0
   run mb128-cont-1inst-notext m3ectl 128 continuous 128 "" M3ECTL_CUDA_TEXT=0 1
   run mb128-cont-1inst-openai-notext m3ectl 128 continuous 128 openai M3ECTL_CUDA_TEXT=0 1
-  # prev-: the build this round started from (m3ectl-prev, commit 2183576);
+  # prev-: the build this round started from (m3ectl-prev: commit 2183576 in
+  # the third round, b4f9c3c in the fourth);
   # -pN: the same server with GOMAXPROCS=N (fewer idle Ps to spin).
   run prev-mb32 m3ectl-prev 32 triton 32
   run prev-mb128-1inst m3ectl-prev 128 continuous 128 "" "" 1
