@@ -25,8 +25,9 @@ func fastDecodeKServe(body []byte, lim fastLimits) (*inferCall, bool) {
 	if lim.depth < fastMaxDepth || !utf8.Valid(body) {
 		return nil, false
 	}
-	d := fastDecoder{b: body, lim: lim}
-	call := &inferCall{}
+	spare := &fastCall{}
+	d := fastDecoder{b: body, lim: lim, spare: spare}
+	call := &spare.call
 	d.ws()
 	if !d.root(call) {
 		return nil, false
@@ -61,6 +62,38 @@ type fastDecoder struct {
 	lim      fastLimits
 	elements int
 	strBytes int64
+	spare    *fastCall // the usual call's parts, in one allocation
+}
+
+// fastCall holds a call and the parts of the usual one (one input with a
+// two-dimensional shape and one text, one output), so that decoding it
+// allocates one object instead of five; other calls grow past it.
+type fastCall struct {
+	call      inferCall
+	inputs    [1]callInput
+	outputs   [1]callOutput
+	shape     [2]int64
+	texts     [1]string
+	shapeUsed bool
+	textsUsed bool
+}
+
+// shapes is an empty shape list: the spare one the first time.
+func (f *fastCall) shapes() []int64 {
+	if f.shapeUsed {
+		return make([]int64, 0, 2)
+	}
+	f.shapeUsed = true
+	return f.shape[:0:2]
+}
+
+// textList is an empty text list: the spare one the first time.
+func (f *fastCall) textList() []string {
+	if f.textsUsed {
+		return make([]string, 0, 1)
+	}
+	f.textsUsed = true
+	return f.texts[:0:1]
 }
 
 func (d *fastDecoder) ws() {
@@ -182,7 +215,7 @@ func (d *fastDecoder) root(call *inferCall) bool {
 				return applyRequestParameter(call, name, p) == nil
 			})
 		case "inputs":
-			call.inputs = make([]callInput, 0, 1)
+			call.inputs = d.spare.inputs[:0:1]
 			return d.array(2, func() bool {
 				if len(call.inputs) == d.lim.inputs {
 					return false
@@ -197,7 +230,7 @@ func (d *fastDecoder) root(call *inferCall) bool {
 					return false
 				}
 				if call.outputs == nil { // "outputs": [] stays nil, as in the general path
-					call.outputs = make([]callOutput, 0, 1)
+					call.outputs = d.spare.outputs[:0:1]
 				}
 				out, ok := d.output()
 				call.outputs = append(call.outputs, out)
@@ -223,7 +256,7 @@ func (d *fastDecoder) input() (callInput, bool) {
 			in.datatype, ok = d.name()
 			return ok
 		case "shape":
-			in.shape = make([]int64, 0, 2)
+			in.shape = d.spare.shapes()
 			hasShape = true
 			return d.array(4, func() bool {
 				v, ok := d.int64()
@@ -231,7 +264,7 @@ func (d *fastDecoder) input() (callInput, bool) {
 				return ok
 			})
 		case "data":
-			in.texts = make([]string, 0, 1)
+			in.texts = d.spare.textList()
 			hasData = true
 			return d.array(4, func() bool {
 				start := d.i
