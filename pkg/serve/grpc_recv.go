@@ -143,6 +143,25 @@ func (g *recvGate) enter(ctx context.Context) (*gateTicket, error) {
 	return t, nil
 }
 
+// grpcStreamWorkers is how many long-lived goroutines run the gRPC
+// server's streams. Without them grpc-go starts a goroutine per RPC
+// (server.go@v1.85.0 serveStreams), whose stack then grows by copying as
+// the call descends through the transport, the handler, the scheduler and
+// the tokenizer: runtime.copystack was 12–16% of the server's CPU per
+// ModelInfer at c=128 (the 2-core box, the null engine). A worker keeps
+// its grown stack from call to call (grpc-go replaces it every 65,536
+// calls, so that a large stack does not live forever); calls beyond the
+// workers, all busy, get a goroutine of their own as before. 256 covers
+// the concurrency of the usual benchmark clients for about 256 idle
+// goroutines' memory. M3ECTL_GRPC_STREAM_WORKERS overrides it for
+// measurements (0: none).
+func grpcStreamWorkers() uint32 {
+	if v, err := strconv.ParseUint(os.Getenv("M3ECTL_GRPC_STREAM_WORKERS"), 10, 16); err == nil {
+		return uint32(v)
+	}
+	return 256
+}
+
 // grpcServiceDesc is the generated service description with ModelInfer
 // moved from Methods to Streams (see above).
 func grpcServiceDesc() *grpc.ServiceDesc {

@@ -210,6 +210,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 		// window of its message (grpc_recv.go).
 		grpc.StaticStreamWindowSize(grpcStreamWindow),
 		grpc.StaticConnWindowSize(grpcConnWindow),
+		grpc.NumStreamWorkers(grpcStreamWorkers()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)...)
