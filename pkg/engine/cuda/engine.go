@@ -392,7 +392,11 @@ func (e *Engine) release() {
 		e.l.stream = 0
 	}
 	// Text buffers still being written out by the server stay mapped: the
-	// context (whose memory they are) is kept then.
+	// context (whose memory they are) is kept then. A slot's buffer that no
+	// answer took (a batch never awaited) goes back first.
+	for i := range e.slots {
+		e.dropText(&e.slots[i])
+	}
 	if !e.texts.drain(10 * time.Second) {
 		slog.Warn("cuda: text buffers still in use at close; keeping the GPU context")
 		e.ctx = 0
