@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
@@ -318,4 +319,32 @@ func openTinyB(tb testing.TB) (*Engine, []fixtureCase, [][]int32) {
 	}
 	tb.Cleanup(func() { e.Close() })
 	return e, nil, nil
+}
+
+// TestCloseWithTextInFlight runs on the GPU machine: an engine closed with
+// a text batch submitted and never awaited, and with another's text still
+// held, closes at once after the holder releases (no 10 s drain wait).
+func TestCloseWithTextInFlight(t *testing.T) {
+	needGPU(t)
+	e, _, rows := openTinyB(t)
+	b := engine.NewBatch(rows)
+	var txt engine.Text
+	if _, err := e.EmbedText(context.Background(), b, make([]float32, b.Rows()*e.Info().Dim), &txt); err != nil || txt.Release == nil {
+		t.Fatalf("EmbedText: %v (release %v)", err, txt.Release != nil)
+	}
+	b.Text = true
+	if _, err := e.Submit(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		txt.Release()
+	}()
+	start := time.Now()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
 }
