@@ -306,7 +306,8 @@ func BenchmarkTextKernel(b *testing.B) {
 	}
 }
 
-// openTinyB opens the fixture model on the GPU for a test or benchmark.
+// openTinyB opens the fixture model on the GPU for a test or benchmark
+// that brings its own inputs (no fixture cases or rows).
 func openTinyB(tb testing.TB) (*Engine, []fixtureCase, [][]int32) {
 	tb.Helper()
 	m, err := engine.ResolveModel(tinyDir + "/hf")
@@ -326,7 +327,7 @@ func openTinyB(tb testing.TB) (*Engine, []fixtureCase, [][]int32) {
 // held, closes at once after the holder releases (no 10 s drain wait).
 func TestCloseWithTextInFlight(t *testing.T) {
 	needGPU(t)
-	e, _, rows := openTinyB(t)
+	e, _, rows := openTiny(t, Config{})
 	b := engine.NewBatch(rows)
 	var txt engine.Text
 	if _, err := e.EmbedText(context.Background(), b, make([]float32, b.Rows()*e.Info().Dim), &txt); err != nil || txt.Release == nil {
