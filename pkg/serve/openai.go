@@ -83,12 +83,14 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 			b = append(b, '"')
 			b = base64.StdEncoding.AppendEncode(b, raw)
 			b = append(b, '"')
-		} else if text != nil && text[i] != nil {
-			b = append(b, '[')
-			b = append(b, text[i]...)
-			b = append(b, ']')
 		} else {
-			b = appendFloat32s(b, row)
+			var rowText []byte
+			if text != nil {
+				rowText = text[i]
+			}
+			b = append(b, '[')
+			b = appendRowText(b, row, rowText)
+			b = append(b, ']')
 		}
 		b = append(b, '}')
 	}

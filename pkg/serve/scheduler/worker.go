@@ -56,13 +56,12 @@ func (s *Scheduler) pipelined(p engine.Pipeliner) {
 			}
 			s.free <- struct{}{}
 			emb, err := []float32(nil), x.err
-			if err == nil && x.eb.Text && x.awaiter != nil {
-				emb, err = x.awaiter.AwaitText(x.ticket, x.out[:cap(x.out)], &x.text)
-				if err == nil {
-					x.out = emb[:cap(emb)]
+			if err == nil {
+				if x.eb.Text && x.awaiter != nil {
+					emb, err = x.awaiter.AwaitText(x.ticket, x.out[:cap(x.out)], &x.text)
+				} else {
+					emb, err = p.Await(x.ticket, x.out[:cap(x.out)])
 				}
-			} else if err == nil {
-				emb, err = p.Await(x.ticket, x.out[:cap(x.out)])
 				if err == nil {
 					x.out = emb[:cap(emb)]
 				}
