@@ -103,7 +103,7 @@ type fixtureCase struct {
 	Embedding []float32 `json:"embedding"`
 }
 
-func loadFixture(t *testing.T) []fixtureCase {
+func loadFixture(t testing.TB) []fixtureCase {
 	t.Helper()
 	b, err := os.ReadFile(tinyDir + "/reference.json")
 	if err != nil {
@@ -118,7 +118,7 @@ func loadFixture(t *testing.T) []fixtureCase {
 
 // openTiny opens the fixture model on the GPU with conf and returns it with
 // the fixture's cases and their token ids as one batch's rows.
-func openTiny(t *testing.T, conf Config) (*Engine, []fixtureCase, [][]int32) {
+func openTiny(t testing.TB, conf Config) (*Engine, []fixtureCase, [][]int32) {
 	t.Helper()
 	cases := loadFixture(t)
 	m, err := engine.ResolveModel(tinyDir + "/hf")

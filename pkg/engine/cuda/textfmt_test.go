@@ -83,7 +83,7 @@ func checkText(t *testing.T, emb []float32, txt *engine.Text, rows, dim int) {
 // floatfmt's, byte for byte; rows with a subnormal are marked for the host.
 func TestTextKernelMatchesFloatfmt(t *testing.T) {
 	needGPU(t)
-	e, _, _ := openTinyB(t)
+	e, _, _ := openTiny(t, Config{})
 	const dim, rows = 768, 2048
 	k := newTextRunner(t, e, dim, rows)
 	special := []uint32{0, 1 << 31, 0x7f800000, 0xff800000, 0x7fc00000, 1, 0x807fffff, 0x00800000, 0x7f7fffff, 0xff7fffff}
@@ -289,7 +289,7 @@ func BenchmarkTextKernel(b *testing.B) {
 	}
 	for _, rows := range []int{1, 32, 64, 128} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			e, _, _ := openTinyB(b)
+			e, _, _ := openTiny(b, Config{})
 			k := newTextRunner(b, e, 768, rows)
 			vals := unsafe.Slice((*float32)(k.host.p), 768*rows)
 			for i := range vals {
@@ -304,22 +304,6 @@ func BenchmarkTextKernel(b *testing.B) {
 			b.ReportMetric(float64(rows*768)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mnumbers/s")
 		})
 	}
-}
-
-// openTinyB opens the fixture model on the GPU for a test or benchmark
-// that brings its own inputs (no fixture cases or rows).
-func openTinyB(tb testing.TB) (*Engine, []fixtureCase, [][]int32) {
-	tb.Helper()
-	m, err := engine.ResolveModel(tinyDir + "/hf")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e, err := OpenConfig(m, engine.Options{}, Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { e.Close() })
-	return e, nil, nil
 }
 
 // TestCloseWithTextInFlight runs on the GPU machine: an engine closed with
