@@ -203,7 +203,7 @@ func (e *Engine) await(t engine.Ticket, dst []float32, txt *engine.Text) ([]floa
 		copy(dst[:n], s.out.float32s())
 	}
 	if s.wantText {
-		if err != nil {
+		if err != nil || txt == nil { // failed, or awaited without text (Await)
 			e.dropText(s)
 		} else {
 			e.readText(s, dst[:n], txt)
