@@ -267,18 +267,11 @@ func (d *fastDecoder) input() (callInput, bool) {
 			in.texts = d.spare.textList()
 			hasData = true
 			return d.array(4, func() bool {
-				start := d.i
-				s, ok := d.str()
-				if !ok {
-					return false
+				s, ok := d.text()
+				if ok {
+					in.texts = append(in.texts, s)
 				}
-				d.elements++
-				d.strBytes += int64(d.i - start - 2)
-				if d.elements > d.lim.elements || d.strBytes > d.lim.stringBytes {
-					return false
-				}
-				in.texts = append(in.texts, s)
-				return true
+				return ok
 			})
 		}
 		return false

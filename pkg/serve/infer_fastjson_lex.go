@@ -40,6 +40,20 @@ func (d *fastDecoder) skipString() (int, bool, bool) {
 	return 0, false, false
 }
 
+// text decodes one text of a request's list (str), counted against the
+// limits on elements and string bytes; false when over them, so that the
+// general path answers with its message.
+func (d *fastDecoder) text() (string, bool) {
+	start := d.i
+	s, ok := d.str()
+	if !ok {
+		return "", false
+	}
+	d.elements++
+	d.strBytes += int64(d.i - start - 2)
+	return s, d.elements <= d.lim.elements && d.strBytes <= d.lim.stringBytes
+}
+
 // str decodes the string at d.i as encoding/json does (escapes, an
 // invalid \u surrogate becomes U+FFFD).
 func (d *fastDecoder) str() (string, bool) {

@@ -58,18 +58,11 @@ func fastDecodeOpenAI(body []byte, lim fastLimits) (req openAIEmbeddingRequest, 
 		return ok
 	}
 	text := func() bool {
-		start := d.i
-		s, ok := d.str()
-		if !ok {
-			return false
+		s, ok := d.text()
+		if ok {
+			in.texts = append(in.texts, s)
 		}
-		d.elements++
-		d.strBytes += int64(d.i - start - 2)
-		if d.elements > d.lim.elements || d.strBytes > d.lim.stringBytes {
-			return false
-		}
-		in.texts = append(in.texts, s)
-		return true
+		return ok
 	}
 	ok = d.object(1, func(key []byte) bool {
 		switch string(key) {
