@@ -150,6 +150,9 @@ type connKey struct{}
 // connContext is http.Server.ConnContext: it hands the connection to
 // trackRequests.
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	if hc, ok := c.(*handedConn); ok { // from the lane (lane.go)
+		c = hc.Conn
+	}
 	if cc, ok := c.(*cappedConn); ok {
 		return context.WithValue(ctx, connKey{}, cc)
 	}

@@ -125,18 +125,10 @@ type corkKey struct{}
 // corkConn under the connection's other wrappers for writeBody.
 func httpConnContext(ctx context.Context, c net.Conn) context.Context {
 	ctx = connContext(ctx, c)
-	for inner := c; ; {
-		switch v := inner.(type) {
-		case *corkConn:
-			return context.WithValue(withConnCancel(ctx, v), corkKey{}, v)
-		case *cappedConn:
-			inner = v.Conn
-		case *jsonErrorConn:
-			inner = v.Conn
-		default:
-			return ctx
-		}
+	if k := corkOf(c); k != nil {
+		return context.WithValue(withConnCancel(ctx, k), corkKey{}, k)
 	}
+	return ctx
 }
 
 // writeBody writes a whole answer whose headers (Content-Length included)

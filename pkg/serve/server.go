@@ -84,6 +84,11 @@ type Config struct {
 	// requests; those still pending are answered 503. Default 30 s.
 	DrainTimeout time.Duration
 
+	// NetHTTPOnly leaves every HTTP connection to net/http instead of
+	// serving plain requests on the server's own loop (lane.go); set too
+	// by M3ECTL_HTTP_LANE=0.
+	NetHTTPOnly bool
+
 	Version string // reported by GET /v2
 	Logger  *slog.Logger
 }
@@ -96,6 +101,9 @@ func (c *Config) setDefaults() {
 		if *d <= 0 {
 			*d = v
 		}
+	}
+	if os.Getenv("M3ECTL_HTTP_LANE") == "0" {
+		c.NetHTTPOnly = true
 	}
 	def(&c.ReadHeaderTimeout, 10*time.Second)
 	def(&c.ReadTimeout, 60*time.Second)
@@ -140,14 +148,18 @@ type Server struct {
 
 	drain drainState
 
-	httpConns openConns    // the HTTP listener's, for the drain deadline and the watcher
-	watching  atomic.Bool  // the client-gone watcher runs (clientgone.go)
-	watchTick atomic.Int64 // its ticks so far, from 1
-	grpcCalls grpcCalls    // in flight, for the drain deadline
-	budget    *inflightBudget
-	codec     *grpcCodec
-	gate      *recvGate
-	health    *healthService
+	httpConns openConns // the HTTP listener's, for the drain deadline and the watcher
+	// lane serves the HTTP listener's plain requests itself (lane.go),
+	// through httpHandler, the handler net/http runs; nil when off.
+	lane        *lane
+	httpHandler http.Handler
+	watching    atomic.Bool  // the client-gone watcher runs (clientgone.go)
+	watchTick   atomic.Int64 // its ticks so far, from 1
+	grpcCalls   grpcCalls    // in flight, for the drain deadline
+	budget      *inflightBudget
+	codec       *grpcCodec
+	gate        *recvGate
+	health      *healthService
 }
 
 // New binds the listeners (so that their addresses are known before Serve)
@@ -302,7 +314,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.watchTick.Store(1)
 	s.watching.Store(true)
 	go s.watchClients(stopWatch)
-	serveHTTP("HTTP", s.httpLn, s.handler)
+	httpLn := s.httpLn
+	if !s.cfg.NetHTTPOnly {
+		// The lane reads the HTTP listener's connections first (lane.go).
+		s.httpHandler = unwatchAfter(trackRequests(s.handler))
+		s.lane = newLane(s, httpLn)
+		httpLn = s.lane
+	}
+	serveHTTP("HTTP", httpLn, s.handler)
 	if s.metricsLn != nil {
 		serveHTTP("metrics", s.metricsLn, s.metricsHandler())
 	}
@@ -370,6 +389,14 @@ func (s *Server) stopListeners(https []*http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), drainGrace)
 	defer cancel()
 	var wg sync.WaitGroup
+	if s.lane != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.lane.Close()
+			s.lane.shutdown(ctx)
+		}()
+	}
 	for _, srv := range https {
 		wg.Add(1)
 		go func() {
