@@ -31,9 +31,7 @@ type Config struct {
 	CaptureFirst bool
 	// Sync is how Await waits for a batch: "tail" (the default) sleeps on
 	// the batch's nearly-done event, then polls for the end for up to
-	// tailSpin before sleeping again, and sleeps through the part of the
-	// tail the shape's earlier batches took (tailsleep.go); "poll" polls
-	// the whole tail as before that; "block" sleeps on the end alone;
+	// tailSpin before sleeping again; "block" sleeps on the end alone;
 	// "spin" lets the driver spin for the whole batch (M3ECTL_CUDA_SYNC).
 	Sync string
 	// Pipeline makes Pipelined report true, so the scheduler overlaps
@@ -93,7 +91,6 @@ type Engine struct {
 	textMod                                *module // the JSON text kernel (textfmt.go); nil when off
 	fnText                                 uintptr
 	texts                                  textPool
-	tails                                  tailTimes // learned tail time per shape (tailsleep.go)
 	closed                                 bool
 }
 

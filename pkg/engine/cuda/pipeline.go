@@ -18,7 +18,6 @@ type slot struct {
 	nearly, done uintptr
 	busy         bool // submitted and not yet awaited
 	rows         int
-	bk           bucket // the batch's shape, for its learned tail time
 	// text: the rows' JSON text and lengths, written by the text kernel
 	// when wantText, a buffer of the engine's textPool (textfmt.go);
 	// textHdr is where the texts begin.
@@ -130,7 +129,6 @@ func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine
 		return engine.Ticket{}, err
 	}
 	s := &e.slots[i]
-	s.bk = bk
 	// A new shape's GEMMs are chosen before the read lock (timing them
 	// takes the write lock); what run plans again is then cached.
 	if !e.planned[bk] && !e.conf.NoTune {
@@ -194,7 +192,7 @@ func (e *Engine) await(t engine.Ticket, dst []float32, txt *engine.Text) ([]floa
 		err = e.wait(s.done, "batch")
 	default:
 		if err = e.wait(s.nearly, "nearly done"); err == nil {
-			err = e.waitTail(s)
+			err = e.waitTail(s.done)
 		}
 	}
 	n := t.Rows * e.cfg.Hidden
@@ -243,37 +241,24 @@ const tailSpin = 250 * time.Microsecond
 // cudaErrorNotReady is CUDA_ERROR_NOT_READY, cuEventQuery's "not yet".
 const cudaErrorNotReady = 600
 
-// waitTail waits for slot s's end after its nearly-done wake-up: it
-// sleeps through the part of the tail this shape's earlier batches took
-// (tailsleep.go; not with M3ECTL_CUDA_SYNC=poll), then polls for up to
-// tailSpin, then sleeps on the event. Waking from a blocking-sync event
-// costs tens of microseconds, a serving cycle's worth when every batch
-// pays it; the nearly-done event's wake-up is paid while the tail layers
-// still run, and the end is seen at once by polling.
-func (e *Engine) waitTail(s *slot) error {
+// waitTail polls ev for up to tailSpin, then sleeps on it. Waking from a
+// blocking-sync event costs tens of microseconds, a serving cycle's worth
+// when every batch pays it; the nearly-done event's wake-up is paid while
+// the tail layers still run, and the end is seen at once by polling.
+func (e *Engine) waitTail(ev uintptr) error {
 	lockThread()
 	defer unlockThread()
 	if err := e.setCurrent(); err != nil {
 		return err
 	}
-	woke := time.Now()
-	slept := time.Duration(0)
-	if e.conf.Sync != "poll" {
-		slept = e.tails.sleepFor(s.bk)
-	}
-	if slept > 0 {
-		sleepPrecise(slept)
-	}
 	deadline := time.Now().Add(tailSpin)
-	for polls := 0; ; polls++ {
-		switch r := call(drv.eventQuery, s.done); r {
+	for {
+		switch r := call(drv.eventQuery, ev); r {
 		case 0:
-			e.tails.observe(s.bk, time.Since(woke), slept > 0 && polls == 0)
 			return nil
 		case cudaErrorNotReady:
 			if time.Now().After(deadline) {
-				e.tails.observe(s.bk, time.Since(woke), false)
-				return cuCheck(call(drv.eventSynchronize, s.done), "cuEventSynchronize")
+				return cuCheck(call(drv.eventSynchronize, ev), "cuEventSynchronize")
 			}
 		default:
 			return fmt.Errorf("wait for batch: %w", cuCheck(r, "cuEventQuery"))
