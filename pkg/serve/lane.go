@@ -155,12 +155,26 @@ func (l *lane) closeAll() {
 	l.mu.Unlock()
 }
 
-// laneConn is one connection the lane reads.
+// laneConn is one connection the lane reads. One request runs at a time,
+// so what a request needs is kept here and reused by the next: the header
+// maps, the writer, the request's template and the strings of the path,
+// Host and header names and values when they repeat (clients send the
+// same ones on every request).
 type laneConn struct {
 	l    *lane
 	c    net.Conn
 	br   *bufio.Reader
 	idle atomic.Bool // waiting for a request's first byte
+
+	tmpl   *http.Request // the connection's context, remote address and protocol
+	url    url.URL
+	hdr    http.Header
+	w      laneWriter
+	target string
+	host   string
+	names  []string // the previous request's header names and values
+	values []string
+	vals   []string // backing of hdr's values
 }
 
 var laneReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, laneReadBuf) }}
@@ -184,7 +198,20 @@ func (lc *laneConn) serve() {
 		laneReaders.Put(lc.br)
 	}()
 	ctx := httpConnContext(s.drain.base, lc.c)
-	remote := lc.c.RemoteAddr().String()
+	lc.tmpl = (&http.Request{
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		RemoteAddr: lc.c.RemoteAddr().String(),
+	}).WithContext(ctx)
+	lc.hdr = make(http.Header, 8)
+	lc.vals = make([]string, 0, laneMaxHeaders)
+	lc.w.h = make(http.Header, 4)
+	defer func() {
+		if lc.w.buf != nil {
+			putBuffer(lc.w.buf)
+		}
+	}()
 	var h laneHead
 	for first := true; ; first = false {
 		head, err := lc.readHead(first)
@@ -195,7 +222,7 @@ func (lc *laneConn) serve() {
 			handed = lc.handOff()
 			return
 		}
-		if !lc.serveOne(ctx, &h, remote) || l.closing.Load() {
+		if !lc.serveOne(&h) || l.closing.Load() {
 			return
 		}
 	}
@@ -271,7 +298,10 @@ func (lc *laneConn) handOff() bool {
 
 // serveOne reads the body of the request whose head h is, runs the
 // handler and writes the answer; false when the connection must close.
-func (lc *laneConn) serveOne(connCtx context.Context, h *laneHead, remote string) (keep bool) {
+// The request's context is the connection's: it ends when the client goes
+// (the watcher) or the connection closes; the server's handlers leave
+// nothing behind that waits for the end of a request's own.
+func (lc *laneConn) serveOne(h *laneHead) (keep bool) {
 	cfg := &lc.l.s.cfg
 	started := time.Now()
 	if _, err := lc.br.Discard(h.size); err != nil {
@@ -285,42 +315,64 @@ func (lc *laneConn) serveOne(connCtx context.Context, h *laneHead, remote string
 	if cfg.WriteTimeout > 0 {
 		_ = lc.c.SetWriteDeadline(started.Add(cfg.WriteTimeout))
 	}
-	hdr := make(http.Header, len(h.names))
+	clear(lc.hdr)
+	n := len(h.names)
+	if cap(lc.names) < n {
+		lc.names, lc.values = make([]string, n, laneMaxHeaders), make([]string, n, laneMaxHeaders)
+	}
+	lc.names, lc.values, lc.vals = lc.names[:n], lc.values[:n], lc.vals[:0]
 	for i, n := range h.names {
 		if asciiEqualFold(n, "Host") {
 			continue // r.Host, as net/http has it
 		}
-		k := headerKey(n)
-		hdr[k] = append(hdr[k], headerValue(h.values[i]))
+		if lc.names[i] != string(n) {
+			lc.names[i] = headerKey(n)
+		}
+		if lc.values[i] != string(h.values[i]) {
+			lc.values[i] = headerValue(h.values[i])
+		}
+		k, v := lc.names[i], lc.values[i]
+		if vs, ok := lc.hdr[k]; ok {
+			lc.hdr[k] = append(vs, v)
+		} else { // one value, in the connection's backing array
+			lc.vals = append(lc.vals, v)
+			lc.hdr[k] = lc.vals[len(lc.vals)-1 : len(lc.vals) : len(lc.vals)]
+		}
 	}
-	body := &laneBody{r: lc.br, left: max(h.contentLength, 0)}
-	ctx, cancel := context.WithCancel(connCtx)
-	defer cancel()
-	target := string(h.target)
-	req := (&http.Request{
-		Method:        headerValue(h.method),
-		URL:           &url.URL{Path: target},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        hdr,
-		ContentLength: max(h.contentLength, 0),
-		Host:          string(h.host),
-		RemoteAddr:    remote,
-		RequestURI:    target,
-		Close:         h.close,
-	}).WithContext(ctx)
+	if lc.target != string(h.target) {
+		lc.target = string(h.target)
+	}
+	if lc.host != string(h.host) {
+		lc.host = string(h.host)
+	}
+	lc.url = url.URL{Path: lc.target}
+	body := laneBody{r: lc.br, left: max(h.contentLength, 0)}
+	req := new(http.Request)
+	*req = *lc.tmpl
+	req.Method = headerValue(h.method)
+	req.URL = &lc.url
+	req.Header = lc.hdr
+	req.ContentLength = max(h.contentLength, 0)
+	req.Host = lc.host
+	req.RequestURI = lc.target
+	req.Close = h.close
+	req.Body = http.NoBody
 	if h.contentLength > 0 {
-		req.Body = body
-	} else {
-		req.Body = http.NoBody
+		req.Body = &body
 	}
-	w := &laneWriter{h: laneHeaders.Get().(http.Header), buf: getBuffer()}
-	defer func() {
-		putLaneHeader(w.h)
-		putBuffer(w.buf)
-	}()
+	w := &lc.w
+	clear(w.h)
+	w.status = 0
+	if w.buf == nil {
+		w.buf = getBuffer()
+	}
 	*w.buf = append((*w.buf)[:0], make([]byte, laneHeadRoom)...)
+	defer func() {
+		if cap(*w.buf) > laneKeepBuf { // a large answer's buffer goes back
+			putBuffer(w.buf)
+			w.buf = nil
+		}
+	}()
 	if !lc.runHandler(w, req) {
 		return false
 	}
@@ -330,7 +382,7 @@ func (lc *laneConn) serveOne(connCtx context.Context, h *laneHead, remote string
 		// keep the connection, as net/http does; a large rest closes it.
 		if body.left > laneDiscardMax {
 			closing = true
-		} else if _, err := io.Copy(io.Discard, body); err != nil {
+		} else if _, err := io.Copy(io.Discard, &body); err != nil {
 			closing = true
 		}
 	}
@@ -340,6 +392,10 @@ func (lc *laneConn) serveOne(connCtx context.Context, h *laneHead, remote string
 	}
 	return !closing
 }
+
+// laneKeepBuf is the largest answer buffer a connection keeps for its
+// next request.
+const laneKeepBuf = 64 << 10
 
 // runHandler runs the server's HTTP handler; false after a panic of
 // http.ErrAbortHandler, which asks for the connection to close unanswered.

@@ -365,15 +365,3 @@ func httpDate() string {
 	}
 	return *lastDate.text.Load()
 }
-
-// laneHeaders is a pool of cleared header maps for the lane's requests
-// and answers.
-var laneHeaders = sync.Pool{New: func() any { return make(http.Header, 8) }}
-
-func putLaneHeader(h http.Header) {
-	if len(h) > 32 {
-		return
-	}
-	clear(h)
-	laneHeaders.Put(h)
-}
