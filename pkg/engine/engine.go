@@ -24,6 +24,11 @@ type Batch struct {
 	// well, for AwaitText (EmbedText sets it itself); other engines and
 	// calls ignore it.
 	Text bool
+	// TextOnly, with Text, says the caller reads only the text of a row
+	// that comes back with text, so that a TextEmbedder's EmbedText may
+	// leave those rows' floats unwritten (the GPU's copy of them and two
+	// host copies a batch, on the serving cycle's critical path).
+	TextOnly bool
 }
 
 // NewBatch packs rows into a Batch, copying their ids.

@@ -49,8 +49,10 @@ func (e *Engine) run(bk bucket, sl *slot) error {
 			return err
 		}
 	}
-	if err := e.copyOut(sl.out, sl.rows); err != nil {
-		return err
+	if !sl.textOnly {
+		if err := e.copyOut(sl.out, sl.rows); err != nil {
+			return err
+		}
 	}
 	return cuCheck(call(drv.eventRecord, sl.done, e.l.stream), "cuEventRecord")
 }

@@ -24,6 +24,9 @@ type slot struct {
 	text     pinned
 	wantText bool
 	textHdr  int
+	// textOnly: the floats stay on the device (Batch.TextOnly, EmbedText
+	// only); readText fetches a row's that the host must format.
+	textOnly bool
 }
 
 func (s *slot) free() {
@@ -87,12 +90,14 @@ func (e *Engine) waitIdle() {
 // when Submit returns. With two batches in flight it waits for the older
 // one to be awaited.
 func (e *Engine) Submit(ctx context.Context, b *engine.Batch) (engine.Ticket, error) {
-	return e.submit(ctx, b, b.Text)
+	return e.submit(ctx, b, b.Text, false)
 }
 
 // submit is Submit, with the rows' JSON text written as well when text is
-// set and the text kernel is loaded.
-func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine.Ticket, error) {
+// set and the text kernel is loaded, and without the floats' copy to the
+// host when textOnly is too. textOnly needs the batch's device output to
+// stay until it is awaited: no batch may be submitted behind it (EmbedText).
+func (e *Engine) submit(ctx context.Context, b *engine.Batch, text, textOnly bool) (engine.Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		return engine.Ticket{}, err
 	}
@@ -143,6 +148,7 @@ func (e *Engine) submit(ctx context.Context, b *engine.Batch, text bool) (engine
 			return engine.Ticket{}, err
 		}
 	}
+	s.textOnly = s.wantText && textOnly
 	tuneGate.RLock()
 	err := e.run(bk, s)
 	tuneGate.RUnlock()
@@ -200,7 +206,12 @@ func (e *Engine) await(t engine.Ticket, dst []float32, txt *engine.Text) ([]floa
 		if len(dst) < n {
 			dst = make([]float32, n)
 		}
-		copy(dst[:n], s.out.float32s())
+		switch {
+		case !s.textOnly:
+			copy(dst[:n], s.out.float32s())
+		case txt == nil: // not reached: only EmbedText sets textOnly
+			copy(dst[:n], e.rowsFromDevice(s, 0, t.Rows))
+		}
 	}
 	if s.wantText {
 		if err != nil || txt == nil { // failed, or awaited without text (Await)

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -188,7 +189,11 @@ func (e *Engine) readText(s *slot, emb []float32, txt *engine.Text) {
 	lens := unsafe.Slice((*int32)(buf.p), s.rows)
 	for i, n := range lens {
 		if n < 0 || int(n) > stride {
-			txt.Rows = append(txt.Rows, floatfmt.AppendFloat32s(nil, emb[i*dim:(i+1)*dim], ',', "null"))
+			row := emb[i*dim : (i+1)*dim]
+			if s.textOnly {
+				row = e.rowsFromDevice(s, i, i+1)
+			}
+			txt.Rows = append(txt.Rows, floatfmt.AppendFloat32s(nil, row, ',', "null"))
 			continue
 		}
 		start := hdr + i*stride
@@ -197,13 +202,33 @@ func (e *Engine) readText(s *slot, emb []float32, txt *engine.Text) {
 	txt.Release = func() { e.texts.put(buf) }
 }
 
+// rowsFromDevice copies rows [lo, hi) of slot s's batch from the device
+// output (left there by textOnly) into the slot's pinned result block and
+// returns them; NaNs when the copy fails, which an answer writes as
+// nulls rather than numbers.
+func (e *Engine) rowsFromDevice(s *slot, lo, hi int) []float32 {
+	dim := e.cfg.Hidden
+	rows := s.out.float32s()[lo*dim : hi*dim]
+	lockThread()
+	defer unlockThread()
+	off := uintptr(lo * dim * 4)
+	if e.setCurrent() != nil ||
+		cuCheck(call(drv.memcpyDtoHAsync, uintptr(s.out.p)+off, uintptr(e.buf.out)+off, uintptr(len(rows)*4), e.l.stream), "cuMemcpyDtoHAsync") != nil ||
+		cuCheck(call(drv.streamSynchronize, e.l.stream), "cuStreamSynchronize") != nil {
+		for i := range rows {
+			rows[i] = float32(math.NaN())
+		}
+	}
+	return rows
+}
+
 // EmbedText is EmbedInto that also writes the rows' JSON text into txt
 // (engine.TextEmbedder); txt stays empty when the text kernel is off.
 func (e *Engine) EmbedText(ctx context.Context, b *engine.Batch, dst []float32, txt *engine.Text) ([]float32, error) {
 	if len(dst) < b.Rows()*e.cfg.Hidden {
 		return nil, fmt.Errorf("EmbedText: destination holds %d floats, %d rows need %d", len(dst), b.Rows(), b.Rows()*e.cfg.Hidden)
 	}
-	t, err := e.submit(ctx, b, true)
+	t, err := e.submit(ctx, b, true, b.TextOnly)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,27 @@ func TestEmbedTextMatchesFloats(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkText(t, emb, &txt, b.Rows(), dim)
+	// TextOnly: the same text, the floats left on the device; the slot's
+	// pinned results are poisoned first, so that a text made from them
+	// instead of the device's numbers fails.
+	want := append([]float32(nil), emb...)
+	for i := range 3 {
+		b.TextOnly = i > 0
+		for j := range e.slots {
+			clear(e.slots[j].out.float32s())
+		}
+		if _, err := e.EmbedText(context.Background(), b, make([]float32, b.Rows()*dim), &txt); err != nil {
+			t.Fatal(err)
+		}
+		checkText(t, want, &txt, b.Rows(), dim)
+		if i > 0 && e.slots[0].textOnly != true {
+			t.Fatal("TextOnly batch copied its floats")
+		}
+	}
+	if got := e.rowsFromDevice(&e.slots[0], 1, 2); !slices.Equal(got, want[dim:2*dim]) {
+		t.Fatalf("row 1 from the device %v…, want %v…", got[:4], want[dim:dim+4])
+	}
+	b.TextOnly = false
 	off, _, _ := openTiny(t, Config{NoText: true})
 	if _, err := off.EmbedText(context.Background(), b, make([]float32, b.Rows()*dim), &txt); err != nil || len(txt.Rows) != 0 {
 		t.Fatalf("with the text kernel off: %d rows of text, err %v; want none", len(txt.Rows), err)

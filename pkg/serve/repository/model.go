@@ -90,7 +90,8 @@ func (m *Model) Infer(ctx context.Context, texts []string) (*Result, error) {
 
 // InferText is Infer for an answer written as JSON: Result.Text carries
 // the rows the engine wrote as text (the CUDA engine writes them on the
-// GPU; see scheduler.InferText).
+// GPU; see scheduler.InferText, also for the floats of such rows, which
+// Embeddings may not hold).
 func (m *Model) InferText(ctx context.Context, texts []string) (*Result, error) {
 	emb, text, release, tokens, err := m.sched.InferText(ctx, texts)
 	if err != nil {

@@ -249,7 +249,9 @@ func (s *Scheduler) Infer(ctx context.Context, texts []string) ([]float32, int, 
 // slice, or a nil row), so that the caller copies bytes instead of
 // formatting 768 floats a text. The rows are the engine's memory: the
 // caller calls release once it has written them out (and never reads them
-// after).
+// after). A row that comes with its text may come without its floats (emb
+// holds zeros or stale numbers there): a batch of such requests only
+// leaves the floats on the GPU (engine.Batch.TextOnly).
 func (s *Scheduler) InferText(ctx context.Context, texts []string) (emb []float32, text [][]byte, release func(), tokens int, err error) {
 	arrived := time.Now()
 	req, err := s.prepare(ctx, texts)

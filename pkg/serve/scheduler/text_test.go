@@ -15,9 +15,10 @@ import (
 // and recording whether each batch asked for text.
 type textEngine struct {
 	fakeEngine
-	mu    sync.Mutex
-	asked []bool
-	out   atomic.Int32 // batches' text not released yet
+	mu       sync.Mutex
+	asked    []bool
+	textOnly []bool       // each text batch's Batch.TextOnly
+	out      atomic.Int32 // batches' text not released yet
 }
 
 func (f *textEngine) EmbedText(ctx context.Context, b *engine.Batch, dst []float32, txt *engine.Text) ([]float32, error) {
@@ -28,6 +29,7 @@ func (f *textEngine) EmbedText(ctx context.Context, b *engine.Batch, dst []float
 	}
 	f.mu.Lock()
 	f.asked = append(f.asked, true)
+	f.textOnly = append(f.textOnly, b.TextOnly)
 	f.mu.Unlock()
 	for i := range b.Rows() {
 		txt.Rows = append(txt.Rows, fmt.Appendf(nil, "t%g", emb[i*fakeDim]+1000*emb[i*fakeDim+1]))
@@ -56,7 +58,9 @@ func TestInferTextCarriesTheEngineText(t *testing.T) {
 				return
 			}
 			defer release()
-			checkRows(t, mine, emb)
+			if len(emb) != len(mine)*fakeDim {
+				t.Errorf("%d floats for %d texts", len(emb), len(mine))
+			}
 			if len(text) != len(mine) {
 				t.Errorf("%d rows of text for %d texts", len(text), len(mine))
 				return
@@ -79,6 +83,13 @@ func TestInferTextCarriesTheEngineText(t *testing.T) {
 	if asked == 0 || asked != len(eng.batches()) {
 		t.Fatalf("%d of %d batches asked for text, want all", asked, len(eng.batches()))
 	}
+	eng.mu.Lock()
+	for i, only := range eng.textOnly {
+		if !only {
+			t.Errorf("text batch %d of InferText calls alone is not TextOnly", i)
+		}
+	}
+	eng.mu.Unlock()
 	emb, err := mustInfer(s, []string{"plain"})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +102,43 @@ func TestInferTextCarriesTheEngineText(t *testing.T) {
 	}
 	if n := eng.out.Load(); n != 0 {
 		t.Fatalf("%d batches' text never released", n)
+	}
+}
+
+// TestMixedBatchKeepsFloats: a batch holding an InferText and a plain
+// Infer is not TextOnly, and both get their floats.
+func TestMixedBatchKeepsFloats(t *testing.T) {
+	eng := &textEngine{}
+	s := startEngines(t, Config{MaxBatchSize: 2, Dynamic: true, MaxQueueDelay: time.Second}, []engine.Engine{eng})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		emb, text, release, _, err := s.InferText(context.Background(), []string{"text"})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer release()
+		if len(text) != 1 || text[0] == nil {
+			t.Errorf("InferText: text %q", text)
+		}
+		checkRows(t, []string{"text"}, emb)
+	}()
+	go func() {
+		defer wg.Done()
+		emb, err := mustInfer(s, []string{"floats"})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		checkRows(t, []string{"floats"}, emb)
+	}()
+	wg.Wait()
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
+	if len(eng.batches()) != 1 || len(eng.textOnly) != 1 || eng.textOnly[0] {
+		t.Fatalf("%d batches, TextOnly %v; want one mixed batch, not TextOnly", len(eng.batches()), eng.textOnly)
 	}
 }
 

@@ -145,7 +145,7 @@ func (s *Scheduler) stage(x *executor, b *batch) bool {
 	eb := x.eb
 	x.start = time.Now()
 	eb.Reset()
-	eb.Text = false
+	eb.Text, eb.TextOnly = false, true
 	for _, r := range b.rows {
 		// A request given up after the batch was cut is still skipped here.
 		if r.req.state.Load() != stateWaiting || r.req.ctx.Err() != nil {
@@ -154,11 +154,13 @@ func (s *Scheduler) stage(x *executor, b *batch) bool {
 		x.live = append(x.live, r)
 		eb.Append(r.tokens())
 		eb.Text = eb.Text || r.req.text != nil
+		eb.TextOnly = eb.TextOnly && r.req.text != nil
 		if r.req.lastBatch.Swap(b.seq) != b.seq {
 			x.reqs = append(x.reqs, r.req)
 			r.req.queueNS.CompareAndSwap(0, max(1, int64(x.start.Sub(r.req.enqueued))))
 		}
 	}
+	eb.TextOnly = eb.TextOnly && eb.Text
 	x.inputDone = time.Now()
 	return len(x.live) > 0
 }
@@ -177,8 +179,13 @@ func (s *Scheduler) finish(x *executor, emb []float32, err error) {
 		}
 		return
 	}
-	for i, r := range live {
-		copy(r.req.out[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
+	// Every row of a text-only batch that came back with its text is
+	// answered from the text; its floats are not read (and the engine may
+	// not have written them, engine.Batch.TextOnly).
+	if !x.eb.TextOnly || len(x.text.Rows) != len(live) {
+		for i, r := range live {
+			copy(r.req.out[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
+		}
 	}
 	s.handText(x)
 	outputDone := time.Now()
