@@ -198,7 +198,11 @@ type request struct {
 	ctx     context.Context
 	ids     []int32 // all rows' tokens end to end
 	offsets []int32 // row i is ids[offsets[i]:offsets[i+1]]
+	// out holds the rows' floats; an InferText request gets it only when
+	// a batch of its rows needs it (floats), since rows answered from the
+	// engine's text are not read as floats.
 	out     []float32
+	outOnce sync.Once
 	// text is each row's embedding as JSON text (engine.Text), for a
 	// request that asked for it (InferText) once the engine wrote it; nil
 	// otherwise, and a nil row is the caller's to format.
@@ -257,8 +261,12 @@ func (s *Scheduler) InferText(ctx context.Context, texts []string) (emb []float3
 	req, err := s.prepare(ctx, texts)
 	if err == nil && s.text {
 		req.text = make([][]byte, len(texts))
+		req.out = nil // made by floats if a batch writes them
 	}
 	emb, tokens, err = s.submit(req, err, arrived)
+	if err == nil && emb == nil {
+		emb = zeroFloats(len(texts) * s.dim)
+	}
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}
@@ -307,6 +315,34 @@ func (s *Scheduler) submit(req *request, err error, arrived time.Time) ([]float3
 		return nil, 0, req.err
 	}
 	return req.out, len(req.ids), nil
+}
+
+// floats is the request's float rows, made on first use (finish; rows of
+// one request may finish in batches on several instances at once).
+func (r *request) floats(dim int) []float32 {
+	r.outOnce.Do(func() {
+		if r.out == nil {
+			r.out = make([]float32, r.rows()*dim)
+		}
+	})
+	return r.out
+}
+
+// zeros backs zeroFloats: read-only zeros, grown as needed.
+var zeros struct {
+	mu sync.Mutex
+	v  []float32
+}
+
+// zeroFloats is n read-only zeros: the floats of an InferText answer whose
+// every row came with text (they are not read; only their count is).
+func zeroFloats(n int) []float32 {
+	zeros.mu.Lock()
+	defer zeros.mu.Unlock()
+	if len(zeros.v) < n {
+		zeros.v = make([]float32, max(n, 2*len(zeros.v)))
+	}
+	return zeros.v[:n:n]
 }
 
 // prepare validates and tokenises texts in the caller's goroutine.

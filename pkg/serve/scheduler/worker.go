@@ -184,7 +184,7 @@ func (s *Scheduler) finish(x *executor, emb []float32, err error) {
 	// not have written them, engine.Batch.TextOnly).
 	if !x.eb.TextOnly || len(x.text.Rows) != len(live) {
 		for i, r := range live {
-			copy(r.req.out[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
+			copy(r.req.floats(s.dim)[r.idx*s.dim:(r.idx+1)*s.dim], emb[i*s.dim:(i+1)*s.dim])
 		}
 	}
 	s.handText(x)
