@@ -83,14 +83,41 @@ func bindDriver(h uintptr) error {
 }
 
 // call invokes a C function that returns an int status.
+//
+// A pointer converted to uintptr in call's argument list must be on the
+// heap for the call: a goroutine's stack moves when it grows (as call's
+// or purego's frames may make it), and a C function writing through the
+// address of a moved stack variable writes into freed stack memory and
+// leaves the variable as it was. That happened: a server's start crashed
+// once in ~60 on the H200 with cuMemAllocHost's pointer still nil
+// (stagedCopy, 2026-12-01). purego.SyscallN's own go:uintptrescapes
+// covers only conversions written in SyscallN's argument list, not call's,
+// so call carries the directive too.
+//
+//go:uintptrescapes
 func call(fn uintptr, args ...uintptr) int {
 	r, _, _ := purego.SyscallN(fn, args...)
 	return int(int32(r))
 }
 
 // ptr turns a Go pointer into the uintptr a C call takes. The callee must
-// not keep it past the call; purego's SyscallN keeps the object alive.
-func ptr[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
+// not keep it past the call. The conversion is inside ptr, out of reach of
+// call's go:uintptrescapes, so ptr makes *p escape to the heap itself (a
+// store escape analysis sees and that never runs): the variable cannot
+// sit on a stack that moves during the call (see call).
+func ptr[T any](p *T) uintptr {
+	if escapeNever {
+		escapeSink = p
+	}
+	return uintptr(unsafe.Pointer(p))
+}
+
+// escapeNever is always false and escapeSink never written; together they
+// make ptr's argument escape.
+var (
+	escapeNever bool
+	escapeSink  any
+)
 
 // CUError is a failed CUDA driver call.
 type CUError struct {
