@@ -33,8 +33,8 @@ type Config struct {
 	// the batch's nearly-done event, then polls for the end for up to
 	// tailSpin before sleeping again, sleeping tailPollEvery between
 	// polls ("spintail" polls without those sleeps); "block" sleeps on
-	// the end alone; "spin" lets the driver spin for the whole batch
-	// (M3ECTL_CUDA_SYNC).
+	// the end alone;
+	// "spin" lets the driver spin for the whole batch (M3ECTL_CUDA_SYNC).
 	Sync string
 	// Pipeline makes Pipelined report true, so the scheduler overlaps
 	// batches on the instance (M3ECTL_CUDA_PIPELINE=1). Off by default:
