@@ -31,9 +31,7 @@ type Config struct {
 	CaptureFirst bool
 	// Sync is how Await waits for a batch: "tail" (the default) sleeps on
 	// the batch's nearly-done event, then polls for the end for up to
-	// tailSpin before sleeping again, sleeping tailPollEvery between
-	// polls ("spintail" polls without those sleeps); "block" sleeps on
-	// the end alone;
+	// tailSpin before sleeping again; "block" sleeps on the end alone;
 	// "spin" lets the driver spin for the whole batch (M3ECTL_CUDA_SYNC).
 	Sync string
 	// Pipeline makes Pipelined report true, so the scheduler overlaps

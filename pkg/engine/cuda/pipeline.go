@@ -255,10 +255,7 @@ const cudaErrorNotReady = 600
 // waitTail polls ev for up to tailSpin, then sleeps on it. Waking from a
 // blocking-sync event costs tens of microseconds, a serving cycle's worth
 // when every batch pays it; the nearly-done event's wake-up is paid while
-// the tail layers still run, and the end is seen within tailPollEvery by
-// polling. Between polls the thread sleeps (tailsleep.go): spinning
-// through the tail was ~5% of the server's CPU at c=128 on the H200.
-// M3ECTL_CUDA_SYNC=spintail polls without sleeping, as before.
+// the tail layers still run, and the end is seen at once by polling.
 func (e *Engine) waitTail(ev uintptr) error {
 	lockThread()
 	defer unlockThread()
@@ -273,9 +270,6 @@ func (e *Engine) waitTail(ev uintptr) error {
 		case cudaErrorNotReady:
 			if time.Now().After(deadline) {
 				return cuCheck(call(drv.eventSynchronize, ev), "cuEventSynchronize")
-			}
-			if e.conf.Sync != "spintail" {
-				sleepPrecise(tailPollEvery)
 			}
 		default:
 			return fmt.Errorf("wait for batch: %w", cuCheck(r, "cuEventQuery"))
