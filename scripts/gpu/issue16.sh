@@ -159,6 +159,10 @@ PY
   # instance (else two, the seed's count), nopipe = batches one at a time
   # (the default), pipe = batches overlapped on the instance
   # (M3ECTL_CUDA_PIPELINE=1).
+  # warm-: first sight of the serving shapes on a fresh machine (GEMM
+  # choices, graphs), so that the runs after it start with warm caches.
+  run warm-mb128 m3ectl 128 continuous 128 "" "" 1
+  run warm-mb32 m3ectl 32 triton 32
   run before-mb32 m3ectl-old 32 triton 32
   run before-mb128 m3ectl-old 128 triton 128
   run mb32-triton m3ectl 32 triton 1,32
@@ -204,6 +208,32 @@ PY
   run mb128-cont-1inst-p6 m3ectl 128 continuous 128 "" GOMAXPROCS=6 1
   run mb32-triton-p6 m3ectl 32 triton 32 "" GOMAXPROCS=6
   run mb128-cont-1inst-binary-p6 m3ectl 128 continuous 128 binary GOMAXPROCS=6 1
+  # -nolane: every HTTP request through net/http (M3ECTL_HTTP_LANE=0), as
+  # before the server's own HTTP/1.1 loop (pkg/serve/lane.go); -poll: the
+  # end of a batch polled over its whole tail (M3ECTL_CUDA_SYNC=poll), as
+  # before the learned sleep (pkg/engine/cuda/tailsleep.go). -2: a repeat.
+  run mb128-cont-1inst-nolane m3ectl 128 continuous 128 "" M3ECTL_HTTP_LANE=0 1
+  run mb128-cont-1inst-poll m3ectl 128 continuous 128 "" M3ECTL_CUDA_SYNC=poll 1
+  # -spintail: the fifth round's final call (docs/gpu.md) measured a build
+  # that slept 4 µs between polls; this is the spinning poll it ran
+  # against (M3ECTL_CUDA_SYNC=spintail there), the default again.
+  run mb128-cont-1inst-spintail m3ectl 128 continuous 128 "" "" 1
+  run mb32-triton-spintail m3ectl 32 triton 32
+  run mb32-triton-nolane m3ectl 32 triton 32 "" M3ECTL_HTTP_LANE=0
+  run mb32-triton-poll m3ectl 32 triton 32 "" M3ECTL_CUDA_SYNC=poll
+  run mb32-cont-1inst-nolane m3ectl 32 continuous 32 "" M3ECTL_HTTP_LANE=0 1
+  run mb128-cont-1inst-openai-nolane m3ectl 128 continuous 128 openai M3ECTL_HTTP_LANE=0 1
+  # mid-: m3ectl-old as a build between, in the same configurations.
+  run mid-mb128-1inst m3ectl-old 128 continuous 128 "" "" 1
+  run mid-mb32 m3ectl-old 32 triton 32
+  run mb128-cont-1inst-2 m3ectl 128 continuous 128 "" "" 1
+  run mb32-triton-2 m3ectl 32 triton 32
+  run prev-mb128-1inst-2 m3ectl-prev 128 continuous 128 "" "" 1
+  run prev-mb32-2 m3ectl-prev 32 triton 32
+  run mid-mb128-1inst-2 m3ectl-old 128 continuous 128 "" "" 1
+  run mid-mb32-2 m3ectl-old 32 triton 32
+  run mb128-cont-1inst-3 m3ectl 128 continuous 128 "" "" 1
+  run mb32-triton-3 m3ectl 32 triton 32
   # -prof: the same as the run without the suffix, with a Go CPU profile.
   run mb128-cont-1inst-prof m3ectl 128 continuous 128 "" "M3ECTL_CPUPROFILE=$out/cpu-mb128-cont-1inst.prof" 1
   run mb32-triton-prof m3ectl 32 triton 32 "" "M3ECTL_CPUPROFILE=$out/cpu-mb32-triton.prof"
