@@ -2,7 +2,9 @@
 # Issue 16's fifth-round figures in one GPU-machine call: serve + bench with
 # the server's CPU per request for this build (m3ectl), the build between
 # (m3ectl-old: the lane tuned, before TextOnly and the tail's sleeps) and the
-# build this round started from (m3ectl-prev = 887ee11), in the same passes;
+# build this round started from (m3ectl-prev = 887ee11), in the same passes
+# (run on 5b37f43, whose tail slept 4 µs between polls; -spintail was the
+# spinning poll, the default again since);
 # the lane off, the tail spinning and GOMAXPROCS=6 as variants of this
 # build; the key configurations three times; then the GPU tests. Everything
 # lands in OUT/final19.tgz (CPU profiles included).
