@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // laneHead is one request's line and headers as the lane reads them:
@@ -31,8 +33,10 @@ const laneMaxHeaders = 32
 // escapes, visible-ASCII header values, one Host, at most one
 // Content-Length in digits, and none of the headers that change how the
 // body or the connection is read (Transfer-Encoding, Expect, Upgrade, a
-// Connection other than keep-alive or close). Such requests, malformed
-// ones included, are net/http's to serve or refuse as ever.
+// Connection other than keep-alive or close), and a Host net/http takes
+// (httpguts.ValidHostHeader, as net/http's server checks it). Such
+// requests, malformed ones included, are net/http's to serve or refuse as
+// ever.
 func parseLaneHead(b []byte, h *laneHead) bool {
 	*h = laneHead{contentLength: -1, names: h.names[:0], values: h.values[:0], size: len(b)}
 	eol := bytes.IndexByte(b, '\n')
@@ -77,6 +81,9 @@ func parseLaneHead(b []byte, h *laneHead) bool {
 		}
 		switch {
 		case asciiEqualFold(name, "Host"):
+			if !httpguts.ValidHostHeader(string(value)) {
+				return false // net/http answers it 400
+			}
 			hosts++
 			h.host = value
 		case asciiEqualFold(name, "Content-Length"):

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // laneCase is one raw request sent to a server with the lane and to one
@@ -48,6 +50,8 @@ func laneCases() []laneCase {
 		{"two content lengths", "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", false},
 		{"expect", rawPost("/v1/embeddings", `{"model":"m3e","input":"a"}`, "Expect: 100-continue\r\n"), false},
 		{"bad header", "GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", false},
+		{"bad host", "GET /v2/health/ready HTTP/1.1\r\nHost: a b\r\n\r\n", false},
+		{"non-ascii header", "GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nUser-Agent: 客户端\r\n\r\n", false},
 	}
 }
 
@@ -243,6 +247,9 @@ func FuzzParseLaneHead(f *testing.F) {
 		cl := h.contentLength
 		if cl < 0 {
 			cl = 0
+		}
+		if !httpguts.ValidHostHeader(r.Host) {
+			t.Fatalf("%q: lane takes Host %q, which net/http's server refuses", b, r.Host)
 		}
 		if r.ContentLength != cl || r.Close != h.close {
 			t.Fatalf("%q: lane length %d close %v, net/http %d %v", b, h.contentLength, h.close, r.ContentLength, r.Close)
