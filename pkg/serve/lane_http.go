@@ -300,7 +300,12 @@ func (w *laneWriter) answer(closing bool) []byte {
 	head := append(hb[:0], "HTTP/1.1 "...)
 	head = strconv.AppendInt(head, int64(w.status), 10)
 	head = append(head, ' ')
-	head = append(head, http.StatusText(w.status)...)
+	if text := http.StatusText(w.status); text != "" {
+		head = append(head, text...)
+	} else { // as net/http writes a code it has no text for (writeStatusLine, server.go@go1.26)
+		head = append(head, "status code "...)
+		head = strconv.AppendInt(head, int64(w.status), 10)
+	}
 	head = append(head, "\r\n"...)
 	for k, vs := range w.h {
 		switch k {
