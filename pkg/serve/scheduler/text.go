@@ -100,3 +100,31 @@ func releaseText(txt *engine.Text) {
 		txt.Release = nil
 	}
 }
+
+// floats is the request's float rows, made on first use (finish; rows of
+// one request may finish in batches on several instances at once).
+func (r *request) floats(dim int) []float32 {
+	r.outOnce.Do(func() {
+		if r.out == nil {
+			r.out = make([]float32, r.rows()*dim)
+		}
+	})
+	return r.out
+}
+
+// zeros backs zeroFloats: read-only zeros, grown as needed.
+var zeros struct {
+	mu sync.Mutex
+	v  []float32
+}
+
+// zeroFloats is n read-only zeros: the floats of an InferText answer whose
+// every row came with text (they are not read; only their count is).
+func zeroFloats(n int) []float32 {
+	zeros.mu.Lock()
+	defer zeros.mu.Unlock()
+	if len(zeros.v) < n {
+		zeros.v = make([]float32, max(n, 2*len(zeros.v)))
+	}
+	return zeros.v[:n:n]
+}
