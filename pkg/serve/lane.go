@@ -157,9 +157,9 @@ func (l *lane) closeAll() {
 
 // laneConn is one connection the lane reads. One request runs at a time,
 // so what a request needs is kept here and reused by the next: the header
-// maps, the writer, the request's template and the strings of the path,
-// Host and header names and values when they repeat (clients send the
-// same ones on every request).
+// maps, the writer (not its buffer), the request's template and the
+// strings of the path, Host and header names and values when they repeat
+// (clients send the same ones on every request).
 type laneConn struct {
 	l    *lane
 	c    net.Conn
@@ -207,11 +207,6 @@ func (lc *laneConn) serve() {
 	lc.hdr = make(http.Header, 8)
 	lc.vals = make([]string, 0, laneMaxHeaders)
 	lc.w.h = make(http.Header, 4)
-	defer func() {
-		if lc.w.buf != nil {
-			putBuffer(lc.w.buf)
-		}
-	}()
 	var h laneHead
 	for first := true; ; first = false {
 		head, err := lc.readHead(first)
@@ -341,18 +336,16 @@ func (lc *laneConn) serveOne(h *laneHead) (keep bool) {
 	if h.contentLength > 0 {
 		req.Body = &body
 	}
+	// The answer's buffer comes from the server's pool for this request
+	// only: an idle keep-alive connection holds no answer memory.
 	w := &lc.w
 	clear(w.h)
 	w.status = 0
-	if w.buf == nil {
-		w.buf = getBuffer()
-	}
+	w.buf = getBuffer()
 	*w.buf = append((*w.buf)[:0], make([]byte, laneHeadRoom)...)
 	defer func() {
-		if cap(*w.buf) > laneKeepBuf { // a large answer's buffer goes back
-			putBuffer(w.buf)
-			w.buf = nil
-		}
+		putBuffer(w.buf)
+		w.buf = nil
 	}()
 	if !lc.runHandler(w, req) {
 		return false
@@ -373,10 +366,6 @@ func (lc *laneConn) serveOne(h *laneHead) (keep bool) {
 	}
 	return !closing
 }
-
-// laneKeepBuf is the largest answer buffer a connection keeps for its
-// next request.
-const laneKeepBuf = 64 << 10
 
 // runHandler runs the server's HTTP handler; false after a panic of
 // http.ErrAbortHandler, which asks for the connection to close unanswered.
