@@ -93,18 +93,29 @@ func (l *lane) stop(err error) {
 	})
 }
 
+// acceptLoop accepts until the inner listener fails for good. A temporary
+// failure (EMFILE, a timeout) is retried after a pause growing from 5 ms
+// to 1 s, as http.Server.Serve does (server.go@go1.26).
 func (l *lane) acceptLoop() {
+	var pause time.Duration
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			var tmp interface{ Temporary() bool }
+			if errors.As(err, &tmp) && tmp.Temporary() {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				l.s.log.Debug("HTTP accept failed; retrying", "err", err, "pause", pause)
+				select {
+				case <-time.After(pause):
+					continue
+				case <-l.done:
+					return
+				}
 			}
 			l.stop(err)
 			return
 		}
+		pause = 0
 		lc := &laneConn{l: l, c: c}
 		l.mu.Lock()
 		if l.closing.Load() {

@@ -3,8 +3,10 @@ package serve
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -255,4 +257,39 @@ func FuzzParseLaneHead(f *testing.F) {
 			t.Fatalf("%q: lane length %d close %v, net/http %d %v", b, h.contentLength, h.close, r.ContentLength, r.Close)
 		}
 	})
+}
+
+// flakyListener fails Accept with errs in turn.
+type flakyListener struct {
+	net.Listener
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	err := l.errs[0]
+	if len(l.errs) > 1 {
+		l.errs = l.errs[1:]
+	}
+	return nil, err
+}
+
+type tempErr struct{}
+
+func (tempErr) Error() string   { return "accept: too many open files" }
+func (tempErr) Temporary() bool { return true }
+func (tempErr) Timeout() bool   { return false }
+
+// TestLaneRetriesTemporaryAcceptErrors: a temporary Accept failure (EMFILE)
+// is retried, as http.Server.Serve does; a lasting one ends Accept with it.
+func TestLaneRetriesTemporaryAcceptErrors(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	l := newLane(s, &flakyListener{Listener: inner, errs: []error{tempErr{}, tempErr{}, net.ErrClosed}})
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept: %v, want the lasting error after the temporary ones", err)
+	}
 }
