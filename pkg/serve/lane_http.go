@@ -67,8 +67,8 @@ func parseLaneHead(b []byte, h *laneHead) bool {
 		if eol < 1 || b[eol-1] != '\r' {
 			return false
 		}
-		if eol == 1 { // the blank line
-			return hosts == 1
+		if eol == 1 { // the blank line, which ends the head it is given
+			return hosts == 1 && len(b) == 2
 		}
 		line, b = b[:eol-1], b[eol+1:]
 		colon := bytes.IndexByte(line, ':')
@@ -121,13 +121,11 @@ func plainPath(p []byte) bool {
 	return true
 }
 
-// tokenBytes reports whether b is an RFC 9110 token (a header name).
+// tokenBytes reports whether b is an RFC 9110 token (a header name), by
+// net/http's own rule (httpguts.IsTokenRune).
 func tokenBytes(b []byte) bool {
 	for _, c := range b {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
-		default:
+		if !httpguts.IsTokenRune(rune(c)) {
 			return false
 		}
 	}
@@ -312,7 +310,7 @@ func (w *laneWriter) answer(closing bool) []byte {
 		case "Content-Length", "Transfer-Encoding", "Connection", "Date", "Trailer":
 			continue // the lane's to write
 		}
-		if !tokenBytes([]byte(k)) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
