@@ -112,19 +112,30 @@ func (r *request) floats(dim int) []float32 {
 	return r.out
 }
 
-// zeros backs zeroFloats: read-only zeros, grown as needed.
+// zeros backs zeroFloats: read-only zeros, replaced by a longer slice
+// when a request needs more (under growMu), read without a lock.
 var zeros struct {
-	mu sync.Mutex
-	v  []float32
+	v      atomic.Pointer[[]float32]
+	growMu sync.Mutex
 }
 
 // zeroFloats is n read-only zeros: the floats of an InferText answer whose
 // every row came with text (they are not read; only their count is).
 func zeroFloats(n int) []float32 {
-	zeros.mu.Lock()
-	defer zeros.mu.Unlock()
-	if len(zeros.v) < n {
-		zeros.v = make([]float32, max(n, 2*len(zeros.v)))
+	if v := zeros.v.Load(); v != nil && len(*v) >= n {
+		return (*v)[:n:n]
 	}
-	return zeros.v[:n:n]
+	zeros.growMu.Lock()
+	defer zeros.growMu.Unlock()
+	v := zeros.v.Load()
+	if v == nil || len(*v) < n {
+		old := 0
+		if v != nil {
+			old = len(*v)
+		}
+		grown := make([]float32, max(n, 2*old))
+		v = &grown
+		zeros.v.Store(v)
+	}
+	return (*v)[:n:n]
 }
