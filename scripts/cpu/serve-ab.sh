@@ -25,22 +25,10 @@ PAIRS=${PAIRS:-15} WIN=${WIN:-2s} C=${C:-128} MBS=${MBS:-128} EXTRA=${EXTRA:-}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} OUT=${OUT:-/tmp/serve-ab}
 mkdir -p "$OUT"
 
-# The model folder of serve-cost.sh (m3e-base's shape, no weights).
+# The model folder (m3e-base's shape, no weights): null-repo.sh.
 repo="$OUT/repo"
-rm -rf "$repo" && mkdir -p "$repo/m3e-base/1"
-v="$repo/m3e-base/1" tiny="$here/testdata/m3e-tiny/hf"
-cp -r "$tiny/1_Pooling" "$tiny/2_Normalize" "$tiny/modules.json" "$tiny/tokenizer.json" "$tiny/tokenizer_config.json" "$tiny/vocab.txt" "$v/"
-sed 's/"hidden_size": 64/"hidden_size": 768/' "$tiny/config.json" >"$v/config.json"
-sed 's/"embedding_dimension": 64/"embedding_dimension": 768/' "$tiny/1_Pooling/config.json" >"$v/1_Pooling/config.json"
-echo "placeholder: the null engine reads no graph" >"$v/model.onnx"
-cat >"$repo/m3e-base/config.pbtxt" <<CFG
-name: "m3e-base"
-max_batch_size: $MBS
-input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
-output [ { name: "embeddings" dims: [ 768 ] data_type: TYPE_FP32 } ]
-instance_group [ { count: 1 kind: KIND_CPU } ]
-parameters { key: "BATCHING_POLICY" value: { string_value: "continuous" } }
-CFG
+. "$here/scripts/cpu/null-repo.sh"
+null_repo "$repo" "$MBS"
 
 pids=()
 trap 'for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done' EXIT

@@ -33,25 +33,10 @@ SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1} OUT=${OUT:-/tmp/serve-co
 URL=${URL:-http://127.0.0.1:18000}
 mkdir -p "$OUT"
 
-# A model folder of m3e-base's shape: the tiny model's tokenizer and
-# pooling, config.json and the pooling width set to 768, no weights (the
-# null engine reads none; model.onnx is a placeholder the resolver wants).
+# The model folder (m3e-base's shape, no weights): null-repo.sh.
 repo="$OUT/repo"
-rm -rf "$repo" && mkdir -p "$repo/m3e-base/1"
-v="$repo/m3e-base/1"
-tiny="$here/testdata/m3e-tiny/hf"
-cp -r "$tiny/1_Pooling" "$tiny/2_Normalize" "$tiny/modules.json" "$tiny/tokenizer.json" "$tiny/tokenizer_config.json" "$tiny/vocab.txt" "$v/"
-sed 's/"hidden_size": 64/"hidden_size": 768/' "$tiny/config.json" >"$v/config.json"
-sed 's/"embedding_dimension": 64/"embedding_dimension": 768/' "$tiny/1_Pooling/config.json" >"$v/1_Pooling/config.json"
-echo "placeholder: the null engine reads no graph" >"$v/model.onnx"
-cat >"$repo/m3e-base/config.pbtxt" <<CFG
-name: "m3e-base"
-max_batch_size: $MBS
-input [ { name: "text" dims: [ -1 ] data_type: TYPE_STRING } ]
-output [ { name: "embeddings" dims: [ 768 ] data_type: TYPE_FP32 } ]
-instance_group [ { count: 1 kind: KIND_CPU } ]
-parameters { key: "BATCHING_POLICY" value: { string_value: "continuous" } }
-CFG
+. "$here/scripts/cpu/null-repo.sh"
+null_repo "$repo" "$MBS"
 
 hz=$(getconf CLK_TCK)
 one() { # binary label run [server environment, comma-separated]
