@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/m3ectl/m3ectl/pkg/engine"
 )
@@ -63,6 +64,9 @@ type fakeEngine struct {
 	closed  atomic.Bool
 	running *atomic.Int32 // shared across instances: concurrent Embed calls
 	peak    *atomic.Int32
+	// delay, when set, is how long a batch of n rows takes, as a GPU's
+	// fixed cost plus a cost per row.
+	delay func(rows int) time.Duration
 }
 
 func (f *fakeEngine) Info() engine.Info {
@@ -85,6 +89,9 @@ func (f *fakeEngine) Embed(ctx context.Context, b *engine.Batch) ([]float32, err
 	}
 	if f.started != nil {
 		f.started <- struct{}{}
+	}
+	if f.delay != nil {
+		time.Sleep(f.delay(b.Rows()))
 	}
 	if f.gate != nil {
 		select {

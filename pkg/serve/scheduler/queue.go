@@ -23,11 +23,15 @@ func (s *Scheduler) own() {
 		idle    = len(s.engines)
 		timer   = time.NewTimer(time.Hour)
 		aborted bool
+		fill    = &s.fill
 	)
+	fill.on = s.cfg.Policy == PolicyContinuous && !s.cfg.NoFill
 	timer.Stop()
 	defer timer.Stop()
 	for {
+		now := time.Now()
 		s.mu.Lock()
+		fill.arrived(now, s.inbox)
 		pending = append(pending, s.inbox...)
 		clear(s.inbox)
 		s.inbox = s.inbox[:0]
@@ -42,8 +46,14 @@ func (s *Scheduler) own() {
 			s.dequeued(len(pending))
 			return
 		}
-		now := time.Now()
-		for idle > 0 && len(pending) > 0 && (closing || s.ready(pending, now)) {
+		var at time.Time // when to look again if a batch waits
+		for idle > 0 && len(pending) > 0 {
+			if !closing {
+				var ok bool
+				if ok, at = s.ready(pending, now, fill); !ok {
+					break
+				}
+			}
 			var b *batch
 			b, pending = s.cut(pending)
 			s.dequeued(len(b.rows))
@@ -56,13 +66,14 @@ func (s *Scheduler) own() {
 
 		var wait <-chan time.Time
 		if idle > 0 && len(pending) > 0 {
-			timer.Reset(pending[0].req.enqueued.Add(s.cfg.MaxQueueDelay).Sub(now))
+			timer.Reset(at.Sub(now))
 			wait = timer.C
 		}
 		select {
 		case <-s.notify:
-		case <-s.free:
+		case fr := <-s.free:
 			idle++
+			fill.completed(time.Now(), fr, pending)
 		case <-wait:
 		case <-s.abortCh:
 			aborted = true
@@ -101,25 +112,37 @@ func (s *Scheduler) dropAbandoned(pending []row) []row {
 	return kept
 }
 
-// ready says whether to cut a batch now rather than wait for more rows.
-func (s *Scheduler) ready(pending []row, now time.Time) bool {
-	if !s.cfg.Dynamic || s.cfg.Policy == PolicyContinuous {
-		return true
-	}
-	if now.Sub(pending[0].req.enqueued) >= s.cfg.MaxQueueDelay {
-		return true
+// ready says whether to cut a batch now rather than wait for more rows,
+// and if not, when to look again.
+func (s *Scheduler) ready(pending []row, now time.Time, fill *filler) (bool, time.Time) {
+	if !s.cfg.Dynamic {
+		return true, time.Time{}
 	}
 	if s.cfg.MaxBatchSize > 0 && len(pending) >= s.cfg.MaxBatchSize {
-		return true
-	}
-	if p := s.largestPreferred(len(pending)); p > 0 && p == s.maxPreferred() {
-		return true
+		return true, time.Time{}
 	}
 	longest := 0
 	for _, r := range pending {
 		longest = max(longest, r.n)
 	}
-	return len(pending)*longest >= s.budget
+	if len(pending)*longest >= s.budget {
+		return true, time.Time{}
+	}
+	if s.cfg.Policy == PolicyContinuous {
+		limit := min(s.budget/max(1, longest), len(pending)+fill.out())
+		if s.cfg.MaxBatchSize > 0 {
+			limit = min(limit, s.cfg.MaxBatchSize)
+		}
+		w := fill.wait(now, len(pending), limit)
+		return w <= 0, now.Add(w)
+	}
+	if now.Sub(pending[0].req.enqueued) >= s.cfg.MaxQueueDelay {
+		return true, time.Time{}
+	}
+	if p := s.largestPreferred(len(pending)); p > 0 && p == s.maxPreferred() {
+		return true, time.Time{}
+	}
+	return false, pending[0].req.enqueued.Add(s.cfg.MaxQueueDelay)
 }
 
 // largestPreferred is the largest preferred batch size ≤ n, or 0.

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +68,11 @@ type Config struct {
 	Dynamic bool
 	// Policy is how the queue becomes batches; PolicyContinuous implies
 	// Dynamic and ignores MaxQueueDelay.
-	Policy              Policy
+	Policy Policy
+	// NoFill makes the continuous policy never wait, not even for the
+	// clients it has just answered (filler); M3ECTL_CONTINUOUS_FILL=0 sets
+	// it for every model, for measuring what the wait buys.
+	NoFill              bool
 	MaxQueueDelay       time.Duration
 	PreferredBatchSizes []int
 	// MaxBatchTokens caps one execution's padded size, rows × longest row;
@@ -107,7 +112,7 @@ type Scheduler struct {
 	abortOne sync.Once
 
 	work    chan *batch   // owner → instances; cap = instances, sent only to an idle one
-	free    chan struct{} // instances → owner; cap = instances
+	free    chan freed    // instances → owner; cap = instances
 	stopped chan struct{} // closed when the owner and every instance are done
 
 	text      bool // some engine writes JSON text (engine.TextEmbedder)
@@ -115,6 +120,7 @@ type Scheduler struct {
 	batchEWMA atomic.Int64 // ns, smoothed execution time, for RetryAfter
 	seq       atomic.Uint64
 	stats     stats
+	fill      filler // the owner's alone
 }
 
 // New starts a scheduler over engines, one instance per engine; the
@@ -136,6 +142,9 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	if cfg.Policy == PolicyContinuous {
 		cfg.Dynamic, cfg.MaxQueueDelay = true, 0
 	}
+	if os.Getenv("M3ECTL_CONTINUOUS_FILL") == "0" {
+		cfg.NoFill = true
+	}
 	budget := cfg.MaxBatchTokens
 	if budget <= 0 {
 		rows := cfg.MaxBatchSize
@@ -156,7 +165,7 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 		notify:  make(chan struct{}, 1),
 		abortCh: make(chan struct{}),
 		work:    make(chan *batch, len(engines)),
-		free:    make(chan struct{}, len(engines)),
+		free:    make(chan freed, len(engines)),
 		stopped: make(chan struct{}),
 	}
 	s.stats.batches = map[int]*batchStat{}

@@ -19,12 +19,17 @@ func (s *Scheduler) instance(e engine.Engine) {
 	}
 	x := newExecutor(e)
 	for b := range s.work {
+		var fr freed
 		if s.stage(x, b) {
 			emb, err := x.embed(s.ctx, e, s.dim)
+			// The filler's cost of a batch is the engine's time and the
+			// staging: what answering adds per row does not change whether
+			// waiting pays, only the noise.
+			fr = freed{rows: len(x.live), end: x.inferDone, busy: x.inferDone.Sub(x.start)}
 			s.finish(x, emb, err)
 		}
 		x.reset()
-		s.free <- struct{}{}
+		s.free <- fr
 	}
 }
 
@@ -54,7 +59,7 @@ func (s *Scheduler) pipelined(p engine.Pipeliner) {
 			if x.err == nil {
 				_ = p.Nearly(x.ticket) // a failure shows in Await
 			}
-			s.free <- struct{}{}
+			s.free <- freed{}
 			emb, err := []float32(nil), x.err
 			if err == nil {
 				if x.eb.Text && x.awaiter != nil {
@@ -77,7 +82,7 @@ func (s *Scheduler) pipelined(p engine.Pipeliner) {
 		if !s.stage(x, b) {
 			x.reset()
 			execs <- x
-			s.free <- struct{}{}
+			s.free <- freed{}
 			continue
 		}
 		x.ticket, x.err = p.Submit(s.ctx, x.eb)
