@@ -234,6 +234,22 @@ PY
   run mid-mb32-2 m3ectl-old 32 triton 32
   run mb128-cont-1inst-3 m3ectl 128 continuous 128 "" "" 1
   run mb32-triton-3 m3ectl 32 triton 32
+  # Sixth round: the continuous policy's wait for returning clients
+  # (scheduler filler) on and off (-nofill), repeats (-2, -3) and the
+  # build this round started from (mid- = m3ectl-old).
+  run mb32-cont-1inst-nofill m3ectl 32 continuous 32 "" M3ECTL_CONTINUOUS_FILL=0 1
+  run mb32-cont-nofill m3ectl 32 continuous 1,32 "" M3ECTL_CONTINUOUS_FILL=0
+  run mb128-cont-1inst-nofill m3ectl 128 continuous 128 "" M3ECTL_CONTINUOUS_FILL=0 1
+  run mb128-cont-nofill m3ectl 128 continuous 128 "" M3ECTL_CONTINUOUS_FILL=0
+  run mb128-cont m3ectl 128 continuous 128
+  run mb32-cont-1inst-2 m3ectl 32 continuous 32 "" "" 1
+  run mb32-cont-1inst-3 m3ectl 32 continuous 32 "" "" 1
+  run mb32-cont-2 m3ectl 32 continuous 32
+  run mid-mb32-cont-1inst m3ectl-old 32 continuous 32 "" "" 1
+  run mid-mb32-3 m3ectl-old 32 triton 32
+  run mid-mb128-1inst-3 m3ectl-old 128 continuous 128 "" "" 1
+  run mb32-triton-p6-2 m3ectl 32 triton 32 "" GOMAXPROCS=6
+  run mb128-cont-1inst-p6-2 m3ectl 128 continuous 128 "" GOMAXPROCS=6 1
   # -prof: the same as the run without the suffix, with a Go CPU profile.
   run mb128-cont-1inst-prof m3ectl 128 continuous 128 "" "M3ECTL_CPUPROFILE=$out/cpu-mb128-cont-1inst.prof" 1
   run mb32-triton-prof m3ectl 32 triton 32 "" "M3ECTL_CPUPROFILE=$out/cpu-mb32-triton.prof"
