@@ -9,97 +9,106 @@ import (
 )
 
 // The H200's measured batch times (docs/gpu.md): 1 row 0.40 ms, 16 rows
-// 0.60 ms, 32 rows 0.68 ms, 64 rows 0.77 ms, 128 rows 1.20 ms, host share
+// 0.60 ms, 32 rows 0.68 ms, 64 rows 0.80 ms, 128 rows 1.20 ms, host share
 // included.
 func h200Filler() *filler {
 	f := &filler{on: true}
 	for _, c := range []struct {
 		rows int
 		ms   float64
-	}{{1, 0.40}, {16, 0.60}, {32, 0.68}, {64, 0.77}, {128, 1.20}} {
-		f.observe(c.rows, time.Duration(c.ms*float64(time.Millisecond)))
+	}{{1, 0.40}, {16, 0.60}, {32, 0.68}, {64, 0.80}, {128, 1.20}} {
+		f.costs.observe(c.rows, time.Duration(c.ms*float64(time.Millisecond)), true)
 	}
 	return f
 }
 
-func TestFillerCost(t *testing.T) {
+func TestSizeTable(t *testing.T) {
 	f := h200Filler()
 	for _, c := range []struct {
 		rows int
 		ms   float64
 	}{
-		{1, 0.40}, {16, 0.60}, {24, 0.64}, {32, 0.68}, {48, 0.725}, {128, 1.20},
-		{256, 1.20 + 128*(1.20-0.77)/64}, // beyond: the slope of the last two
+		{1, 0.40}, {16, 0.60}, {24, 0.64}, {32, 0.68}, {48, 0.74}, {128, 1.20},
+		{256, 2.00}, // beyond: the slope of the last two
 	} {
-		got, ok := f.cost(c.rows)
-		if !ok || time.Duration(got).Round(time.Microsecond) != time.Duration(c.ms*1e6).Round(time.Microsecond) {
-			t.Errorf("cost(%d) = %v, %v; want %.3f ms", c.rows, time.Duration(got), ok, c.ms)
+		got, ok := f.costs.at(c.rows)
+		if !ok || got.Round(time.Microsecond) != time.Duration(c.ms*1e6).Round(time.Microsecond) {
+			t.Errorf("cost(%d) = %v, %v; want %.3f ms", c.rows, got, ok, c.ms)
 		}
 	}
-	one := &filler{on: true}
-	one.observe(16, time.Millisecond)
-	if _, ok := one.cost(32); ok {
-		t.Error("one size class measured: cost(32) claims to be known")
+	var one sizeTable
+	one.observe(16, time.Millisecond, true)
+	if _, ok := one.at(32); ok {
+		t.Error("one size class measured: at(32) claims to be known")
 	}
-	if got, ok := one.cost(16); !ok || got != float64(time.Millisecond) {
-		t.Errorf("cost(16) of its own class = %v, %v", time.Duration(got), ok)
+	if got, ok := one.at(16); !ok || got != time.Millisecond {
+		t.Errorf("at(16) of its own class = %v, %v", got, ok)
+	}
+	if _, ok := one.own(17); ok {
+		t.Error("own(17) answers from 16's class")
+	}
+	if sizeClass(64) == sizeClass(65) || sizeClass(65) != sizeClass(127) || sizeClass(128) == sizeClass(127) {
+		t.Errorf("size classes 64 %d, 65 %d, 127 %d, 128 %d", sizeClass(64), sizeClass(65), sizeClass(127), sizeClass(128))
 	}
 }
 
 // A batch's time drops to a new low at once and rises towards a higher one
 // slowly, at most doubling its estimate per batch.
-func TestFillerCostFollowsTheLowerEnvelope(t *testing.T) {
-	f := &filler{on: true}
-	f.observe(32, 50*time.Millisecond) // the first batch captured a graph
+func TestSizeTableFollowsTheLowerEnvelope(t *testing.T) {
+	var c sizeTable
+	c.observe(32, 50*time.Millisecond, true) // the first batch captured a graph
 	for range 12 {
-		f.observe(32, 600*time.Microsecond)
+		c.observe(32, 600*time.Microsecond, true)
 	}
-	if got, _ := f.cost(32); time.Duration(got) > 620*time.Microsecond {
-		t.Errorf("after 12 batches of 0.6 ms the estimate is %v", time.Duration(got))
+	if got, _ := c.at(32); got > 620*time.Microsecond {
+		t.Errorf("after 12 batches of 0.6 ms the estimate is %v", got)
 	}
-	f.observe(32, 100*time.Millisecond) // one preempted batch
-	if got, _ := f.cost(32); time.Duration(got) > 800*time.Microsecond {
-		t.Errorf("one slow batch took the estimate to %v", time.Duration(got))
+	c.observe(32, 100*time.Millisecond, true) // one preempted batch
+	if got, _ := c.at(32); got > 800*time.Microsecond {
+		t.Errorf("one slow batch took the estimate to %v", got)
 	}
 }
 
 func TestFillerWait(t *testing.T) {
 	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
 	for _, c := range []struct {
-		name           string
-		q, out, limit  int
-		ret, since     time.Duration
-		want           time.Duration
-		forgetsClients bool
+		name          string
+		q, out, limit int
+		g, since      time.Duration // g: the return time of q+m rows, 0 unmeasured
+		want          time.Duration
+		forgets       bool
 	}{
-		// 16 queued, the 16 just answered come back in 0.3 ms: a batch of
-		// 32 then costs 0.68 ms against two of 16 at 0.60, so wait up to
-		// the break-even 0.52 ms (and no later than 4·0.3 after the
-		// batch's end).
-		{name: "c=32 halves merge", q: 16, out: 16, limit: 32, ret: ms(0.3), since: ms(0.05), want: ms(0.52)},
-		{name: "c=32 lock-step, first back", q: 1, out: 31, limit: 32, ret: ms(0.3), since: ms(0.1), want: ms(1.2 - 0.1)},
+		// 2·cost(16) − cost(32) = 0.52 ms > g(32) = 0.4: lock-step serves
+		// more, so wait for the 16 answered; the batch of 32 is worth up to
+		// 0.52 ms of idle GPU.
+		{name: "c=32 split to lock-step", q: 16, out: 16, limit: 32, g: ms(0.4), since: ms(0.05), want: ms(0.52)},
+		{name: "c=32 lock-step, first back", q: 1, out: 31, limit: 32, g: ms(0.4), since: ms(0.1), want: ms(1.6 - 0.1)},
 		// The last row of 32 is worth 0.017 ms of idle GPU, less than a
 		// straggler is expected to take.
-		{name: "straggler not worth it", q: 31, out: 1, limit: 32, ret: ms(0.3), since: ms(0.25), want: 0},
-		// 64 queued, 64 to come back in 0.7 ms: one batch of 128 saves
-		// only 0.34 ms against two of 64, less than the wait.
-		{name: "c=128 halves stay", q: 64, out: 64, limit: 128, ret: ms(0.7), since: 0, want: 0},
-		{name: "lone client", q: 1, out: 0, limit: 32, ret: ms(0.3), since: ms(0.3), want: 0},
-		{name: "full", q: 32, out: 16, limit: 32, ret: ms(0.3), since: 0, want: 0},
-		{name: "no return seen yet", q: 16, out: 16, limit: 32, ret: 0, since: 0, want: 0},
-		{name: "clients gone", q: 3, out: 16, limit: 32, ret: ms(0.3), since: ms(1.3), want: 0, forgetsClients: true},
-		{name: "late, still worth it", q: 20, out: 12, limit: 32, ret: ms(0.3), since: ms(1.15), want: ms(0.05)},
-		{name: "past 4·g", q: 20, out: 12, limit: 32, ret: ms(0.3), since: ms(1.2), want: 0},
+		{name: "straggler not worth it", q: 31, out: 1, limit: 32, g: ms(0.3), since: ms(0.25), want: 0},
+		// 2·cost(64) − cost(128) = 0.4 ms < g(128) = 1 ms: split serves more.
+		{name: "c=128 split stays", q: 64, out: 64, limit: 128, g: ms(1.0), want: 0},
+		{name: "c=128 lock-step to split", q: 1, out: 127, limit: 128, g: ms(1.0), since: ms(0.05), want: 0},
+		// g(32) never measured: wait (at most a batch's time) once.
+		{name: "unmeasured return", q: 16, out: 16, limit: 32, since: ms(0.1), want: ms(0.52)},
+		{name: "lone client", q: 1, out: 0, limit: 32, g: ms(0.3), since: ms(0.3), want: 0},
+		{name: "full", q: 32, out: 16, limit: 32, g: ms(0.3), want: 0},
+		{name: "clients gone", q: 3, out: 16, limit: 32, g: ms(0.4), since: ms(1.7), want: 0, forgets: true},
+		{name: "late, still worth it", q: 20, out: 12, limit: 32, g: ms(0.3), since: ms(1.15), want: ms(0.05)},
+		{name: "past 4·g", q: 20, out: 12, limit: 32, g: ms(0.3), since: ms(1.25), want: 0, forgets: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := h200Filler()
 			now := time.Now()
-			f.rows, f.ret, f.last = c.out, c.ret, now.Add(-c.since)
+			f.rows, f.last = c.out, now.Add(-c.since)
+			if n := c.q + min(c.out, c.limit-c.q); c.g > 0 {
+				f.rets.observe(n, c.g, false)
+			}
 			got := f.wait(now, c.q, c.limit)
 			if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
 				t.Errorf("wait = %v, want %v", got, c.want)
 			}
-			if want := map[bool]int{false: c.out, true: 0}[c.forgetsClients]; f.out() != want {
+			if want := map[bool]int{false: c.out, true: 0}[c.forgets]; f.out() != want {
 				t.Errorf("out = %d after the decision", f.out())
 			}
 		})
@@ -157,29 +166,36 @@ func closedLoop(t *testing.T, s *Scheduler, eng *fakeEngine, clients int, starte
 }
 
 // Under the continuous policy, 32 closed-loop clients on one instance
-// whose batches cost a fixed time plus a little per row split into two
-// alternating groups when nothing ever waits (the first client's batch
-// runs alone, the rest queue behind it, and each group returns while the
-// other runs); waiting for the answered clients merges them into full
-// batches.
+// split into two alternating groups when nothing ever waits (the first
+// client's batch runs alone, the rest queue behind it, and each group
+// returns while the other runs). Where batches are latency-bound (a fixed
+// cost well above the cost per row) and the clients return quickly,
+// waiting for the answered clients merges them into full batches; where the
+// round trip is longer than what a full batch saves, the groups stay.
 func TestContinuousWaitsForReturningClients(t *testing.T) {
 	for _, c := range []struct {
-		noFill   bool
-		min, max float64
-	}{{false, 26, 32}, {true, 1, 21}} {
-		t.Run(fmt.Sprint("nofill=", c.noFill), func(t *testing.T) {
+		name            string
+		fixed, think    time.Duration
+		noFill          bool
+		minMean, maxMax float64
+	}{
+		{"latency-bound", 10 * time.Millisecond, 2 * time.Millisecond, false, 26, 32},
+		{"latency-bound, never waiting", 10 * time.Millisecond, 2 * time.Millisecond, true, 1, 21},
+		{"long round trip", time.Millisecond, 8 * time.Millisecond, false, 1, 21},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			started := make(chan struct{}, 1)
 			eng := &fakeEngine{delay: func(rows int) time.Duration {
 				select {
 				case started <- struct{}{}:
 				default:
 				}
-				return 10*time.Millisecond + time.Duration(rows)*100*time.Microsecond
+				return c.fixed + time.Duration(rows)*100*time.Microsecond
 			}}
 			s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, NoFill: c.noFill}, eng)
-			mean := closedLoop(t, s, eng, 32, started, 2*time.Millisecond, 600*time.Millisecond)
-			if mean < c.min || mean > c.max {
-				t.Errorf("mean batch %.1f rows, want %.0f–%.0f", mean, c.min, c.max)
+			mean := closedLoop(t, s, eng, 32, started, c.think, 600*time.Millisecond)
+			if mean < c.minMean || mean > c.maxMax {
+				t.Errorf("mean batch %.1f rows, want %.0f–%.0f", mean, c.minMean, c.maxMax)
 			}
 		})
 	}
@@ -196,7 +212,7 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s.fill.waits != 0 || s.fill.ret == 0 {
-		t.Errorf("waits %d, return time %v: want no wait and a measured return", s.fill.waits, s.fill.ret)
+	if g, ok := s.fill.rets.own(1); s.fill.waits != 0 || !ok {
+		t.Errorf("waits %d, return time %v (measured %v): want no wait and a measured return", s.fill.waits, g, ok)
 	}
 }
