@@ -109,9 +109,9 @@ func parseLaneHead(b []byte, h *laneHead) bool {
 
 // plainPath reports whether p holds only unreserved characters and '/':
 // the paths of the API, which need no unescaping or query parsing.
-func plainPath(p []byte) bool {
-	for _, c := range p {
-		switch {
+func plainPath[T string | []byte](p T) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		case c == '/' || c == '-' || c == '_' || c == '.' || c == '~':
 		default:

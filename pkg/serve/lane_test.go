@@ -36,6 +36,23 @@ func laneCases() []laneCase {
 		{"infer version", rawPost("/v2/models/m3e/versions/1/infer", infer), true},
 		{"infer bad json", rawPost("/v2/models/m3e/infer", `{"inputs":[`), true},
 		{"infer unknown model", rawPost("/v2/models/nope/infer", infer), true},
+		{"infer unknown version", rawPost("/v2/models/m3e/versions/9/infer", infer), true},
+		{"infer unknown model version", rawPost("/v2/models/nope/versions/1/infer", infer), true},
+		{"infer model named versions", rawPost("/v2/models/versions/versions/1/infer", infer), true},
+		{"infer dots model", rawPost("/v2/models/.../infer", infer), true},
+		{"infer dot model", rawPost("/v2/models/./infer", infer), true},
+		{"infer dot-dot version", rawPost("/v2/models/m3e/versions/../infer", infer), true},
+		{"infer empty model", rawPost("/v2/models//infer", infer), true},
+		{"infer empty version", rawPost("/v2/models/m3e/versions//infer", infer), true},
+		{"infer trailing slash", rawPost("/v2/models/m3e/infer/", infer), true},
+		{"infer extra segment", rawPost("/v2/models/m3e/x/infer", infer), true},
+		{"infer by GET", "GET /v2/models/m3e/infer HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"infer with key", rawPost("/v2/models/m3e/infer", infer, "Authorization: Bearer k\r\n"), true},
+		{"infer version with key", rawPost("/v2/models/m3e/versions/1/infer", infer, "Authorization: Bearer k\r\n"), true},
+		{"infer wrong key", rawPost("/v2/models/m3e/infer", infer, "Authorization: Bearer nope\r\n"), true},
+		{"infer no body", "POST /v2/models/m3e/infer HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"infer gzip body", rawPost("/v2/models/m3e/infer", "not gzip", "Content-Encoding: gzip\r\n"), true},
+		{"infer too large", rawPost("/v2/models/m3e/infer", strings.Repeat(" ", 2048)), true},
 		{"openai", rawPost("/v1/embeddings", `{"model":"m3e","input":["你好"]}`), true},
 		{"openai keep-alive header", rawPost("/v1/embeddings", `{"model":"m3e","input":"a"}`, "Connection: keep-alive\r\n"), true},
 		{"health", "GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n", true},
@@ -83,12 +100,20 @@ func roundTrip(t *testing.T, addr, raw string) (*http.Response, []byte) {
 }
 
 // TestLaneAnswersAsNetHTTP sends each request to a server with the lane and
-// to one that leaves everything to net/http: status, headers (Date aside)
-// and body must be the same, and the lane must have served exactly the
-// plain requests.
+// to one that leaves everything to net/http, without and with an API key
+// (the lane's infer route runs under authenticate): status, headers (Date
+// aside) and body must be the same, and the lane must have served exactly
+// the plain requests.
 func TestLaneAnswersAsNetHTTP(t *testing.T) {
-	withLane := startRepoServer(t, 8, 1000, Config{})
-	without := startRepoServer(t, 8, 1000, Config{NetHTTPOnly: true})
+	for _, key := range []string{"", "k"} {
+		t.Run("key="+key, func(t *testing.T) { laneAnswersAsNetHTTP(t, Config{APIKey: key, MaxRequestBytes: 1024}) })
+	}
+}
+
+func laneAnswersAsNetHTTP(t *testing.T, cfg Config) {
+	withLane := startRepoServer(t, 8, 1000, cfg)
+	cfg.NetHTTPOnly = true
+	without := startRepoServer(t, 8, 1000, cfg)
 	if withLane.lane == nil || without.lane != nil {
 		t.Fatalf("lane: %v with, %v without; want one only with", withLane.lane, without.lane)
 	}

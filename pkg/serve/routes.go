@@ -11,10 +11,14 @@ import (
 )
 
 // routes registers every HTTP endpoint, grouped by protocol. This is the
-// only place a path is named.
-func (s *Server) routes() http.Handler {
+// only place a path is named. It returns net/http's handler and the
+// lane's, the same one but for the infer route taken without the mux
+// (lane_route.go).
+func (s *Server) routes() (netHTTP, lane http.Handler) {
 	mux := http.NewServeMux()
+	s.mux = mux
 	h := func(pattern string, f apiFunc) { mux.Handle(pattern, s.api(f)) }
+	infer := s.api(s.handleInfer) // the mux's and the lane's route
 
 	// KServe v2: server and model metadata, health, inference.
 	h("GET /v2", s.handleServerMetadata)
@@ -23,7 +27,7 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/v2/models/{model}", "/v2/models/{model}/versions/{version}"} {
 		h("GET "+p, s.handleModelMetadata)
 		h("GET "+p+"/ready", s.handleModelReady)
-		h("POST "+p+"/infer", s.handleInfer)
+		mux.Handle("POST "+p+"/infer", infer)
 		// Triton extensions: model configuration and statistics.
 		h("GET "+p+"/config", s.handleModelConfig)
 		h("GET "+p+"/stats", s.handleStats)
@@ -46,7 +50,8 @@ func (s *Server) routes() http.Handler {
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
 		return withCode("unknown_url", errorf(kindNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
-	return s.track(s.authenticate(canonical(s, mux)))
+	inner := canonical(s, mux)
+	return s.track(s.authenticate(inner)), s.track(s.authenticate(laneInferRoute(infer, inner)))
 }
 
 // canonical answers a path that is not in clean form (`..`, `.`, `//`)

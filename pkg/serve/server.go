@@ -144,6 +144,8 @@ type Server struct {
 	httpLn, grpcLn, metricsLn net.Listener
 	pprofLn                   net.Listener
 	handler                   http.Handler
+	laneHandler               http.Handler   // handler with the lane's infer route (lane_route.go)
+	mux                       *http.ServeMux // handler's router (tests compare the lane's route with it)
 	grpcSrv                   *grpc.Server
 
 	drain drainState
@@ -201,7 +203,7 @@ func New(repo *repository.Manager, cfg Config) (*Server, error) {
 	s.httpLn = capListener(s.httpLn, cfg.MaxConnections, "HTTP", s.log)
 	s.grpcLn = capListener(s.grpcLn, cfg.MaxConnections, "gRPC", s.log)
 	s.metricsLn = capListener(s.metricsLn, cfg.MaxConnections, "metrics", s.log)
-	s.handler = s.routes()
+	s.handler, s.laneHandler = s.routes()
 	grpcOpts := []grpc.ServerOption{}
 	if _, ok := s.grpcLn.(*cappedListener); ok {
 		grpcOpts = append(grpcOpts, grpc.Creds(connCreds{}))
@@ -317,7 +319,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	httpLn := s.httpLn
 	if !s.cfg.NetHTTPOnly {
 		// The lane reads the HTTP listener's connections first (lane.go).
-		s.httpHandler = unwatchAfter(trackRequests(s.handler))
+		s.httpHandler = unwatchAfter(trackRequests(s.laneHandler))
 		s.lane = newLane(s, httpLn)
 		httpLn = s.lane
 	}
