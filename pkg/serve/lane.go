@@ -336,7 +336,10 @@ func (lc *laneConn) serveOne(h *laneHead) (keep bool) {
 	body := laneBody{r: lc.br, left: max(h.contentLength, 0)}
 	req := new(http.Request)
 	*req = *lc.tmpl
-	req.Method = headerValue(h.method)
+	req.Method = http.MethodGet // parseLaneHead takes GET and POST only: no string made per request
+	if string(h.method) == http.MethodPost {
+		req.Method = http.MethodPost
+	}
 	req.URL = &lc.url
 	req.Header = lc.hdr
 	req.ContentLength = max(h.contentLength, 0)
