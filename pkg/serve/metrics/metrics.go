@@ -161,14 +161,55 @@ func (m *Model) Request(ok bool, rows int, total, queue, input, infer, output ti
 		m.Failed(Other, total)
 		return
 	}
+	var a Answers
+	a.Add(rows, queue, input, infer, output)
+	m.Answered(&a)
+	m.Completed(total)
+}
+
+// Answers sums what successful requests add to the counters that are
+// totals over requests (success, inference count, queue and compute
+// microseconds), so that a batch's requests are counted in one Answered
+// call from the instance that ran it: each request's caller counting its
+// own made every core that woke with an answer write the same counters'
+// cache lines at once. The zero value is empty.
+type Answers struct {
+	requests, rows                      int
+	queueUS, inputUS, inferUS, outputUS float64 // whole µs per request, summed
+}
+
+// Add counts one successful request of rows texts with its queue and
+// compute times.
+func (a *Answers) Add(rows int, queue, input, infer, output time.Duration) {
+	a.requests++
+	a.rows += rows
+	a.queueUS += us(queue)
+	a.inputUS += us(input)
+	a.inferUS += us(infer)
+	a.outputUS += us(output)
+}
+
+// Answered records the successful requests a sums; Completed records each
+// one's latency. Request(true, …) is the two for one request.
+func (m *Model) Answered(a *Answers) {
+	if m == nil || a.requests == 0 {
+		return
+	}
+	m.success.Add(float64(a.requests))
+	m.count.Add(float64(a.rows))
+	m.queueUS.Add(a.queueUS)
+	m.computeInputUS.Add(a.inputUS)
+	m.computeInferUS.Add(a.inferUS)
+	m.outputUS.Add(a.outputUS)
+}
+
+// Completed records a successful request's latency, arrival to answer.
+func (m *Model) Completed(total time.Duration) {
+	if m == nil {
+		return
+	}
 	m.requestSeconds.Observe(total.Seconds())
-	m.success.Inc()
-	m.count.Add(float64(rows))
 	m.requestUS.Add(us(total))
-	m.queueUS.Add(us(queue))
-	m.computeInputUS.Add(us(input))
-	m.computeInferUS.Add(us(infer))
-	m.outputUS.Add(us(output))
 }
 
 // Execution records one model execution of the given rows.

@@ -102,3 +102,58 @@ func TestNilIsANoOp(t *testing.T) {
 	}
 	unregistered.Model("x", "1").Execution(1)
 }
+
+// TestAnsweredSumsWholeMicroseconds: a batch's Answers add what one
+// Request call per request adds, each request's times cut to whole µs.
+func TestAnsweredSumsWholeMicroseconds(t *testing.T) {
+	each, batched := prometheus.NewRegistry(), prometheus.NewRegistry()
+	m1, err := New(each)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := New(batched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, all := m1.Model("m3e", "1"), m2.Model("m3e", "1")
+	var a Answers
+	for i := range 3 {
+		d := time.Duration(1500+i*700) * time.Nanosecond
+		one.Request(true, i+1, 10*d, d, 2*d, 3*d, 4*d)
+		a.Add(i+1, d, 2*d, 3*d, 4*d)
+		all.Completed(10 * d)
+	}
+	all.Answered(&a)
+	for _, name := range []string{"nv_inference_count", "nv_inference_request_success", "nv_inference_request_duration_us",
+		"nv_inference_queue_duration_us", "nv_inference_compute_input_duration_us", "nv_inference_compute_infer_duration_us",
+		"nv_inference_compute_output_duration_us", "m3ectl_request_duration_seconds"} {
+		got, want := gathered(t, batched, name), gathered(t, each, name)
+		if got == "" || got != want {
+			t.Errorf("%s batched:\n%s\none by one:\n%s", name, got, want)
+		}
+	}
+}
+
+// gathered is the family name of reg as text, without its creation times.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				c.CreatedTimestamp = nil
+			}
+			if h := m.GetHistogram(); h != nil {
+				h.CreatedTimestamp = nil
+			}
+		}
+		return mf.String()
+	}
+	return ""
+}

@@ -417,19 +417,19 @@ func (s *Scheduler) answer(req *request, err error) {
 	close(req.done)
 }
 
-// record accounts an answered request in the statistics and metrics.
+// record accounts an answered request in the statistics and metrics: a
+// failure whole, a success by its latency (the instance that answered it
+// counted the rest with its batch, answerSums).
 func (s *Scheduler) record(req *request, err error) {
 	s.cfg.Metrics.Pending(int(s.inflight.Add(-1)))
 	total := time.Since(req.arrived)
-	queue := time.Duration(req.queueNS.Load())
-	in, inf, out := time.Duration(req.computeInput.Load()), time.Duration(req.computeInfer.Load()), time.Duration(req.computeOutput.Load())
 	if err != nil {
 		s.stats.failed(req.arrived)
 		s.cfg.Metrics.Failed(failureReason(req.ctx, err), total)
 		return
 	}
-	s.stats.succeeded(req.rows(), total, queue, in, inf, out)
-	s.cfg.Metrics.Request(true, req.rows(), total, queue, in, inf, out)
+	s.stats.completed(total)
+	s.cfg.Metrics.Completed(total)
 }
 
 func contextError(ctx context.Context, waited time.Duration) error {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/m3ectl/m3ectl/pkg/tritonpb"
@@ -17,11 +18,14 @@ type stats struct {
 	lastInference  time.Time
 	inferenceCount uint64
 	executionCount uint64
-	success, fail  duration
-	queue          duration
-	input, infer   duration
-	output         duration
-	batches        map[int]*batchStat
+	fail           duration
+	// success (count and ns) is added by each caller without the lock;
+	// Statistics reads it with the rest.
+	successN, successNS atomic.Uint64
+	queue               duration
+	input, infer        duration
+	output              duration
+	batches             map[int]*batchStat
 }
 
 type duration struct{ count, ns uint64 }
@@ -37,16 +41,26 @@ func (d duration) proto() *tritonpb.StatisticDuration {
 
 type batchStat struct{ input, infer, output duration }
 
-func (s *stats) succeeded(rows int, total, queue, input, infer, output time.Duration) {
+// answered counts a batch's successful requests but for their latency
+// (completed): once per batch, from the instance (answerSums).
+func (s *stats) answered(a *answerSums) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastInference = time.Now()
-	s.inferenceCount += uint64(rows)
-	s.success.add(total)
-	s.queue.add(queue)
-	s.input.add(input)
-	s.infer.add(infer)
-	s.output.add(output)
+	s.inferenceCount += uint64(a.rows)
+	n := uint64(a.requests)
+	s.queue.count, s.queue.ns = s.queue.count+n, s.queue.ns+uint64(a.queue)
+	s.input.count, s.input.ns = s.input.count+n, s.input.ns+uint64(a.input)
+	s.infer.count, s.infer.ns = s.infer.count+n, s.infer.ns+uint64(a.infer)
+	s.output.count, s.output.ns = s.output.count+n, s.output.ns+uint64(a.output)
+}
+
+// completed adds a successful request's latency, arrival to answer, from
+// its caller: atomics, not the lock, since the callers of a batch wake
+// together on every core.
+func (s *stats) completed(total time.Duration) {
+	s.successN.Add(1)
+	s.successNS.Add(uint64(max(total, 0)))
 }
 
 func (s *stats) failed(arrived time.Time) {
@@ -81,7 +95,7 @@ func (s *Scheduler) Statistics() *tritonpb.ModelStatistics {
 		InferenceCount: st.inferenceCount,
 		ExecutionCount: st.executionCount,
 		InferenceStats: &tritonpb.InferStatistics{
-			Success:       st.success.proto(),
+			Success:       &tritonpb.StatisticDuration{Count: st.successN.Load(), Ns: st.successNS.Load()},
 			Fail:          st.fail.proto(),
 			Queue:         st.queue.proto(),
 			ComputeInput:  st.input.proto(),

@@ -99,8 +99,10 @@ type executor struct {
 	eb   *engine.Batch
 	reqs []*request
 	live []row
-	into engine.IntoEmbedder // nil when the engine allocates its results
-	out  []float32           // into's (or Await's) destination
+	// answered are the requests finish completes, woken once counted.
+	answered []*request
+	into     engine.IntoEmbedder // nil when the engine allocates its results
+	out      []float32           // into's (or Await's) destination
 	// texter writes the rows' JSON text too (nil: the engine cannot);
 	// eb.Text says whether this batch has a row that asked for it.
 	texter  engine.TextEmbedder
@@ -124,6 +126,8 @@ func (x *executor) reset() {
 	x.reqs = x.reqs[:0]
 	clear(x.live)
 	x.live = x.live[:0]
+	clear(x.answered)
+	x.answered = x.answered[:0]
 	x.err = nil
 	releaseText(&x.text)
 	x.text.Reset()
@@ -203,10 +207,20 @@ func (s *Scheduler) finish(x *executor, emb []float32, err error) {
 		req.computeInfer.Add(int64(infer))
 		req.computeOutput.Add(int64(output))
 	}
+	// A request whose last row this was is answered: claimed first, so
+	// that a caller giving up now records a failure and is not counted,
+	// then counted with the batch, then woken, so that its answer never
+	// goes out before its counts.
+	var sums answerSums
 	for _, r := range live {
-		if r.req.remaining.Add(-1) == 0 {
-			s.answer(r.req, nil)
+		if r.req.remaining.Add(-1) == 0 && r.req.state.CompareAndSwap(stateWaiting, stateAnswered) {
+			sums.add(r.req)
+			x.answered = append(x.answered, r.req)
 		}
+	}
+	s.answered(&sums)
+	for _, req := range x.answered {
+		close(req.done) // req.err stays nil: a success
 	}
 }
 
