@@ -33,14 +33,16 @@ type freed struct {
 //
 // which holds where small batches are latency-bound and the round trip is
 // short: m3e-base on an H200 at c=32 (16 rows 0.60 ms, 32 rows 0.68 ms,
-// g(32) ≈ 0.4 ms), but not at c=128 (64 rows 0.8 ms, 128 rows 1.2 ms, g(128)
-// ≈ 1 ms). The filler decides from its own measurements, not from a knob:
-// cost by batch size (the instance's time per batch, sizeTable) and g by
-// batch size (from a batch's end to 90% of its rows' worth of arrivals).
-// N is the rows queued plus the rows of the latest batch not yet back. When
-// g(N) was never measured, one cycle waits to measure it; every
-// refreshAfter batches the return times are forgotten and measured again,
-// since they move with the load.
+// g(32) ≈ 0.3 ms), but not at c=128 (64 rows 0.8 ms, 128 rows 1.2 ms, g(128)
+// ≈ 1.1 ms: lock-step measured 55k infer/s there against 64k split). The
+// filler decides from its own measurements, not from a knob: cost by batch
+// size (the instance's time per batch, sizeTable) and g by batch size (the
+// idle time from a batch's end to the next batch's dispatch, which is what
+// lock-step costs: the answers, the clients, the requests and the wait for
+// the stragglers). N is the rows queued plus the rows of the latest batch
+// not yet back. When g(N) was never measured, one cycle waits to measure
+// it; every refreshAfter batches the idle times are forgotten and measured
+// again, since they move with the load.
 //
 // Once lock-step is chosen, an instance with q rows queued and m to come
 // still runs without the last stragglers when they are not worth their
@@ -53,17 +55,16 @@ type freed struct {
 type filler struct {
 	on    bool
 	costs sizeTable // an instance's time per batch
-	rets  sizeTable // the answered rows' return time per batch
+	gaps  sizeTable // the idle time before a batch, per batch size
 	// The latest batch: its rows, its end, and the rows queued since.
 	rows     int
 	last     time.Time
 	arrivals int
-	timed    bool // its return time is measured
-	batches  int  // since the return times were last forgotten
-	waits    int  // decisions to wait, for tests
+	batches  int // since the idle times were last forgotten
+	waits    int // decisions to wait, for tests
 }
 
-// refreshAfter is how many batches a return time is trusted for.
+// refreshAfter is how many batches an idle time is trusted for.
 const refreshAfter = 512
 
 // completed records a batch's end; pending is what the owner holds, which
@@ -75,10 +76,26 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 	f.costs.observe(fr.rows, fr.busy, true)
 	if f.batches++; f.batches >= refreshAfter {
 		f.batches = 0
-		f.rets.forget()
+		f.gaps.forget()
 	}
-	f.rows, f.last, f.arrivals, f.timed = fr.rows, fr.end, 0, false
+	f.rows, f.last, f.arrivals = fr.rows, fr.end, 0
 	f.arrived(now, pending)
+}
+
+// dispatched records a batch of rows handed to an instance: the idle time
+// since the latest batch's end is what this size of batch waited.
+// An idle time past twice the batch's cost (a quiet spell, not a round
+// trip) counts as twice the cost: lock-step never pays there, and one quiet
+// spell should not outweigh the round trips before it.
+func (f *filler) dispatched(now time.Time, rows int) {
+	if !f.on || f.last.IsZero() {
+		return
+	}
+	gap := now.Sub(f.last)
+	if c, ok := f.costs.at(rows); ok {
+		gap = min(gap, 2*c)
+	}
+	f.gaps.observe(rows, gap, false)
 }
 
 // arrived records rows taken from the inbox (or held when a batch ended);
@@ -91,10 +108,6 @@ func (f *filler) arrived(now time.Time, rows []row) {
 		if !r.req.enqueued.Before(f.last) {
 			f.arrivals++
 		}
-	}
-	if !f.timed && f.rows > 0 && f.arrivals >= max(1, f.rows*9/10) {
-		f.timed = true
-		f.rets.observe(f.rows, now.Sub(f.last), false)
 	}
 }
 
@@ -119,7 +132,7 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 	if okn {
 		breakEven = time.Duration(float64(cq)*float64(n)/float64(q)) - cn
 	}
-	g, measured := f.rets.own(n)
+	g, measured := f.gaps.own(n)
 	if !measured {
 		// One cycle in lock-step measures g(n).
 		return f.waiting(max(0, min(breakEven, max(cq, cn)-since)))

@@ -74,7 +74,7 @@ func TestFillerWait(t *testing.T) {
 	for _, c := range []struct {
 		name          string
 		q, out, limit int
-		g, since      time.Duration // g: the return time of q+m rows, 0 unmeasured
+		g, since      time.Duration // g: the idle time before a batch of q+m rows, 0 unmeasured
 		want          time.Duration
 		forgets       bool
 	}{
@@ -102,7 +102,7 @@ func TestFillerWait(t *testing.T) {
 			now := time.Now()
 			f.rows, f.last = c.out, now.Add(-c.since)
 			if n := c.q + min(c.out, c.limit-c.q); c.g > 0 {
-				f.rets.observe(n, c.g, false)
+				f.gaps.observe(n, c.g, false)
 			}
 			got := f.wait(now, c.q, c.limit)
 			if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
@@ -212,7 +212,19 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if g, ok := s.fill.rets.own(1); s.fill.waits != 0 || !ok {
+	if g, ok := s.fill.gaps.own(1); s.fill.waits != 0 || !ok {
 		t.Errorf("waits %d, return time %v (measured %v): want no wait and a measured return", s.fill.waits, g, ok)
+	}
+}
+
+// A quiet spell before a batch counts as twice the batch's cost, not its
+// length, so one pause does not rule lock-step out for hundreds of batches.
+func TestFillerQuietSpellIsClamped(t *testing.T) {
+	f := h200Filler()
+	now := time.Now()
+	f.last = now.Add(-10 * time.Second)
+	f.dispatched(now, 32)
+	if g, ok := f.gaps.own(32); !ok || g != 2*680*time.Microsecond {
+		t.Errorf("idle time before a batch of 32 after a 10 s pause = %v, %v; want 1.36 ms", g, ok)
 	}
 }

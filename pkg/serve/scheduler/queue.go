@@ -56,6 +56,7 @@ func (s *Scheduler) own() {
 			}
 			var b *batch
 			b, pending = s.cut(pending)
+			fill.dispatched(now, len(b.rows))
 			s.dequeued(len(b.rows))
 			s.work <- b // never blocks: an instance is idle and the buffer holds one per instance
 			idle--
