@@ -127,7 +127,7 @@ CFG
     [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $label "* ]] && return
     [ -n "${PROFILE:-}" ] && [ "$bn" = m3ectl ] && envs="$envs M3ECTL_CPUPROFILE=$out/cpu-$label.prof"
     config "$mbs" "$pol" "$inst"
-    env $envs taskset -c 0-9 "$b/$bn" serve --model-repository "$repo" --engine cuda --http-port 8000 --grpc-port 8001 --metrics-port 8002 >"$out/serve-$label.log" 2>&1 &
+    env $envs taskset -c 0-9 "$b/$bn" serve --model-repository "$repo" --engine cuda --http-port 8000 --grpc-port 8001 --metrics-port 8002 ${SERVE_FLAGS:-} >"$out/serve-$label.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 400); do curl -sf -o /dev/null localhost:8000/v2/health/ready && break; sleep 0.05; done
     for c in ${levels//,/ }; do

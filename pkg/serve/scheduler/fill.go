@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"log/slog"
 	"time"
 )
 
@@ -40,9 +41,11 @@ type freed struct {
 // idle time from a batch's end to the next batch's dispatch, which is what
 // lock-step costs: the answers, the clients, the requests and the wait for
 // the stragglers). N is the rows queued plus the rows of the latest batch
-// not yet back. When g(N) was never measured, one cycle waits to measure
-// it; every refreshAfter batches the idle times are forgotten and measured
-// again, since they move with the load.
+// not yet back. Estimates are trusted for a while only (trust): when g(N)
+// is not known, one cycle waits to measure it; when the cost of half a
+// batch is not, the instance runs without waiting until it is; since
+// round trips move with the load, g is measured again every gapFresh
+// batches, and a batch size's cost every costFresh.
 //
 // Once lock-step is chosen, an instance with q rows queued and m to come
 // still runs without the last stragglers when they are not worth their
@@ -60,12 +63,28 @@ type filler struct {
 	rows     int
 	last     time.Time
 	arrivals int
-	batches  int // since the idle times were last forgotten
-	waits    int // decisions to wait, for tests
+	tick     uint64 // batches completed
+	waits    int    // decisions to wait, for tests
+	waited   bool   // the batch being formed waited
+	lock     bool   // the latest choice was lock-step, for the log
+	log      *slog.Logger
 }
 
-// refreshAfter is how many batches an idle time is trusted for.
-const refreshAfter = 512
+// How many batches an estimate is trusted for, and how often a size must
+// have run (its first batch may have captured a graph or timed GEMMs).
+const (
+	gapFresh   = 512
+	costFresh  = 4096
+	costTrials = 2
+)
+
+func (f *filler) costTrust() trust {
+	return trust{min: costTrials, since: f.tick - min(f.tick, costFresh)}
+}
+
+func (f *filler) gapTrust() trust {
+	return trust{min: 1, since: f.tick - min(f.tick, gapFresh)}
+}
 
 // completed records a batch's end; pending is what the owner holds, which
 // may already include returns from it.
@@ -73,29 +92,30 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 	if !f.on || fr.rows <= 0 {
 		return
 	}
-	f.costs.observe(fr.rows, fr.busy, true)
-	if f.batches++; f.batches >= refreshAfter {
-		f.batches = 0
-		f.gaps.forget()
-	}
+	f.tick++
+	f.costs.observe(fr.rows, fr.busy, true, f.tick)
 	f.rows, f.last, f.arrivals = fr.rows, fr.end, 0
 	f.arrived(now, pending)
 }
 
-// dispatched records a batch of rows handed to an instance: the idle time
-// since the latest batch's end is what this size of batch waited.
-// An idle time past twice the batch's cost (a quiet spell, not a round
-// trip) counts as twice the cost: lock-step never pays there, and one quiet
+// dispatched records a batch of rows handed to an instance. After a wait
+// (a lock-step cycle) the idle time since the latest batch's end is what
+// this size of batch cost in idle GPU; a batch that did not wait was cut
+// from rows that queued while another ran, and says nothing about it. An
+// idle time past twice the batch's cost (a quiet spell, not a round trip)
+// counts as twice the cost: lock-step never pays there, and one quiet
 // spell should not outweigh the round trips before it.
 func (f *filler) dispatched(now time.Time, rows int) {
-	if !f.on || f.last.IsZero() {
+	waited := f.waited
+	f.waited = false
+	if !f.on || f.last.IsZero() || !waited {
 		return
 	}
 	gap := now.Sub(f.last)
-	if c, ok := f.costs.at(rows); ok {
+	if c, ok := f.costs.at(rows, f.costTrust()); ok {
 		gap = min(gap, 2*c)
 	}
-	f.gaps.observe(rows, gap, false)
+	f.gaps.observe(rows, gap, false, f.tick)
 }
 
 // arrived records rows taken from the inbox (or held when a batch ended);
@@ -122,17 +142,18 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 	if !f.on || m <= 0 || q <= 0 {
 		return 0
 	}
+	ct := f.costTrust()
 	n, since := q+m, now.Sub(f.last)
-	cq, ok := f.costs.at(q)
+	cq, ok := f.costs.at(q, ct)
 	if !ok {
 		return 0
 	}
-	cn, okn := f.costs.at(n)
+	cn, okn := f.costs.at(n, ct)
 	breakEven := cq // the fuller size never ran: one batch's time measures it
 	if okn {
 		breakEven = time.Duration(float64(cq)*float64(n)/float64(q)) - cn
 	}
-	g, measured := f.gaps.own(n)
+	g, measured := f.gaps.near(n, f.gapTrust())
 	if !measured {
 		// One cycle in lock-step measures g(n).
 		return f.waiting(max(0, min(breakEven, max(cq, cn)-since)))
@@ -141,7 +162,18 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 		f.rows = 0 // nobody came back in time: those clients are gone
 		return 0
 	}
-	if ch, ok := f.costs.at(max(1, n/2)); okn && ok && g >= 2*ch-cn {
+	ch, okh := f.costs.at(max(1, n/2), ct)
+	if !okn || !okh {
+		return 0 // the split's cost is to be measured
+	}
+	if lock := g < 2*ch-cn; lock != f.lock {
+		f.lock = lock
+		if f.log != nil {
+			f.log.Debug("continuous batching: cycle chosen", "lock_step", lock, "rows", n,
+				"idle_before_full_batch", g, "full_batch", cn, "half_batch", ch)
+		}
+	}
+	if !f.lock {
 		return 0 // split serves more
 	}
 	if expect := max(g-since, g/8); expect >= breakEven {
@@ -153,6 +185,7 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 func (f *filler) waiting(w time.Duration) time.Duration {
 	if w > 0 {
 		f.waits++
+		f.waited = true
 	}
 	return w
 }

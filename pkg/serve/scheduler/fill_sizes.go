@@ -26,15 +26,28 @@ type sizeClassEst struct {
 	n    int
 	rows float64
 	ns   float64
+	tick uint64 // the batch count when it was last observed
 }
+
+// trust says which classes an estimate may use: those observed at least
+// min times, the latest at batch count since or later. A batch size not run
+// for a while (its estimate may date from the first batches, which capture
+// graphs and time GEMMs) is measured again rather than believed.
+type trust struct {
+	min   int
+	since uint64
+}
+
+func (w trust) ok(c *sizeClassEst) bool { return c.n >= w.min && c.tick >= w.since }
 
 // observe folds one batch's time into its size class. With envelope, down
 // fast and up slowly: a batch's run time is its cost plus noise (a graph
 // captured, a GEMM timed, a preempted thread), so the estimate follows the
 // lower envelope; without, a plain moving average (a return time's spread
 // is what it is).
-func (t *sizeTable) observe(rows int, d time.Duration, envelope bool) {
+func (t *sizeTable) observe(rows int, d time.Duration, envelope bool, tick uint64) {
 	c := &t[sizeClass(rows)]
+	c.tick = tick
 	ns := float64(d)
 	if c.n == 0 {
 		c.rows, c.ns = float64(rows), ns
@@ -53,24 +66,45 @@ func (t *sizeTable) observe(rows int, d time.Duration, envelope bool) {
 	c.n++
 }
 
-// own is the estimate of n's own size class, if measured.
-func (t *sizeTable) own(n int) (time.Duration, bool) {
+// own is the estimate of n's own size class, if trusted.
+func (t *sizeTable) own(n int, w trust) (time.Duration, bool) {
 	c := &t[sizeClass(n)]
-	return time.Duration(c.ns), c.n > 0
+	return time.Duration(c.ns), w.ok(c)
 }
 
 // forget drops every estimate.
 func (t *sizeTable) forget() { *t = sizeTable{} }
 
+// near is at, or when that knows too little, the nearest trusted class's
+// estimate: a round trip changes slowly with the batch's size, and the
+// batch that measured it need not have had exactly the size asked about.
+func (t *sizeTable) near(n int, w trust) (time.Duration, bool) {
+	if d, ok := t.at(n, w); ok {
+		return d, true
+	}
+	best, found := -1.0, false
+	var d time.Duration
+	for i := range t {
+		c := &t[i]
+		if !w.ok(c) {
+			continue
+		}
+		if dist := abs(int(c.rows+0.5) - n); !found || float64(dist) < best {
+			best, found, d = float64(dist), true, time.Duration(c.ns)
+		}
+	}
+	return d, found
+}
+
 // at estimates n rows from the classes measured, linearly between the
 // nearest on either side or beyond the two nearest; ok is false when fewer
-// than that are known.
-func (t *sizeTable) at(n int) (time.Duration, bool) {
+// than that are trusted.
+func (t *sizeTable) at(n int, w trust) (time.Duration, bool) {
 	x := float64(n)
 	var lo, hi, lo2, hi2 *sizeClassEst
 	for i := range t {
 		c := &t[i]
-		if c.n == 0 {
+		if !w.ok(c) {
 			continue
 		}
 		if c.rows <= x {

@@ -17,7 +17,10 @@ func h200Filler() *filler {
 		rows int
 		ms   float64
 	}{{1, 0.40}, {16, 0.60}, {32, 0.68}, {64, 0.80}, {128, 1.20}} {
-		f.costs.observe(c.rows, time.Duration(c.ms*float64(time.Millisecond)), true)
+		for range costTrials {
+			f.tick++
+			f.costs.observe(c.rows, time.Duration(c.ms*float64(time.Millisecond)), true, f.tick)
+		}
 	}
 	return f
 }
@@ -31,21 +34,28 @@ func TestSizeTable(t *testing.T) {
 		{1, 0.40}, {16, 0.60}, {24, 0.64}, {32, 0.68}, {48, 0.74}, {128, 1.20},
 		{256, 2.00}, // beyond: the slope of the last two
 	} {
-		got, ok := f.costs.at(c.rows)
+		got, ok := f.costs.at(c.rows, f.costTrust())
 		if !ok || got.Round(time.Microsecond) != time.Duration(c.ms*1e6).Round(time.Microsecond) {
 			t.Errorf("cost(%d) = %v, %v; want %.3f ms", c.rows, got, ok, c.ms)
 		}
 	}
 	var one sizeTable
-	one.observe(16, time.Millisecond, true)
-	if _, ok := one.at(32); ok {
+	all := trust{min: 1}
+	one.observe(16, time.Millisecond, true, 1)
+	if _, ok := one.at(32, all); ok {
 		t.Error("one size class measured: at(32) claims to be known")
 	}
-	if got, ok := one.at(16); !ok || got != time.Millisecond {
+	if got, ok := one.at(16, all); !ok || got != time.Millisecond {
 		t.Errorf("at(16) of its own class = %v, %v", got, ok)
 	}
-	if _, ok := one.own(17); ok {
+	if _, ok := one.own(17, all); ok {
 		t.Error("own(17) answers from 16's class")
+	}
+	if _, ok := one.own(16, trust{min: 2}); ok {
+		t.Error("a class seen once is trusted at min 2")
+	}
+	if _, ok := one.own(16, trust{min: 1, since: 2}); ok {
+		t.Error("a class last seen at batch 1 is trusted since batch 2")
 	}
 	if sizeClass(64) == sizeClass(65) || sizeClass(65) != sizeClass(127) || sizeClass(128) == sizeClass(127) {
 		t.Errorf("size classes 64 %d, 65 %d, 127 %d, 128 %d", sizeClass(64), sizeClass(65), sizeClass(127), sizeClass(128))
@@ -56,15 +66,16 @@ func TestSizeTable(t *testing.T) {
 // slowly, at most doubling its estimate per batch.
 func TestSizeTableFollowsTheLowerEnvelope(t *testing.T) {
 	var c sizeTable
-	c.observe(32, 50*time.Millisecond, true) // the first batch captured a graph
+	all := trust{min: 1}
+	c.observe(32, 50*time.Millisecond, true, 1) // the first batch captured a graph
 	for range 12 {
-		c.observe(32, 600*time.Microsecond, true)
+		c.observe(32, 600*time.Microsecond, true, 1)
 	}
-	if got, _ := c.at(32); got > 620*time.Microsecond {
+	if got, _ := c.at(32, all); got > 620*time.Microsecond {
 		t.Errorf("after 12 batches of 0.6 ms the estimate is %v", got)
 	}
-	c.observe(32, 100*time.Millisecond, true) // one preempted batch
-	if got, _ := c.at(32); got > 800*time.Microsecond {
+	c.observe(32, 100*time.Millisecond, true, 1) // one preempted batch
+	if got, _ := c.at(32, all); got > 800*time.Microsecond {
 		t.Errorf("one slow batch took the estimate to %v", got)
 	}
 }
@@ -102,7 +113,7 @@ func TestFillerWait(t *testing.T) {
 			now := time.Now()
 			f.rows, f.last = c.out, now.Add(-c.since)
 			if n := c.q + min(c.out, c.limit-c.q); c.g > 0 {
-				f.gaps.observe(n, c.g, false)
+				f.gaps.observe(n, c.g, false, f.tick)
 			}
 			got := f.wait(now, c.q, c.limit)
 			if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
@@ -120,7 +131,7 @@ func TestFillerWait(t *testing.T) {
 // from crowding the owner goroutine off a small machine's cores), the
 // first alone until the engine has started its batch, so that the rest
 // queue behind it; it returns the mean rows of the batches after the first
-// few.
+// third.
 func closedLoop(t *testing.T, s *Scheduler, eng *fakeEngine, clients int, started chan struct{}, think, d time.Duration) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -159,10 +170,12 @@ func closedLoop(t *testing.T, s *Scheduler, eng *fakeEngine, clients int, starte
 		sizes = append(sizes, x.rows)
 	}
 	t.Logf("batches %v", sizes)
-	for _, x := range b[4:] {
+	// The first third is start-up: each size's cost is measured twice
+	// before it is trusted.
+	for _, x := range b[len(b)/3:] {
 		rows += x.rows
 	}
-	return float64(rows) / float64(len(b)-4)
+	return float64(rows) / float64(len(b)-len(b)/3)
 }
 
 // Under the continuous policy, 32 closed-loop clients on one instance
@@ -212,8 +225,8 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if g, ok := s.fill.gaps.own(1); s.fill.waits != 0 || !ok {
-		t.Errorf("waits %d, return time %v (measured %v): want no wait and a measured return", s.fill.waits, g, ok)
+	if s.fill.waits != 0 || s.fill.tick < 20 {
+		t.Errorf("%d batches, %d decisions to wait: want many and none", s.fill.tick, s.fill.waits)
 	}
 }
 
@@ -222,9 +235,37 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 func TestFillerQuietSpellIsClamped(t *testing.T) {
 	f := h200Filler()
 	now := time.Now()
-	f.last = now.Add(-10 * time.Second)
+	f.last, f.waited = now.Add(-10*time.Second), true
 	f.dispatched(now, 32)
-	if g, ok := f.gaps.own(32); !ok || g != 2*680*time.Microsecond {
+	if g, ok := f.gaps.own(32, f.gapTrust()); !ok || g != 2*680*time.Microsecond {
 		t.Errorf("idle time before a batch of 32 after a 10 s pause = %v, %v; want 1.36 ms", g, ok)
+	}
+}
+
+// Lock-step is chosen only against a trusted cost of half the batch: a
+// size last run thousands of batches ago (at start-up, when its batch
+// captured graphs) is run again rather than believed.
+func TestFillerMeasuresHalfBatchesBeforeLockStep(t *testing.T) {
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	f := &filler{on: true}
+	observe := func(rows int, d time.Duration) {
+		for range costTrials {
+			f.tick++
+			f.costs.observe(rows, d, true, f.tick)
+		}
+	}
+	observe(1, ms(0.4))
+	for f.tick < costFresh+10 {
+		observe(128, ms(1.2))
+	}
+	now := time.Now()
+	f.rows, f.last = 127, now.Add(-ms(0.05))
+	f.gaps.observe(128, ms(0.3), false, f.tick)
+	if w := f.wait(now, 1, 128); w != 0 {
+		t.Errorf("with 1 row's cost stale, waited %v; want the batch run now, to measure", w)
+	}
+	observe(1, ms(0.4)) // 64 rows: 0.80 ms between 1 and 128, worth 0.4 ms of idle > 0.3
+	if w := f.wait(now, 1, 128); w <= 0 {
+		t.Error("with fresh costs showing lock-step pays, did not wait")
 	}
 }

@@ -25,7 +25,7 @@ func (s *Scheduler) own() {
 		aborted bool
 		fill    = &s.fill
 	)
-	fill.on = s.cfg.Policy == PolicyContinuous && !s.cfg.NoFill
+	fill.on, fill.log = s.cfg.Policy == PolicyContinuous && !s.cfg.NoFill, s.log
 	timer.Stop()
 	defer timer.Stop()
 	for {
