@@ -144,6 +144,15 @@ type IntoEmbedder interface {
 	EmbedInto(ctx context.Context, b *Batch, dst []float32) ([]float32, error)
 }
 
+// ColdCounter is implemented by an engine whose first batches of a shape
+// cost more than the ones after (kernels compiled, GEMMs timed, graphs
+// captured): ColdRuns counts the batches that have so far, so that a
+// caller measuring batch times (the scheduler's continuous policy) can
+// leave those out.
+type ColdCounter interface {
+	ColdRuns() uint64
+}
+
 // Ticket names a batch submitted to a Pipeliner, for its Nearly and Await.
 type Ticket struct {
 	Slot int // the engine's buffer slot; -1 for an empty batch

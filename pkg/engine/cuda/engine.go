@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "embed"
@@ -61,6 +62,7 @@ func ConfigFromEnv(o engine.Options) Config {
 // Like every engine.Engine it serves one goroutine at a time.
 type Engine struct {
 	mu                                     sync.Mutex
+	cold                                   atomic.Uint64 // ColdRuns
 	cfg                                    bertConfig
 	conf                                   Config
 	pool                                   engine.Pooling

@@ -68,6 +68,7 @@ func (e *Engine) graphsFor(bk bucket) (head, tail uintptr, err error) {
 	if ok {
 		return head, e.graphs[graphKey{bk, partTail}], nil
 	}
+	e.cold.Add(1)
 	// A shape's first batch runs its kernels one by one and is captured
 	// as a graph only when the shape comes again: capturing costs more
 	// than one eager run, and the first embedding of a cold start, a
@@ -101,6 +102,10 @@ func (e *Engine) graphsFor(bk bucket) (head, tail uintptr, err error) {
 	slog.Debug("cuda graph captured", "tokens", bk.T, "graph_capture", ms(time.Since(t)))
 	return head, tail, nil
 }
+
+// ColdRuns counts the batches that ran without a captured graph (a shape's
+// first batches, with their GEMM timing and capture): engine.ColdCounter.
+func (e *Engine) ColdRuns() uint64 { return e.cold.Load() }
 
 // capture records part of bucket bk's kernels (planned already) as a graph.
 func (e *Engine) capture(bk bucket, part int) (uintptr, error) {

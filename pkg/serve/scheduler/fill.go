@@ -14,6 +14,7 @@ type freed struct {
 	rows int
 	end  time.Time
 	busy time.Duration
+	cold bool // the engine compiled, timed or captured for it (engine.ColdCounter)
 }
 
 // filler is the continuous policy's one exception to "an idle instance
@@ -74,7 +75,7 @@ type filler struct {
 // have run (its first batch may have captured a graph or timed GEMMs).
 const (
 	gapFresh   = 512
-	costFresh  = 4096
+	costFresh  = 256
 	costTrials = 2
 )
 
@@ -93,7 +94,9 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 		return
 	}
 	f.tick++
-	f.costs.observe(fr.rows, fr.busy, true, f.tick)
+	if !fr.cold {
+		f.costs.observe(fr.rows, fr.busy, true, f.tick)
+	}
 	f.rows, f.last, f.arrivals = fr.rows, fr.end, 0
 	f.arrived(now, pending)
 }

@@ -120,6 +120,7 @@ func (t *sizeTable) at(n int, w trust) (time.Duration, bool) {
 	case lo != nil && lo2 != nil:
 		lo, hi = lo2, lo
 	case hi != nil && hi2 != nil:
+		lo, hi = hi, hi2
 	case lo != nil && lo.rows == x:
 		return time.Duration(lo.ns), true
 	default:

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/m3ectl/m3ectl/pkg/engine"
 )
 
 // The H200's measured batch times (docs/gpu.md): 1 row 0.40 ms, 16 rows
@@ -26,6 +29,7 @@ func h200Filler() *filler {
 }
 
 func TestSizeTable(t *testing.T) {
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
 	f := h200Filler()
 	for _, c := range []struct {
 		rows int
@@ -39,8 +43,14 @@ func TestSizeTable(t *testing.T) {
 			t.Errorf("cost(%d) = %v, %v; want %.3f ms", c.rows, got, ok, c.ms)
 		}
 	}
-	var one sizeTable
+	var two sizeTable
 	all := trust{min: 1}
+	two.observe(16, ms(0.6), true, 1)
+	two.observe(32, ms(0.68), true, 1)
+	if got, ok := two.at(1, all); !ok || got.Round(time.Microsecond) != ms(0.525) {
+		t.Errorf("below the smallest class: at(1) = %v, %v; want 0.525 ms from the slope of 16 and 32", got, ok)
+	}
+	var one sizeTable
 	one.observe(16, time.Millisecond, true, 1)
 	if _, ok := one.at(32, all); ok {
 		t.Error("one size class measured: at(32) claims to be known")
@@ -267,5 +277,37 @@ func TestFillerMeasuresHalfBatchesBeforeLockStep(t *testing.T) {
 	observe(1, ms(0.4)) // 64 rows: 0.80 ms between 1 and 128, worth 0.4 ms of idle > 0.3
 	if w := f.wait(now, 1, 128); w <= 0 {
 		t.Error("with fresh costs showing lock-step pays, did not wait")
+	}
+}
+
+// coldEngine is a fakeEngine whose every batch is cold
+// (engine.ColdCounter): it compiles, times or captures each time.
+type coldEngine struct {
+	*fakeEngine
+	runs atomic.Uint64
+}
+
+func (c *coldEngine) Embed(ctx context.Context, b *engine.Batch) ([]float32, error) {
+	c.runs.Add(1)
+	return c.fakeEngine.Embed(ctx, b)
+}
+
+func (c *coldEngine) ColdRuns() uint64 { return c.runs.Load() }
+
+// A cold batch's time is not a cost: with only cold batches the filler
+// knows no cost and never waits.
+func TestFillerLeavesColdBatchesOut(t *testing.T) {
+	eng := &coldEngine{fakeEngine: &fakeEngine{delay: func(rows int) time.Duration {
+		return 2*time.Millisecond + time.Duration(rows)*10*time.Microsecond
+	}}}
+	s := startEngines(t, Config{Name: "tiny", Version: "1", MaxBatchSize: 32, Policy: PolicyContinuous}, []engine.Engine{eng})
+	closedLoop(t, s, eng.fakeEngine, 8, nil, 0, 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.fill.costs.at(8, trust{min: 1}); ok || s.fill.waits != 0 || s.fill.tick == 0 {
+		t.Errorf("after %d cold batches: a cost is known (%v) or %d waits", s.fill.tick, ok, s.fill.waits)
 	}
 }

@@ -18,14 +18,20 @@ func (s *Scheduler) instance(e engine.Engine) {
 		return
 	}
 	x := newExecutor(e)
+	cold, _ := e.(engine.ColdCounter)
 	for b := range s.work {
 		var fr freed
 		if s.stage(x, b) {
+			var before uint64
+			if cold != nil {
+				before = cold.ColdRuns()
+			}
 			emb, err := x.embed(s.ctx, e, s.dim)
 			// The filler's cost of a batch is the engine's time and the
 			// staging: what answering adds per row does not change whether
 			// waiting pays, only the noise.
-			fr = freed{rows: len(x.live), end: x.inferDone, busy: x.inferDone.Sub(x.start)}
+			fr = freed{rows: len(x.live), end: x.inferDone, busy: x.inferDone.Sub(x.start),
+				cold: cold != nil && cold.ColdRuns() != before}
 			s.finish(x, emb, err)
 		}
 		x.reset()
