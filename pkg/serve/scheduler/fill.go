@@ -6,14 +6,14 @@ import (
 )
 
 // freed is what an instance tells the owner when it is idle again: how
-// many rows its batch answered, when the engine finished (before the
-// answers went out, so every row queued since can be a return) and how
-// long the batch held the engine (rows 0: not known, as for a pipelined
-// instance, whose token comes back before its batch ends).
+// many rows its batch answered, when the owner sent the batch, and when
+// the engine finished (before the answers went out, so every row queued
+// since can be a return); rows 0: not known, as for a pipelined instance,
+// whose token comes back before its batch ends.
 type freed struct {
 	rows int
+	sent time.Time
 	end  time.Time
-	busy time.Duration
 	cold bool // the engine compiled, timed or captured for it (engine.ColdCounter)
 }
 
@@ -38,10 +38,11 @@ type freed struct {
 // g(32) ≈ 0.3 ms), but not at c=128 (64 rows 0.8 ms, 128 rows 1.2 ms, g(128)
 // ≈ 1.1 ms: lock-step measured 55k infer/s there against 64k split). The
 // filler decides from its own measurements, not from a knob: cost by batch
-// size (the instance's time per batch, sizeTable) and g by batch size (the
-// idle time from a batch's end to the next batch's dispatch, which is what
-// lock-step costs: the answers, the clients, the requests and the wait for
-// the stragglers). N is the rows queued plus the rows of the latest batch
+// size (all the instance spends on a batch, from the owner's send to the
+// owner hearing it is free, sizeTable) and g by batch size (the idle time
+// from an instance's free to its next batch after a wait, which is what
+// lock-step costs: the clients, their requests and the wait for the
+// stragglers). N is the rows queued plus the rows of the latest batch
 // not yet back. Estimates are trusted for a while only (trust): when g(N)
 // is not known, one cycle waits to measure it; when the cost of half a
 // batch is not, the instance runs without waiting until it is; since
@@ -60,9 +61,12 @@ type filler struct {
 	on    bool
 	costs sizeTable // an instance's time per batch
 	gaps  sizeTable // the idle time before a batch, per batch size
-	// The latest batch: its rows, its end, and the rows queued since.
+	// The latest batch: its rows, its end (the engine's, which the rows
+	// queued since are counted from; the owner's, which the idle time is),
+	// and the rows queued since.
 	rows     int
 	last     time.Time
+	idle     time.Time
 	arrivals int
 	tick     uint64 // batches completed
 	waits    int    // decisions to wait, for tests
@@ -95,9 +99,13 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 	}
 	f.tick++
 	if !fr.cold {
-		f.costs.observe(fr.rows, fr.busy, true, f.tick)
+		// A batch's cost is all the instance spends on it, from the owner's
+		// send to the owner hearing it is free: staging, the engine, the
+		// answers and the hand-offs. Split cycles pay each of these twice
+		// per N rows, lock-step ones once.
+		f.costs.observe(fr.rows, now.Sub(fr.sent), true, f.tick)
 	}
-	f.rows, f.last, f.arrivals = fr.rows, fr.end, 0
+	f.rows, f.last, f.idle, f.arrivals = fr.rows, fr.end, now, 0
 	f.arrived(now, pending)
 }
 
@@ -111,10 +119,10 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 func (f *filler) dispatched(now time.Time, rows int) {
 	waited := f.waited
 	f.waited = false
-	if !f.on || f.last.IsZero() || !waited {
+	if !f.on || f.idle.IsZero() || !waited {
 		return
 	}
-	gap := now.Sub(f.last)
+	gap := now.Sub(f.idle)
 	if c, ok := f.costs.at(rows, f.costTrust()); ok {
 		gap = min(gap, 2*c)
 	}
@@ -146,7 +154,7 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 		return 0
 	}
 	ct := f.costTrust()
-	n, since := q+m, now.Sub(f.last)
+	n, since := q+m, now.Sub(f.idle)
 	cq, ok := f.costs.at(q, ct)
 	if !ok {
 		return 0

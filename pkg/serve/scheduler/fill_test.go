@@ -121,7 +121,7 @@ func TestFillerWait(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := h200Filler()
 			now := time.Now()
-			f.rows, f.last = c.out, now.Add(-c.since)
+			f.rows, f.last, f.idle = c.out, now.Add(-c.since), now.Add(-c.since)
 			if n := c.q + min(c.out, c.limit-c.q); c.g > 0 {
 				f.gaps.observe(n, c.g, false, f.tick)
 			}
@@ -245,7 +245,7 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 func TestFillerQuietSpellIsClamped(t *testing.T) {
 	f := h200Filler()
 	now := time.Now()
-	f.last, f.waited = now.Add(-10*time.Second), true
+	f.idle, f.waited = now.Add(-10*time.Second), true
 	f.dispatched(now, 32)
 	if g, ok := f.gaps.own(32, f.gapTrust()); !ok || g != 2*680*time.Microsecond {
 		t.Errorf("idle time before a batch of 32 after a 10 s pause = %v, %v; want 1.36 ms", g, ok)
@@ -269,7 +269,7 @@ func TestFillerMeasuresHalfBatchesBeforeLockStep(t *testing.T) {
 		observe(128, ms(1.2))
 	}
 	now := time.Now()
-	f.rows, f.last = 127, now.Add(-ms(0.05))
+	f.rows, f.last, f.idle = 127, now.Add(-ms(0.05)), now.Add(-ms(0.05))
 	f.gaps.observe(128, ms(0.3), false, f.tick)
 	if w := f.wait(now, 1, 128); w != 0 {
 		t.Errorf("with 1 row's cost stale, waited %v; want the batch run now, to measure", w)

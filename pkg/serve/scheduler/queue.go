@@ -9,6 +9,7 @@ import (
 type batch struct {
 	rows []row
 	seq  uint64
+	sent time.Time // when the owner handed it to an instance
 }
 
 // own is the owner goroutine: it alone touches pending, and it cuts a batch
@@ -57,6 +58,7 @@ func (s *Scheduler) own() {
 			var b *batch
 			b, pending = s.cut(pending)
 			fill.dispatched(now, len(b.rows))
+			b.sent = now
 			s.dequeued(len(b.rows))
 			s.work <- b // never blocks: an instance is idle and the buffer holds one per instance
 			idle--

@@ -27,10 +27,7 @@ func (s *Scheduler) instance(e engine.Engine) {
 				before = cold.ColdRuns()
 			}
 			emb, err := x.embed(s.ctx, e, s.dim)
-			// The filler's cost of a batch is the engine's time and the
-			// staging: what answering adds per row does not change whether
-			// waiting pays, only the noise.
-			fr = freed{rows: len(x.live), end: x.inferDone, busy: x.inferDone.Sub(x.start),
+			fr = freed{rows: len(x.live), sent: b.sent, end: x.inferDone,
 				cold: cold != nil && cold.ColdRuns() != before}
 			s.finish(x, emb, err)
 		}
