@@ -42,9 +42,11 @@ type freed struct {
 // owner hearing it is free, sizeTable) and g by batch size (the idle time
 // from an instance's free to its next batch after a wait, which is what
 // lock-step costs: the clients, their requests and the wait for the
-// stragglers). N is the rows queued plus the rows of the latest batch
-// not yet back. Estimates are trusted for a while only (trust): when g(N)
-// is not known, one cycle waits to measure it; when the cost of half a
+// stragglers; measured only in lock-step cycles that follow one, since
+// the first wait after split cycles waits for half the clients only). N is
+// the rows queued plus the rows of the latest batch not yet back.
+// Estimates are trusted for a while only (trust): when g(N) is not known,
+// two cycles wait to measure it; when the cost of half a
 // batch is not, the instance runs without waiting until it is; since
 // round trips move with the load, g is measured again every gapFresh
 // batches, and a batch size's cost every costFresh.
@@ -71,8 +73,10 @@ type filler struct {
 	tick     uint64 // batches completed
 	waits    int    // decisions to wait, for tests
 	waited   bool   // the batch being formed waited
-	lock     bool   // the latest choice was lock-step, for the log
-	log      *slog.Logger
+	// prevWaited: the batch before it did too
+	prevWaited bool
+	lock       bool // the latest choice was lock-step, for the log
+	log        *slog.Logger
 }
 
 // How many batches an estimate is trusted for, and how often a size must
@@ -109,17 +113,19 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 	f.arrived(now, pending)
 }
 
-// dispatched records a batch of rows handed to an instance. After a wait
-// (a lock-step cycle) the idle time since the latest batch's end is what
-// this size of batch cost in idle GPU; a batch that did not wait was cut
-// from rows that queued while another ran, and says nothing about it. An
-// idle time past twice the batch's cost (a quiet spell, not a round trip)
-// counts as twice the cost: lock-step never pays there, and one quiet
-// spell should not outweigh the round trips before it.
+// dispatched records a batch of rows handed to an instance. After two
+// waits in a row (a lock-step cycle after a lock-step cycle) the idle time
+// since the instance was freed is what lock-step costs at this size: all
+// the rows of the batch before had to come back. The first wait after
+// split cycles waited only for half the clients, and a batch that did not
+// wait was cut from rows that queued while another ran; neither says what
+// lock-step costs. An idle time past twice the batch's cost (a quiet
+// spell, not a round trip) counts as twice the cost: lock-step never pays
+// there, and one quiet spell should not outweigh the round trips before it.
 func (f *filler) dispatched(now time.Time, rows int) {
-	waited := f.waited
-	f.waited = false
-	if !f.on || f.idle.IsZero() || !waited {
+	steady := f.waited && f.prevWaited
+	f.prevWaited, f.waited = f.waited, false
+	if !f.on || f.idle.IsZero() || !steady {
 		return
 	}
 	gap := now.Sub(f.idle)
@@ -166,7 +172,7 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 	}
 	g, measured := f.gaps.near(n, f.gapTrust())
 	if !measured {
-		// One cycle in lock-step measures g(n).
+		// Two cycles in lock-step measure g(n).
 		return f.waiting(max(0, min(breakEven, max(cq, cn)-since)))
 	}
 	if since > 4*g {

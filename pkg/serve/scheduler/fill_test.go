@@ -243,9 +243,15 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 // A quiet spell before a batch counts as twice the batch's cost, not its
 // length, so one pause does not rule lock-step out for hundreds of batches.
 func TestFillerQuietSpellIsClamped(t *testing.T) {
+	first := h200Filler()
+	first.idle, first.waited = time.Now().Add(-time.Millisecond), true
+	first.dispatched(time.Now(), 32)
+	if _, ok := first.gaps.own(32, first.gapTrust()); ok {
+		t.Error("the first wait after a batch that did not wait measured lock-step's idle time")
+	}
 	f := h200Filler()
 	now := time.Now()
-	f.idle, f.waited = now.Add(-10*time.Second), true
+	f.idle, f.waited, f.prevWaited = now.Add(-10*time.Second), true, true
 	f.dispatched(now, 32)
 	if g, ok := f.gaps.own(32, f.gapTrust()); !ok || g != 2*680*time.Microsecond {
 		t.Errorf("idle time before a batch of 32 after a 10 s pause = %v, %v; want 1.36 ms", g, ok)
