@@ -63,16 +63,13 @@ type filler struct {
 	on    bool
 	costs sizeTable // an instance's time per batch
 	gaps  sizeTable // the idle time before a batch, per batch size
-	// The latest batch: its rows, its end (the engine's, which the rows
-	// queued since are counted from; the owner's, which the idle time is),
-	// and the rows queued since.
-	rows     int
-	last     time.Time
-	idle     time.Time
-	arrivals int
-	tick     uint64 // batches completed
-	waits    int    // decisions to wait, for tests
-	waited   bool   // the batch being formed waited
+	// The latest batches whose rows are not all back, oldest first, and
+	// when the owner heard of the latest's end (the idle time's start).
+	sent   []answered
+	idle   time.Time
+	tick   uint64 // batches completed
+	waits  int    // decisions to wait, for tests
+	waited bool   // the batch being formed waited
 	// prevWaited: the batch before it did too
 	prevWaited bool
 	lock       bool // the latest choice was lock-step, for the log
@@ -109,7 +106,14 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 		// per N rows, lock-step ones once.
 		f.costs.observe(fr.rows, now.Sub(fr.sent), true, f.tick)
 	}
-	f.rows, f.last, f.idle, f.arrivals = fr.rows, fr.end, now, 0
+	if len(f.sent) == cap(f.sent) && len(f.sent) > 0 {
+		f.sent = append(f.sent[:0], f.sent[1:]...) // the oldest's clients are gone
+	}
+	if f.sent == nil {
+		f.sent = make([]answered, 0, 4)
+	}
+	f.sent = append(f.sent, answered{rows: fr.rows, end: fr.end})
+	f.idle = now
 	f.arrived(now, pending)
 }
 
@@ -135,21 +139,57 @@ func (f *filler) dispatched(now time.Time, rows int) {
 	f.gaps.observe(rows, gap, false, f.tick)
 }
 
-// arrived records rows taken from the inbox (or held when a batch ended);
-// those queued after the latest batch's end count as its returns.
-func (f *filler) arrived(now time.Time, rows []row) {
-	if !f.on || f.last.IsZero() {
-		return
-	}
-	for _, r := range rows {
-		if !r.req.enqueued.Before(f.last) {
-			f.arrivals++
-		}
-	}
+// answered is a batch whose rows went back to their clients: how many, when
+// the engine ended it, and how many rows have been queued since that can
+// be its clients' next requests.
+type answered struct {
+	rows, back int
+	end        time.Time
 }
 
-// out is the rows of the latest batch not yet back.
-func (f *filler) out() int { return max(0, f.rows-f.arrivals) }
+// arrived records rows taken from the inbox, and when a batch ends the
+// rows held: a row queued after a batch's end is taken as the return of
+// one of its rows, the oldest batch's first, so that under split cycles the
+// group still on its way back from the batch before the latest is counted
+// too. A row so taken is marked, so that it is counted once; one that
+// matched no batch (queued after an end the owner had not heard of yet) is
+// taken when that batch's end is recorded.
+func (f *filler) arrived(now time.Time, rows []row) {
+	if !f.on || len(f.sent) == 0 {
+		return
+	}
+	for j := range rows {
+		r := &rows[j]
+		if r.back {
+			continue
+		}
+		for i := range f.sent {
+			a := &f.sent[i]
+			if a.back < a.rows && !r.req.enqueued.Before(a.end) {
+				a.back++
+				r.back = true
+				break
+			}
+		}
+	}
+	kept := f.sent[:0]
+	for _, a := range f.sent {
+		if a.back < a.rows {
+			kept = append(kept, a)
+		}
+	}
+	f.sent = kept
+}
+
+// out is the rows answered whose senders have not sent again: the closed
+// loop's clients that are on their way back.
+func (f *filler) out() int {
+	n := 0
+	for _, a := range f.sent {
+		n += a.rows - a.back
+	}
+	return n
+}
 
 // wait says how long past now an idle instance holding q queued rows
 // (capped at limit, the most one batch takes) should wait for returning
@@ -176,7 +216,7 @@ func (f *filler) wait(now time.Time, q, limit int) time.Duration {
 		return f.waiting(max(0, min(breakEven, max(cq, cn)-since)))
 	}
 	if since > 4*g {
-		f.rows = 0 // nobody came back in time: those clients are gone
+		f.sent = f.sent[:0] // nobody came back in time: those clients are gone
 		return 0
 	}
 	ch, okh := f.costs.at(max(1, n/2), ct)

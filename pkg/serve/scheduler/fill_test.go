@@ -121,7 +121,7 @@ func TestFillerWait(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := h200Filler()
 			now := time.Now()
-			f.rows, f.last, f.idle = c.out, now.Add(-c.since), now.Add(-c.since)
+			f.sent, f.idle = []answered{{rows: c.out, end: now.Add(-c.since)}}, now.Add(-c.since)
 			if n := c.q + min(c.out, c.limit-c.q); c.g > 0 {
 				f.gaps.observe(n, c.g, false, f.tick)
 			}
@@ -275,7 +275,7 @@ func TestFillerMeasuresHalfBatchesBeforeLockStep(t *testing.T) {
 		observe(128, ms(1.2))
 	}
 	now := time.Now()
-	f.rows, f.last, f.idle = 127, now.Add(-ms(0.05)), now.Add(-ms(0.05))
+	f.sent, f.idle = []answered{{rows: 127, end: now.Add(-ms(0.05))}}, now.Add(-ms(0.05))
 	f.gaps.observe(128, ms(0.3), false, f.tick)
 	if w := f.wait(now, 1, 128); w != 0 {
 		t.Errorf("with 1 row's cost stale, waited %v; want the batch run now, to measure", w)
@@ -315,5 +315,38 @@ func TestFillerLeavesColdBatchesOut(t *testing.T) {
 	}
 	if _, ok := s.fill.costs.at(8, trust{min: 1}); ok || s.fill.waits != 0 || s.fill.tick == 0 {
 		t.Errorf("after %d cold batches: a cost is known (%v) or %d waits", s.fill.tick, ok, s.fill.waits)
+	}
+}
+
+// Under split cycles two groups are on their way back at once: a row queued
+// after a batch's end returns one of its rows, the oldest batch's first, and
+// the rows still out are both groups'. A row queued after an end the owner
+// has not heard of yet counts when it does, once.
+func TestFillerCountsBothGroupsOut(t *testing.T) {
+	f := &filler{on: true}
+	t0 := time.Now()
+	at := func(d time.Duration, n int) []row {
+		rows := make([]row, n)
+		for i := range rows {
+			rows[i] = row{req: &request{enqueued: t0.Add(d)}}
+		}
+		return rows
+	}
+	ms := time.Millisecond
+	f.completed(t0, freed{rows: 16, end: t0}, nil)
+	f.arrived(t0, at(ms, 10)) // 10 of the first group back
+	early := at(3*ms, 2)      // queued after the second batch's end, pulled before the owner heard of it
+	f.arrived(t0, early)
+	if got := f.out(); got != 4 {
+		t.Fatalf("out = %d before the second batch's end, want 4", got)
+	}
+	f.completed(t0, freed{rows: 16, end: t0.Add(2 * ms)}, early)
+	if got := f.out(); got != 4+16 {
+		t.Fatalf("out = %d after the second batch's end, want 20: the two early rows were the first group's", got)
+	}
+	f.completed(t0, freed{rows: 16, end: t0.Add(2 * ms)}, early) // held again at a later end: not recounted
+	f.arrived(t0, at(4*ms, 8))
+	if got := f.out(); got != 4+16+16-8 {
+		t.Fatalf("out = %d, want 28", got)
 	}
 }

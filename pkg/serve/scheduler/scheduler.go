@@ -240,9 +240,10 @@ func (r *request) rows() int { return len(r.offsets) - 1 }
 
 // row is one text of a request, the unit the batcher moves.
 type row struct {
-	req *request
-	idx int
-	n   int // tokens
+	req  *request
+	idx  int
+	n    int  // tokens
+	back bool // counted as a client's return (filler.arrived)
 }
 
 func (r row) tokens() []int32 { return r.req.ids[r.req.offsets[r.idx]:r.req.offsets[r.idx+1]] }
