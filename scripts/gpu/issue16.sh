@@ -236,7 +236,10 @@ PY
   run mb32-triton-3 m3ectl 32 triton 32
   # Sixth round: the continuous policy's wait for returning clients
   # (scheduler filler) on and off (-nofill), repeats (-2, -3) and the
-  # build this round started from (mid- = m3ectl-old).
+  # build this round started from (mid- = m3ectl-old). The final call
+  # measured builds where the wait was on by default; it is off since
+  # (M3ECTL_CONTINUOUS_FILL=1 turns it on), so the -nofill runs now measure
+  # the default too.
   run mb32-cont-1inst-nofill m3ectl 32 continuous 32 "" M3ECTL_CONTINUOUS_FILL=0 1
   run mb32-cont-nofill m3ectl 32 continuous 1,32 "" M3ECTL_CONTINUOUS_FILL=0
   run mb128-cont-1inst-nofill m3ectl 128 continuous 128 "" M3ECTL_CONTINUOUS_FILL=0 1

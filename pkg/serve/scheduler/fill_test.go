@@ -215,7 +215,7 @@ func TestContinuousWaitsForReturningClients(t *testing.T) {
 				}
 				return c.fixed + time.Duration(rows)*100*time.Microsecond
 			}}
-			s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, NoFill: c.noFill}, eng)
+			s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, Fill: !c.noFill}, eng)
 			mean := closedLoop(t, s, eng, 32, started, c.think, 600*time.Millisecond)
 			if mean < c.minMean || mean > c.maxMax {
 				t.Errorf("mean batch %.1f rows, want %.0f–%.0f", mean, c.minMean, c.maxMax)
@@ -228,7 +228,7 @@ func TestContinuousWaitsForReturningClients(t *testing.T) {
 // the filler expects.
 func TestContinuousLoneClientNeverWaits(t *testing.T) {
 	eng := &fakeEngine{delay: func(int) time.Duration { return 500 * time.Microsecond }}
-	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous}, eng)
+	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, Fill: true}, eng)
 	closedLoop(t, s, eng, 1, nil, 0, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -306,7 +306,7 @@ func TestFillerLeavesColdBatchesOut(t *testing.T) {
 	eng := &coldEngine{fakeEngine: &fakeEngine{delay: func(rows int) time.Duration {
 		return 2*time.Millisecond + time.Duration(rows)*10*time.Microsecond
 	}}}
-	s := startEngines(t, Config{Name: "tiny", Version: "1", MaxBatchSize: 32, Policy: PolicyContinuous}, []engine.Engine{eng})
+	s := startEngines(t, Config{Name: "tiny", Version: "1", MaxBatchSize: 32, Policy: PolicyContinuous, Fill: true}, []engine.Engine{eng})
 	closedLoop(t, s, eng.fakeEngine, 8, nil, 0, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -26,7 +26,7 @@ func (s *Scheduler) own() {
 		aborted bool
 		fill    = &s.fill
 	)
-	fill.on, fill.log = s.cfg.Policy == PolicyContinuous && !s.cfg.NoFill, s.log
+	fill.on, fill.log = s.cfg.Policy == PolicyContinuous && s.cfg.Fill, s.log
 	timer.Stop()
 	defer timer.Stop()
 	for {

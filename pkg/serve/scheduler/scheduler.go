@@ -69,10 +69,12 @@ type Config struct {
 	// Policy is how the queue becomes batches; PolicyContinuous implies
 	// Dynamic and ignores MaxQueueDelay.
 	Policy Policy
-	// NoFill makes the continuous policy never wait, not even for the
-	// clients it has just answered (filler); M3ECTL_CONTINUOUS_FILL=0 sets
-	// it for every model, for measuring what the wait buys.
-	NoFill              bool
+	// Fill lets the continuous policy wait for the clients it has just
+	// answered when its measurements say lock-step cycles serve more
+	// (filler). It is experimental and off: on the H200 it has not yet
+	// beaten never waiting (docs/gpu.md, sixth round).
+	// M3ECTL_CONTINUOUS_FILL=1 sets it for every model.
+	Fill                bool
 	MaxQueueDelay       time.Duration
 	PreferredBatchSizes []int
 	// MaxBatchTokens caps one execution's padded size, rows × longest row;
@@ -142,8 +144,8 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	if cfg.Policy == PolicyContinuous {
 		cfg.Dynamic, cfg.MaxQueueDelay = true, 0
 	}
-	if os.Getenv("M3ECTL_CONTINUOUS_FILL") == "0" {
-		cfg.NoFill = true
+	if os.Getenv("M3ECTL_CONTINUOUS_FILL") == "1" {
+		cfg.Fill = true
 	}
 	budget := cfg.MaxBatchTokens
 	if budget <= 0 {
