@@ -20,7 +20,10 @@ type freed struct {
 // filler is the continuous policy's one exception to "an idle instance
 // takes whatever is queued at once": it lets an idle instance wait for the
 // clients whose answers it has just sent, when that serves more rows per
-// second than running without them.
+// second than running without them. It is experimental and off unless
+// Config.Fill: on the H200 its choice was right at c=128 but not stable at
+// c=32, where the two cycles' figures sit at the break-even (docs/gpu.md,
+// "Sixth round").
 //
 // Closed-loop clients (a fixed number of callers, each sending its next
 // request when the last is answered, as every benchmark and most pipelines
@@ -44,7 +47,8 @@ type freed struct {
 // lock-step costs: the clients, their requests and the wait for the
 // stragglers; measured only in lock-step cycles that follow one, since
 // the first wait after split cycles waits for half the clients only). N is
-// the rows queued plus the rows of the latest batch not yet back.
+// the rows queued plus the rows of the latest batches not yet back (both
+// groups', under split cycles).
 // Estimates are trusted for a while only (trust): when g(N) is not known,
 // two cycles wait to measure it; when the cost of half a
 // batch is not, the instance runs without waiting until it is; since
@@ -55,7 +59,7 @@ type freed struct {
 // still runs without the last stragglers when they are not worth their
 // wait: when what is left of g (at least g/8) exceeds cost(q)·(q+m)/q −
 // cost(q+m), the idle time that keeps the cost per row no higher than
-// running q now. It never waits past 4·g after the batch's end. A lone
+// running q now. It never waits past 4·g after the instance was freed. A lone
 // client is never delayed (its own return ends the wait: m = 0).
 //
 // The owner goroutine alone uses a filler.
