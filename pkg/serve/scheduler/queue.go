@@ -118,7 +118,7 @@ func (s *Scheduler) dropAbandoned(pending []row) []row {
 // ready says whether to cut a batch now rather than wait for more rows,
 // and if not, when to look again.
 func (s *Scheduler) ready(pending []row, now time.Time, fill *filler) (bool, time.Time) {
-	if !s.cfg.Dynamic {
+	if !s.cfg.Dynamic || (s.cfg.Policy == PolicyContinuous && !fill.on) {
 		return true, time.Time{}
 	}
 	if s.cfg.MaxBatchSize > 0 && len(pending) >= s.cfg.MaxBatchSize {
