@@ -66,15 +66,6 @@ func (t *sizeTable) observe(rows int, d time.Duration, envelope bool, tick uint6
 	c.n++
 }
 
-// own is the estimate of n's own size class, if trusted.
-func (t *sizeTable) own(n int, w trust) (time.Duration, bool) {
-	c := &t[sizeClass(n)]
-	return time.Duration(c.ns), w.ok(c)
-}
-
-// forget drops every estimate.
-func (t *sizeTable) forget() { *t = sizeTable{} }
-
 // near is at, or when that knows too little, the nearest trusted class's
 // estimate: a round trip changes slowly with the batch's size, and the
 // batch that measured it need not have had exactly the size asked about.
@@ -82,15 +73,15 @@ func (t *sizeTable) near(n int, w trust) (time.Duration, bool) {
 	if d, ok := t.at(n, w); ok {
 		return d, true
 	}
-	best, found := -1.0, false
+	best, found := 0, false
 	var d time.Duration
 	for i := range t {
 		c := &t[i]
 		if !w.ok(c) {
 			continue
 		}
-		if dist := abs(int(c.rows+0.5) - n); !found || float64(dist) < best {
-			best, found, d = float64(dist), true, time.Duration(c.ns)
+		if dist := abs(int(c.rows+0.5) - n); !found || dist < best {
+			best, found, d = dist, true, time.Duration(c.ns)
 		}
 	}
 	return d, found

@@ -58,13 +58,13 @@ func TestSizeTable(t *testing.T) {
 	if got, ok := one.at(16, all); !ok || got != time.Millisecond {
 		t.Errorf("at(16) of its own class = %v, %v", got, ok)
 	}
-	if _, ok := one.own(17, all); ok {
-		t.Error("own(17) answers from 16's class")
+	if _, ok := one.at(17, all); ok {
+		t.Error("at(17) answers from 16's class alone")
 	}
-	if _, ok := one.own(16, trust{min: 2}); ok {
+	if _, ok := one.at(16, trust{min: 2}); ok {
 		t.Error("a class seen once is trusted at min 2")
 	}
-	if _, ok := one.own(16, trust{min: 1, since: 2}); ok {
+	if _, ok := one.at(16, trust{min: 1, since: 2}); ok {
 		t.Error("a class last seen at batch 1 is trusted since batch 2")
 	}
 	if sizeClass(64) == sizeClass(65) || sizeClass(65) != sizeClass(127) || sizeClass(128) == sizeClass(127) {
@@ -246,14 +246,14 @@ func TestFillerQuietSpellIsClamped(t *testing.T) {
 	first := h200Filler()
 	first.idle, first.waited = time.Now().Add(-time.Millisecond), true
 	first.dispatched(time.Now(), 32)
-	if _, ok := first.gaps.own(32, first.gapTrust()); ok {
+	if _, ok := first.gaps.at(32, first.gapTrust()); ok {
 		t.Error("the first wait after a batch that did not wait measured lock-step's idle time")
 	}
 	f := h200Filler()
 	now := time.Now()
 	f.idle, f.waited, f.prevWaited = now.Add(-10*time.Second), true, true
 	f.dispatched(now, 32)
-	if g, ok := f.gaps.own(32, f.gapTrust()); !ok || g != 2*680*time.Microsecond {
+	if g, ok := f.gaps.at(32, f.gapTrust()); !ok || g != 2*680*time.Microsecond {
 		t.Errorf("idle time before a batch of 32 after a 10 s pause = %v, %v; want 1.36 ms", g, ok)
 	}
 }
