@@ -150,23 +150,6 @@ type Model struct {
 	batchSize, requestSeconds, queueDepth    prometheus.Observer
 }
 
-// Request records one answered request: its rows, whether it succeeded, and
-// where its time went (queue and compute are zero for requests that never
-// ran).
-func (m *Model) Request(ok bool, rows int, total, queue, input, infer, output time.Duration) {
-	if m == nil {
-		return
-	}
-	if !ok {
-		m.Failed(Other, total)
-		return
-	}
-	var a Answers
-	a.Add(rows, queue, input, infer, output)
-	m.Answered(&a)
-	m.Completed(total)
-}
-
 // Answers sums what successful requests add to the counters that are
 // totals over requests (success, inference count, queue and compute
 // microseconds), so that a batch's requests are counted in one Answered
@@ -190,7 +173,7 @@ func (a *Answers) Add(rows int, queue, input, infer, output time.Duration) {
 }
 
 // Answered records the successful requests a sums; Completed records each
-// one's latency. Request(true, …) is the two for one request.
+// one's latency.
 func (m *Model) Answered(a *Answers) {
 	if m == nil || a.requests == 0 {
 		return

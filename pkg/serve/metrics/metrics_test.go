@@ -157,3 +157,19 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) string {
 	}
 	return ""
 }
+
+// Request records one answered request as the scheduler does: a failure
+// whole, a success as its batch's counts plus its latency.
+func (m *Model) Request(ok bool, rows int, total, queue, input, infer, output time.Duration) {
+	if m == nil {
+		return
+	}
+	if !ok {
+		m.Failed(Other, total)
+		return
+	}
+	var a Answers
+	a.Add(rows, queue, input, infer, output)
+	m.Answered(&a)
+	m.Completed(total)
+}
