@@ -239,7 +239,7 @@ PY
   # build this round started from (mid- = m3ectl-old). The final call
   # measured builds where the wait was on by default; it is off since
   # (M3ECTL_CONTINUOUS_FILL=1 turns it on), so the -nofill runs now measure
-  # the default too.
+  # the default too (until the seventh round turned it on again).
   run mb32-cont-1inst-nofill m3ectl 32 continuous 32 "" M3ECTL_CONTINUOUS_FILL=0 1
   run mb32-cont-nofill m3ectl 32 continuous 1,32 "" M3ECTL_CONTINUOUS_FILL=0
   run mb128-cont-1inst-nofill m3ectl 128 continuous 128 "" M3ECTL_CONTINUOUS_FILL=0 1
@@ -253,6 +253,17 @@ PY
   run mid-mb128-1inst-3 m3ectl-old 128 continuous 128 "" "" 1
   run mb32-triton-p6-2 m3ectl 32 triton 32 "" GOMAXPROCS=6
   run mb128-cont-1inst-p6-2 m3ectl 128 continuous 128 "" GOMAXPROCS=6 1
+  # Seventh round: the wait for returning clients chooses its cycle by
+  # measuring both (scheduler picker) and is on by default; -nofill never
+  # waits (M3ECTL_CONTINUOUS_FILL=0). Triton's policy on one instance for
+  # the comparison at equal instance counts.
+  run mb32-triton-1inst m3ectl 32 triton 32 "" "" 1
+  run mb128-triton-1inst m3ectl 128 triton 128 "" "" 1
+  run mb32-triton-1inst-2 m3ectl 32 triton 32 "" "" 1
+  run mb32-cont-1inst-nofill-2 m3ectl 32 continuous 32 "" M3ECTL_CONTINUOUS_FILL=0 1
+  run mb128-cont-1inst-nofill-2 m3ectl 128 continuous 128 "" M3ECTL_CONTINUOUS_FILL=0 1
+  run mb128-triton-2 m3ectl 128 triton 128
+  run mb32-cont-3 m3ectl 32 continuous 32
   # -prof: the same as the run without the suffix, with a Go CPU profile.
   run mb128-cont-1inst-prof m3ectl 128 continuous 128 "" "M3ECTL_CPUPROFILE=$out/cpu-mb128-cont-1inst.prof" 1
   run mb32-triton-prof m3ectl 32 triton 32 "" "M3ECTL_CPUPROFILE=$out/cpu-mb32-triton.prof"

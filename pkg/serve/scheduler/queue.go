@@ -26,7 +26,8 @@ func (s *Scheduler) own() {
 		aborted bool
 		fill    = &s.fill
 	)
-	fill.on, fill.log = s.cfg.Policy == PolicyContinuous && s.cfg.Fill, s.log
+	fill.on, fill.log = s.cfg.Policy == PolicyContinuous && !s.cfg.NoWait, s.log
+	fill.pick.params = s.cfg.pick
 	timer.Stop()
 	defer timer.Stop()
 	for {
@@ -57,7 +58,6 @@ func (s *Scheduler) own() {
 			}
 			var b *batch
 			b, pending = s.cut(pending)
-			fill.dispatched(now, len(b.rows))
 			b.sent = now
 			s.dequeued(len(b.rows))
 			s.work <- b // never blocks: an instance is idle and the buffer holds one per instance

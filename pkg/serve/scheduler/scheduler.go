@@ -69,12 +69,11 @@ type Config struct {
 	// Policy is how the queue becomes batches; PolicyContinuous implies
 	// Dynamic and ignores MaxQueueDelay.
 	Policy Policy
-	// Fill lets the continuous policy wait for the clients it has just
-	// answered when its measurements say lock-step cycles serve more
-	// (filler). It is experimental and off: on the H200 it has not yet
-	// beaten never waiting (docs/gpu.md, sixth round).
-	// M3ECTL_CONTINUOUS_FILL=1 sets it for every model.
-	Fill                bool
+	// NoWait keeps the continuous policy from ever waiting, as
+	// text-embeddings-inference does; by default it waits for the clients
+	// it has just answered while that is measured to answer more rows per
+	// second (filler). M3ECTL_CONTINUOUS_FILL=0 sets it for every model.
+	NoWait              bool
 	MaxQueueDelay       time.Duration
 	PreferredBatchSizes []int
 	// MaxBatchTokens caps one execution's padded size, rows × longest row;
@@ -91,6 +90,8 @@ type Config struct {
 	Truncate bool
 	Metrics  *metrics.Model // may be nil
 	Logger   *slog.Logger   // may be nil
+
+	pick pickParams // the filler's windows; zero: defaultPick (tests shrink them)
 }
 
 // Scheduler batches the requests of one model version onto its engines.
@@ -144,8 +145,8 @@ func New(cfg Config, enc Encoder, engines []engine.Engine) (*Scheduler, error) {
 	if cfg.Policy == PolicyContinuous {
 		cfg.Dynamic, cfg.MaxQueueDelay = true, 0
 	}
-	if os.Getenv("M3ECTL_CONTINUOUS_FILL") == "1" {
-		cfg.Fill = true
+	if os.Getenv("M3ECTL_CONTINUOUS_FILL") == "0" {
+		cfg.NoWait = true
 	}
 	budget := cfg.MaxBatchTokens
 	if budget <= 0 {

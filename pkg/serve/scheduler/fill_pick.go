@@ -1,0 +1,140 @@
+package scheduler
+
+import "time"
+
+// picker chooses the continuous policy's cycle (filler) by measuring both:
+// an exploration runs windows of each in turn, split and lock-step
+// alternating, and keeps lock-step only when its mean rows per second beat
+// split's by more than margin; then the choice holds for hold
+// before the next exploration, since the load, and with it the winner,
+// moves. Split wins ties: it never adds a wait to anyone's latency.
+//
+// A window counts the rows of the batches that end inside it, from a
+// batch's end to a batch's end as the owner hears them, after the first
+// few batches of a change of cycle have passed (the clients regroup). A
+// cold batch (a graph captured, GEMMs timed) starts the window again, and
+// so does a pause longer than stale inside a window (a rate that spans it
+// says nothing of either cycle); after the third pause the traffic is
+// light, where throughput is not what is short, and the exploration ends
+// on split.
+//
+// What it costs: under a steady load one exploration of four windows every
+// hold, half of them in the losing cycle, a few percent of the loser's
+// deficit.
+type picker struct {
+	lock bool // the cycle in force
+	best bool // the latest exploration's choice
+	// windows left in this exploration; 0: holding best until until
+	left   int
+	until  time.Time
+	settle int // batches to let pass before the window counts
+	pauses int // windows of this exploration started again after a pause
+	start  time.Time
+	rows   int
+	n      int // batches in the window
+	sum    [2]float64 // rows per second summed per cycle, this exploration
+	count  [2]int
+	// the latest finished exploration's mean rows per second, split and
+	// lock-step (0: not measured)
+	measured [2]float64
+	params   pickParams
+}
+
+// pickParams are the picker's windows; tests shrink them.
+type pickParams struct {
+	window, stale, hold time.Duration
+	batches, settle     int
+	margin              float64
+}
+
+var defaultPick = pickParams{
+	window:  20 * time.Millisecond,
+	stale:   250 * time.Millisecond,
+	hold:    time.Second,
+	batches: 8,
+	settle:  3,
+	margin:  0.02,
+}
+
+func idx(lock bool) int {
+	if lock {
+		return 1
+	}
+	return 0
+}
+
+// mean is this exploration's mean rows per second under a cycle so far.
+func (p *picker) mean(lock bool) float64 {
+	i := idx(lock)
+	if p.count[i] == 0 {
+		return 0
+	}
+	return p.sum[i] / float64(p.count[i])
+}
+
+// rate is the latest finished exploration's mean rows per second under a
+// cycle; 0 if it was not measured.
+func (p *picker) rate(lock bool) float64 { return p.measured[idx(lock)] }
+
+// batch records the end of a batch of rows as the owner hears it, at now;
+// it reports whether an exploration ended with it.
+func (p *picker) batch(now time.Time, rows int, cold bool) bool {
+	if p.params == (pickParams{}) {
+		p.params = defaultPick
+	}
+	if p.left == 0 {
+		if now.Before(p.until) {
+			return false
+		}
+		p.left, p.sum, p.count, p.pauses = 4, [2]float64{}, [2]int{}, 0
+		p.begin()
+		return false
+	}
+	if cold {
+		p.settle = max(p.settle, 1)
+	}
+	if p.settle > 0 {
+		p.settle--
+		p.start, p.rows, p.n = now, 0, 0
+		return false
+	}
+	p.rows += rows
+	p.n++
+	d := now.Sub(p.start)
+	if d > p.params.stale {
+		// A pause (a client restarting, traffic ebbing): the window says
+		// nothing of either cycle. Measured again, unless the traffic stays
+		// this light.
+		if p.pauses++; p.pauses > 2 {
+			p.end(now, false)
+			return true
+		}
+		p.start, p.rows, p.n = now, 0, 0
+		return false
+	}
+	if d < p.params.window || p.n < p.params.batches {
+		return false
+	}
+	i := idx(p.lock)
+	p.sum[i] += float64(p.rows) / d.Seconds()
+	p.count[i]++
+	if p.left--; p.left > 0 {
+		p.begin()
+		return false
+	}
+	p.end(now, p.mean(true) > p.mean(false)*(1+p.params.margin))
+	return true
+}
+
+// begin starts the next window: the cycle not in force at the start of the
+// exploration first, so that both are measured twice, interleaved.
+func (p *picker) begin() {
+	p.lock = p.best != (p.left%2 == 0)
+	p.settle = p.params.settle
+}
+
+func (p *picker) end(now time.Time, lock bool) {
+	p.best, p.lock, p.left, p.settle = lock, lock, 0, 0
+	p.measured = [2]float64{p.mean(false), p.mean(true)}
+	p.until = now.Add(p.params.hold)
+}

@@ -1,0 +1,125 @@
+package scheduler
+
+import (
+	"testing"
+	"time"
+)
+
+// drive feeds a picker batches of rows ending every d, d from cycle(lock):
+// the rows per second each cycle answers. It returns which cycle was in
+// force at each batch.
+func drive(p *picker, now *time.Time, n, rows int, cycle func(lock bool) time.Duration) []bool {
+	var seen []bool
+	for range n {
+		seen = append(seen, p.lock)
+		*now = now.Add(cycle(p.lock))
+		p.batch(*now, rows, false)
+	}
+	return seen
+}
+
+func TestPickerChoosesTheFasterCycle(t *testing.T) {
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	for _, c := range []struct {
+		name        string
+		lock, split time.Duration // per batch of 32 rows
+		want        bool
+	}{
+		{"lock-step 10% faster", ms(0.90), ms(1.0), true},
+		{"lock-step 1% faster: a tie, split", ms(0.99), ms(1.0), false},
+		{"split faster", ms(1.2), ms(1.0), false},
+		{"equal", ms(1.0), ms(1.0), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &picker{}
+			now := time.Unix(1000, 0)
+			cycle := func(lock bool) time.Duration {
+				if lock {
+					return c.lock
+				}
+				return c.split
+			}
+			seen := drive(p, &now, 1, 32, cycle) // starts the exploration
+			for p.left > 0 && len(seen) < 1000 {
+				seen = append(seen, drive(p, &now, 1, 32, cycle)...)
+			}
+			if p.left != 0 || p.best != c.want || p.lock != c.want {
+				t.Fatalf("after %d batches: exploring %d, chosen %v, in force %v; want %v", len(seen), p.left, p.best, p.lock, c.want)
+			}
+			var both [2]bool
+			for _, l := range seen {
+				both[idx(l)] = true
+			}
+			if !both[0] || !both[1] {
+				t.Fatalf("the exploration ran only one cycle: %v", both)
+			}
+			for i, want := range []float64{32 / c.split.Seconds(), 32 / c.lock.Seconds()} {
+				if got := p.measured[i]; got < want*0.999 || got > want*1.001 {
+					t.Errorf("measured[%d] = %.0f rows/s, want %.0f", i, got, want)
+				}
+			}
+			// The choice holds until hold has passed, then it is measured again.
+			held := drive(p, &now, int(defaultPick.hold/cycle(c.want))-1, 32, cycle)
+			for _, l := range held {
+				if l != c.want || p.left != 0 {
+					t.Fatal("the cycle changed while the choice held")
+				}
+			}
+			drive(p, &now, 2, 32, cycle)
+			if p.left == 0 {
+				t.Error("no new exploration after hold")
+			}
+		})
+	}
+}
+
+// The winner can change with the load: the next exploration follows it.
+func TestPickerFollowsTheLoad(t *testing.T) {
+	p := &picker{}
+	now := time.Unix(1000, 0)
+	fast := func(yes bool) func(bool) time.Duration {
+		return func(lock bool) time.Duration {
+			if lock == yes {
+				return 800 * time.Microsecond
+			}
+			return time.Millisecond
+		}
+	}
+	drive(p, &now, 300, 32, fast(true))
+	if !p.best {
+		t.Fatal("lock-step faster: not chosen")
+	}
+	drive(p, &now, 3000, 32, fast(false))
+	if p.best || p.lock {
+		t.Fatal("split faster since: lock-step kept")
+	}
+}
+
+// Cold batches start a window again, and so does a pause inside a window;
+// the third pause in one exploration ends it on split (light traffic).
+func TestPickerColdAndStale(t *testing.T) {
+	p := &picker{}
+	now := time.Unix(1000, 0)
+	p.batch(now, 32, false) // starts the exploration
+	for range 50 {
+		now = now.Add(time.Millisecond)
+		p.batch(now, 32, true)
+	}
+	if p.count != [2]int{} || p.n != 0 {
+		t.Fatalf("cold batches counted: windows %v, batches %d", p.count, p.n)
+	}
+	for pause := 1; pause <= 3; pause++ {
+		for range 5 {
+			now = now.Add(time.Millisecond)
+			p.batch(now, 32, false)
+		}
+		now = now.Add(time.Second)
+		ended := p.batch(now, 32, false)
+		if ended != (pause == 3) || p.count != [2]int{} {
+			t.Fatalf("pause %d: exploration ended %v, windows %v", pause, ended, p.count)
+		}
+	}
+	if p.best || p.lock || p.left != 0 || p.measured != [2]float64{} {
+		t.Errorf("after three pauses: exploring %d, chosen %v, rates %v", p.left, p.best, p.measured)
+	}
+}
