@@ -31,7 +31,7 @@ type picker struct {
 	pauses int // windows of this exploration started again after a pause
 	start  time.Time
 	rows   int
-	n      int // batches in the window
+	n      int        // batches in the window
 	sum    [2]float64 // rows per second summed per cycle, this exploration
 	count  [2]int
 	// the latest finished exploration's mean rows per second, split and
