@@ -44,7 +44,9 @@ type freed struct {
 // but never longer after it was freed than the latest batch took: the idle
 // time lock-step pays for must be below 2·cost(N/2) − cost(N), which is
 // below cost(N), so a longer wait never pays. A lone client is never
-// delayed (its own return ends the wait: m = 0).
+// delayed (its own return ends the wait: m = 0). With several instances
+// lock-step runs one batch at a time: an idle instance also waits for the
+// others' batches to end and their clients to return.
 //
 // The owner goroutine alone uses a filler.
 type filler struct {
@@ -142,14 +144,27 @@ func (f *filler) out() int {
 }
 
 // wait says how long past now an idle instance holding q queued rows
-// (capped at limit, the most one batch takes) should wait for returning
-// rows; 0 means run now.
-func (f *filler) wait(now time.Time, q, limit int) time.Duration {
-	m := min(f.out(), limit-q)
-	if !f.on || !f.pick.lock || m <= 0 || q <= 0 || f.cost <= 0 {
+// (room: the most one batch takes) should wait for returning rows, while
+// busy other instances run; 0 means run now. Under lock-step with more
+// than one instance, the clients whose batch another instance still runs
+// are waited for too (up to twice the latest batch's time since the
+// instance was freed): a batch cut beside theirs would split the clients
+// into groups again, one per instance.
+func (f *filler) wait(now time.Time, q, room, busy int) time.Duration {
+	if !f.on || !f.pick.lock || q <= 0 || q >= room || f.cost <= 0 {
 		return 0
 	}
 	since := now.Sub(f.idle)
+	if busy > 0 {
+		if since >= 2*f.cost {
+			return 0
+		}
+		f.waits++
+		return 2*f.cost - since
+	}
+	if min(f.out(), room-q) <= 0 {
+		return 0
+	}
 	if since >= f.cost {
 		f.sent = f.sent[:0] // nobody came back in time: those clients are gone
 		return 0

@@ -4,8 +4,10 @@ import "time"
 
 // picker chooses the continuous policy's cycle (filler) by measuring both:
 // an exploration runs windows of each in turn, split and lock-step
-// alternating, and keeps lock-step only when its mean rows per second beat
-// split's by more than margin; then the choice holds for hold
+// alternating, and keeps lock-step only when its best window's rows per
+// second beat split's by more than margin (the best, not the mean: what
+// disturbs a window, a client pausing, a collection, a preempted thread,
+// only ever lowers its rate); then the choice holds for hold
 // before the next exploration, since the load, and with it the winner,
 // moves. Split wins ties: it never adds a wait to anyone's latency.
 //
@@ -32,9 +34,9 @@ type picker struct {
 	start  time.Time
 	rows   int
 	n      int        // batches in the window
-	sum    [2]float64 // rows per second summed per cycle, this exploration
+	tops   [2]float64 // the best window's rows per second per cycle, this exploration
 	count  [2]int
-	// the latest finished exploration's mean rows per second, split and
+	// the latest finished exploration's best rows per second, split and
 	// lock-step (0: not measured)
 	measured [2]float64
 	params   pickParams
@@ -63,16 +65,11 @@ func idx(lock bool) int {
 	return 0
 }
 
-// mean is this exploration's mean rows per second under a cycle so far.
-func (p *picker) mean(lock bool) float64 {
-	i := idx(lock)
-	if p.count[i] == 0 {
-		return 0
-	}
-	return p.sum[i] / float64(p.count[i])
-}
+// top is this exploration's best window's rows per second under a cycle
+// so far (0: none yet).
+func (p *picker) top(lock bool) float64 { return p.tops[idx(lock)] }
 
-// rate is the latest finished exploration's mean rows per second under a
+// rate is the latest finished exploration's best rows per second under a
 // cycle; 0 if it was not measured.
 func (p *picker) rate(lock bool) float64 { return p.measured[idx(lock)] }
 
@@ -86,7 +83,7 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 		if now.Before(p.until) {
 			return false
 		}
-		p.left, p.sum, p.count, p.pauses = 4, [2]float64{}, [2]int{}, 0
+		p.left, p.tops, p.count, p.pauses = 4, [2]float64{}, [2]int{}, 0
 		p.begin()
 		return false
 	}
@@ -116,13 +113,13 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 		return false
 	}
 	i := idx(p.lock)
-	p.sum[i] += float64(p.rows) / d.Seconds()
+	p.tops[i] = max(p.tops[i], float64(p.rows)/d.Seconds())
 	p.count[i]++
 	if p.left--; p.left > 0 {
 		p.begin()
 		return false
 	}
-	p.end(now, p.mean(true) > p.mean(false)*(1+p.params.margin))
+	p.end(now, p.top(true) > p.top(false)*(1+p.params.margin))
 	return true
 }
 
@@ -135,6 +132,6 @@ func (p *picker) begin() {
 
 func (p *picker) end(now time.Time, lock bool) {
 	p.best, p.lock, p.left, p.settle = lock, lock, 0, 0
-	p.measured = [2]float64{p.mean(false), p.mean(true)}
+	p.measured = p.tops
 	p.until = now.Add(p.params.hold)
 }

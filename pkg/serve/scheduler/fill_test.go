@@ -121,6 +121,48 @@ func TestContinuousWaitsForReturningClients(t *testing.T) {
 	}
 }
 
+// Two instances on one GPU (batches run one at a time, as two instances'
+// batches share an H200's SMs): never waiting, the clients split into
+// groups, one per instance; lock-step waits for the other instance's
+// clients too and runs one batch of all of them at a time.
+func TestContinuousLockStepAcrossInstances(t *testing.T) {
+	var gpu sync.Mutex
+	started := make(chan struct{}, 1)
+	delay := func(rows int) time.Duration {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		gpu.Lock()
+		time.Sleep(10*time.Millisecond + time.Duration(rows)*100*time.Microsecond)
+		gpu.Unlock()
+		return 0
+	}
+	a, b := &fakeEngine{delay: delay}, &fakeEngine{delay: delay}
+	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, pick: testPick}, a, b)
+	closedLoop(t, s, a, 32, started, 2*time.Millisecond, 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := &s.fill.pick
+	t.Logf("rows/s: lock-step %.0f, split %.0f; chosen lock-step %v", p.rate(true), p.rate(false), p.best)
+	if !p.best || p.rate(true) < 1.2*p.rate(false) {
+		t.Errorf("lock-step chosen %v at %.0f rows/s against split's %.0f; want chosen, 20%% ahead", p.best, p.rate(true), p.rate(false))
+	}
+	all := append(a.batches(), b.batches()...)
+	full := 0
+	for _, x := range all {
+		if x.rows == 32 {
+			full++
+		}
+	}
+	if full < len(all)/2 {
+		t.Errorf("%d of %d batches held all 32 clients", full, len(all))
+	}
+}
+
 // A lone closed-loop client never waits: its own return is the only one
 // the filler expects.
 func TestContinuousLoneClientNeverWaits(t *testing.T) {

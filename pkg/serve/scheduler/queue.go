@@ -52,7 +52,7 @@ func (s *Scheduler) own() {
 		for idle > 0 && len(pending) > 0 {
 			if !closing {
 				var ok bool
-				if ok, at = s.ready(pending, now, fill); !ok {
+				if ok, at = s.ready(pending, now, fill, len(s.engines)-idle); !ok {
 					break
 				}
 			}
@@ -116,8 +116,8 @@ func (s *Scheduler) dropAbandoned(pending []row) []row {
 }
 
 // ready says whether to cut a batch now rather than wait for more rows,
-// and if not, when to look again.
-func (s *Scheduler) ready(pending []row, now time.Time, fill *filler) (bool, time.Time) {
+// and if not, when to look again; busy instances are running a batch.
+func (s *Scheduler) ready(pending []row, now time.Time, fill *filler, busy int) (bool, time.Time) {
 	if !s.cfg.Dynamic || (s.cfg.Policy == PolicyContinuous && !fill.on) {
 		return true, time.Time{}
 	}
@@ -132,11 +132,11 @@ func (s *Scheduler) ready(pending []row, now time.Time, fill *filler) (bool, tim
 		return true, time.Time{}
 	}
 	if s.cfg.Policy == PolicyContinuous {
-		limit := min(s.budget/max(1, longest), len(pending)+fill.out())
+		room := s.budget / max(1, longest)
 		if s.cfg.MaxBatchSize > 0 {
-			limit = min(limit, s.cfg.MaxBatchSize)
+			room = min(room, s.cfg.MaxBatchSize)
 		}
-		w := fill.wait(now, len(pending), limit)
+		w := fill.wait(now, len(pending), room, busy)
 		return w <= 0, now.Add(w)
 	}
 	if now.Sub(pending[0].req.enqueued) >= s.cfg.MaxQueueDelay {
