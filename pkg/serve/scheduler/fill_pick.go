@@ -15,14 +15,14 @@ import "time"
 // batch's end to a batch's end as the owner hears them, after the first
 // few batches of a change of cycle have passed (the clients regroup). A
 // cold batch (a graph captured, GEMMs timed) starts the window again, and
-// so does a pause longer than stale inside a window (a rate that spans it
-// says nothing of either cycle); after the third pause the traffic is
-// light, where throughput is not what is short, and the exploration ends
-// on split.
+// so does a pause (a gap between batch ends of over stale and eight times
+// the usual; a rate that spans it says nothing of either cycle); after the
+// third pause the traffic is light, where throughput is not what is short,
+// and the exploration ends on split.
 //
 // What it costs: under a steady load one exploration of four windows every
-// hold, half of them in the losing cycle, a few percent of the loser's
-// deficit.
+// hold to 8·hold, half of them in the losing cycle: about a percent of
+// the loser's deficit.
 type picker struct {
 	lock bool // the cycle in force
 	best bool // the latest exploration's choice
@@ -31,6 +31,10 @@ type picker struct {
 	until  time.Time
 	settle int // batches to let pass before the window counts
 	pauses int // windows of this exploration started again after a pause
+	began  time.Time
+	streak int           // how many times hold the choice holds
+	last   time.Time     // the latest batch end
+	gap    time.Duration // the usual gap between batch ends (smoothed)
 	start  time.Time
 	rows   int
 	n      int        // batches in the window
@@ -51,7 +55,7 @@ type pickParams struct {
 
 var defaultPick = pickParams{
 	window:  20 * time.Millisecond,
-	stale:   250 * time.Millisecond,
+	stale:   50 * time.Millisecond, // the shortest pause
 	hold:    time.Second,
 	batches: 8,
 	settle:  3,
@@ -79,15 +83,40 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 	if p.params == (pickParams{}) {
 		p.params = defaultPick
 	}
+	// A pause: a gap between batch ends far beyond the usual (a client
+	// restarting, traffic ebbing). The usual gap follows the batches' own
+	// time, so ONNX Runtime's 100 ms batches are not pauses.
+	// A pause moves the usual gap too, by at most its eighth's worth of
+	// eight times it, so that batches that have become slower for good stop
+	// being pauses after a few.
+	gap, paused := now.Sub(p.last), false
+	switch {
+	case p.last.IsZero():
+	case p.gap == 0:
+		p.gap = gap
+	default:
+		paused = gap > max(p.params.stale, 8*p.gap)
+		p.gap += (min(gap, 8*p.gap) - p.gap) / 8
+	}
+	p.last = now
 	if p.left == 0 {
 		if now.Before(p.until) {
 			return false
 		}
-		p.left, p.tops, p.count, p.pauses = 4, [2]float64{}, [2]int{}, 0
+		p.left, p.tops, p.count, p.pauses, p.began = 4, [2]float64{}, [2]int{}, 0, now
 		p.begin()
 		return false
 	}
 	if cold {
+		p.settle = max(p.settle, 1)
+	}
+	if paused {
+		// The window says nothing of either cycle: measured again, unless
+		// the traffic stays this light.
+		if p.pauses++; p.pauses > 2 {
+			p.end(now, false)
+			return true
+		}
 		p.settle = max(p.settle, 1)
 	}
 	if p.settle > 0 {
@@ -98,17 +127,6 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 	p.rows += rows
 	p.n++
 	d := now.Sub(p.start)
-	if d > p.params.stale {
-		// A pause (a client restarting, traffic ebbing): the window says
-		// nothing of either cycle. Measured again, unless the traffic stays
-		// this light.
-		if p.pauses++; p.pauses > 2 {
-			p.end(now, false)
-			return true
-		}
-		p.start, p.rows, p.n = now, 0, 0
-		return false
-	}
 	if d < p.params.window || p.n < p.params.batches {
 		return false
 	}
@@ -130,8 +148,20 @@ func (p *picker) begin() {
 	p.settle = p.params.settle
 }
 
+// end settles an exploration on lock (or not) and says how long the choice
+// holds: hold, doubled for each exploration in a row that chose the same
+// cycle by a clear lead (up to 8 times, so that a steady load spends
+// ever less of its time in the losing cycle), and never less than eight
+// times what the exploration took (where batches take 100 ms, as on a
+// CPU, an exploration takes seconds).
 func (p *picker) end(now time.Time, lock bool) {
+	win, lose := p.top(lock), p.top(!lock)
+	if lock == p.best && lose > 0 && win > lose*(1+4*p.params.margin) {
+		p.streak = min(max(1, 2*p.streak), 8)
+	} else {
+		p.streak = 1
+	}
 	p.best, p.lock, p.left, p.settle = lock, lock, 0, 0
 	p.measured = p.tops
-	p.until = now.Add(p.params.hold)
+	p.until = now.Add(max(time.Duration(p.streak)*p.params.hold, 8*now.Sub(p.began)))
 }

@@ -123,3 +123,51 @@ func TestPickerColdAndStale(t *testing.T) {
 		t.Errorf("after three pauses: exploring %d, chosen %v, rates %v", p.left, p.best, p.measured)
 	}
 }
+
+// A choice won clearly again and again holds longer each time (up to eight
+// holds); a close or changed one holds one hold; and an exploration that
+// took long (slow batches, as on a CPU) holds at least eight times its
+// length.
+func TestPickerHolds(t *testing.T) {
+	explore := func(p *picker, now *time.Time, cycle func(bool) time.Duration) time.Duration {
+		for p.left == 0 { // wait out the hold
+			drive(p, now, 1, 32, cycle)
+		}
+		for p.left > 0 {
+			drive(p, now, 1, 32, cycle)
+		}
+		return p.until.Sub(*now)
+	}
+	clear := func(lock bool) time.Duration {
+		if lock {
+			return 800 * time.Microsecond
+		}
+		return time.Millisecond
+	}
+	p := &picker{}
+	now := time.Unix(1000, 0)
+	var holds []time.Duration
+	for range 6 {
+		holds = append(holds, explore(p, &now, clear).Round(100*time.Millisecond))
+	}
+	want := []time.Duration{1, 2, 4, 8, 8, 8}
+	for i := range want {
+		if holds[i] != want[i]*time.Second {
+			t.Fatalf("holds %v, want %v seconds", holds, want)
+		}
+	}
+	close := func(lock bool) time.Duration {
+		if lock {
+			return 970 * time.Microsecond // 3% ahead: chosen, not clearly
+		}
+		return time.Millisecond
+	}
+	if h := explore(p, &now, close).Round(100 * time.Millisecond); !p.best || h != time.Second {
+		t.Errorf("a close win: chosen %v, held %v; want chosen, 1s", p.best, h)
+	}
+	slow := &picker{}
+	h := explore(slow, &now, func(bool) time.Duration { return 100 * time.Millisecond })
+	if h < 8*4*(3+8)*100*time.Millisecond-time.Second {
+		t.Errorf("100 ms batches: the choice held %v, want at least 8× the exploration's ~4.4s", h)
+	}
+}
