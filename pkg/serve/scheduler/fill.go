@@ -48,6 +48,13 @@ type freed struct {
 // lock-step runs one batch at a time: an idle instance also waits for the
 // others' batches to end and their clients to return.
 //
+// Where batches take longBatch or more (ONNX Runtime on a CPU, a GPU's
+// batches of long texts) the instance is bound by its rows: a fixed cost
+// per batch of a few hundred microseconds, all that lock-step saves, is a
+// few percent of it at most, less than measuring it costs (an
+// exploration's windows of eight batches then take seconds, half of them
+// waiting). The instance then never waits.
+//
 // The owner goroutine alone uses a filler.
 type filler struct {
 	on bool
@@ -56,6 +63,7 @@ type filler struct {
 	sent  []answered
 	idle  time.Time
 	cost  time.Duration // the latest warm batch's time, the owner's send to its free
+	usual time.Duration // the warm batches' time, smoothed: one slow batch is not a slow instance
 	tick  uint64        // batches completed
 	waits int           // decisions to wait, for tests
 	pick  picker
@@ -74,8 +82,14 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 		// owner hearing it is free: staging, the engine, the answers and the
 		// hand-offs.
 		f.cost = now.Sub(fr.sent)
+		if f.usual == 0 {
+			f.usual = f.cost
+		}
+		f.usual += (f.cost - f.usual) / 8
 	}
-	if f.pick.batch(now, fr.rows, fr.cold) && f.log != nil {
+	if f.usual > longBatch {
+		f.pick.halt()
+	} else if f.pick.batch(now, fr.rows, fr.cold) && f.log != nil {
 		// About once a second under load: what serve -v shows of the choice.
 		f.log.Debug("continuous batching: cycles measured", "lock_step", f.pick.best,
 			"lock_step_rows_per_s", int(f.pick.rate(true)), "split_rows_per_s", int(f.pick.rate(false)))
@@ -90,6 +104,9 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 	f.idle = now
 	f.arrived(now, pending)
 }
+
+// longBatch is the batch time from which the filler stays split.
+const longBatch = 10 * time.Millisecond
 
 // answered is a batch whose rows went back to their clients: how many, when
 // the engine ended it, and how many rows have been queued since that can

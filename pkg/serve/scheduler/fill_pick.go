@@ -165,3 +165,10 @@ func (p *picker) end(now time.Time, lock bool) {
 	p.measured = p.tops
 	p.until = now.Add(max(time.Duration(p.streak)*p.params.hold, 8*now.Sub(p.began)))
 }
+
+// halt leaves the cycle split and any exploration unfinished, to start
+// afresh with the next batch that batch records.
+func (p *picker) halt() {
+	p.lock, p.best, p.left, p.settle, p.streak = false, false, 0, 0, 0
+	p.until = time.Time{}
+}

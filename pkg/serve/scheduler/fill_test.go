@@ -86,8 +86,8 @@ func TestContinuousWaitsForReturningClients(t *testing.T) {
 		noWait, lock         bool
 		minMean, maxMean     float64
 	}{
-		{"latency-bound", 10 * time.Millisecond, 100 * time.Microsecond, 2 * time.Millisecond, false, true, 26, 32},
-		{"latency-bound, never waiting", 10 * time.Millisecond, 100 * time.Microsecond, 2 * time.Millisecond, true, false, 1, 21},
+		{"latency-bound", 4 * time.Millisecond, 50 * time.Microsecond, time.Millisecond, false, true, 26, 32},
+		{"latency-bound, never waiting", 4 * time.Millisecond, 50 * time.Microsecond, time.Millisecond, true, false, 1, 21},
 		{"row-bound, long round trip", 0, 200 * time.Microsecond, 4 * time.Millisecond, false, false, 1, 24},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,13 +134,13 @@ func TestContinuousLockStepAcrossInstances(t *testing.T) {
 		default:
 		}
 		gpu.Lock()
-		time.Sleep(10*time.Millisecond + time.Duration(rows)*100*time.Microsecond)
+		time.Sleep(3*time.Millisecond + time.Duration(rows)*30*time.Microsecond) // two overlapping stay under longBatch
 		gpu.Unlock()
 		return 0
 	}
 	a, b := &fakeEngine{delay: delay}, &fakeEngine{delay: delay}
 	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, pick: testPick}, a, b)
-	closedLoop(t, s, a, 32, started, 2*time.Millisecond, 1500*time.Millisecond)
+	closedLoop(t, s, a, 32, started, time.Millisecond, 1500*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
@@ -160,6 +160,24 @@ func TestContinuousLockStepAcrossInstances(t *testing.T) {
 	}
 	if full < len(all)/2 {
 		t.Errorf("%d of %d batches held all 32 clients", full, len(all))
+	}
+}
+
+// Batches of longBatch or more (a CPU's) are bound by their rows: the
+// filler neither explores lock-step nor waits.
+func TestFillerStaysSplitForLongBatches(t *testing.T) {
+	eng := &fakeEngine{delay: func(rows int) time.Duration {
+		return longBatch + time.Duration(rows)*100*time.Microsecond
+	}}
+	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, pick: testPick}, eng)
+	closedLoop(t, s, eng, 8, nil, 0, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.fill.waits != 0 || s.fill.pick.lock || s.fill.pick.left != 0 || s.fill.usual < longBatch {
+		t.Errorf("%d-ms batches: %d waits, lock-step %v, exploring %d", s.fill.cost.Milliseconds(), s.fill.waits, s.fill.pick.lock, s.fill.pick.left)
 	}
 }
 
