@@ -68,6 +68,9 @@ type filler struct {
 	waits int           // decisions to wait, for tests
 	pick  picker
 	log   *slog.Logger
+	// stretch scales the longest wait for returns under lock-step (an
+	// experiment's knob, M3ECTL_CONTINUOUS_STRETCH; 0 means 1)
+	stretch float64
 }
 
 // completed records a batch's end; pending is what the owner holds, which
@@ -182,10 +185,14 @@ func (f *filler) wait(now time.Time, q, room, busy int) time.Duration {
 	if min(f.out(), room-q) <= 0 {
 		return 0
 	}
-	if since >= f.cost {
+	limit := f.cost
+	if f.stretch > 0 {
+		limit = time.Duration(float64(limit) * f.stretch)
+	}
+	if since >= limit {
 		f.sent = f.sent[:0] // nobody came back in time: those clients are gone
 		return 0
 	}
 	f.waits++
-	return f.cost - since
+	return limit - since
 }
