@@ -264,12 +264,8 @@ PY
   run mb128-cont-1inst-nofill-2 m3ectl 128 continuous 128 "" M3ECTL_CONTINUOUS_FILL=0 1
   run mb128-triton-2 m3ectl 128 triton 128
   run mb32-cont-3 m3ectl 32 continuous 32
-  # -stretch2: lock-step waits up to twice the latest batch's time for its
-  # stragglers (M3ECTL_CONTINUOUS_STRETCH=2), not once.
-  run mb32-cont-1inst-stretch2 m3ectl 32 continuous 32 "" M3ECTL_CONTINUOUS_STRETCH=2 1
   run mb32-cont-1inst-4 m3ectl 32 continuous 32 "" "" 1
   run mb32-triton-1inst-3 m3ectl 32 triton 32 "" "" 1
-  run mb32-cont-1inst-stretch2-2 m3ectl 32 continuous 32 "" M3ECTL_CONTINUOUS_STRETCH=2 1
   run mb32-cont-1inst-5 m3ectl 32 continuous 32 "" "" 1
   run mb32-triton-1inst-4 m3ectl 32 triton 32 "" "" 1
   run mb32-cont-4 m3ectl 32 continuous 32

@@ -68,9 +68,6 @@ type filler struct {
 	waits int           // decisions to wait, for tests
 	pick  picker
 	log   *slog.Logger
-	// stretch scales the longest wait for returns under lock-step (an
-	// experiment's knob, M3ECTL_CONTINUOUS_STRETCH; 0 means 1)
-	stretch float64
 }
 
 // completed records a batch's end; pending is what the owner holds, which
@@ -185,14 +182,10 @@ func (f *filler) wait(now time.Time, q, room, busy int) time.Duration {
 	if min(f.out(), room-q) <= 0 {
 		return 0
 	}
-	limit := f.cost
-	if f.stretch > 0 {
-		limit = time.Duration(float64(limit) * f.stretch)
-	}
-	if since >= limit {
+	if since >= f.cost {
 		f.sent = f.sent[:0] // nobody came back in time: those clients are gone
 		return 0
 	}
 	f.waits++
-	return limit - since
+	return f.cost - since
 }

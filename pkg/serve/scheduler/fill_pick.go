@@ -114,7 +114,7 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 		// The window says nothing of either cycle: measured again, unless
 		// the traffic stays this light.
 		if p.pauses++; p.pauses > 2 {
-			p.end(now, false)
+			p.end(now, false, true)
 			return true
 		}
 		p.settle = max(p.settle, 1)
@@ -137,7 +137,7 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 		p.begin()
 		return false
 	}
-	p.end(now, p.top(true) > p.top(false)*(1+p.params.margin))
+	p.end(now, p.top(true) > p.top(false)*(1+p.params.margin), false)
 	return true
 }
 
@@ -153,8 +153,11 @@ func (p *picker) begin() {
 // cycle by a clear lead (up to 8 times, so that a steady load spends
 // ever less of its time in the losing cycle), and never less than eight
 // times what the exploration took (where batches take 100 ms, as on a
-// CPU, an exploration takes seconds).
-func (p *picker) end(now time.Time, lock bool) {
+// CPU, an exploration takes seconds). An exploration ended by pauses
+// (light) holds one hold: its length is the pauses', and the traffic may
+// be back at full rate the moment after (a fresh server's first clients,
+// waiting out its first graph captures).
+func (p *picker) end(now time.Time, lock, light bool) {
 	win, lose := p.top(lock), p.top(!lock)
 	if lock == p.best && lose > 0 && win > lose*(1+4*p.params.margin) {
 		p.streak = min(max(1, 2*p.streak), 8)
@@ -163,7 +166,11 @@ func (p *picker) end(now time.Time, lock bool) {
 	}
 	p.best, p.lock, p.left, p.settle = lock, lock, 0, 0
 	p.measured = p.tops
-	p.until = now.Add(max(time.Duration(p.streak)*p.params.hold, 8*now.Sub(p.began)))
+	hold := max(time.Duration(p.streak)*p.params.hold, 8*now.Sub(p.began))
+	if light {
+		p.streak, hold = 0, p.params.hold
+	}
+	p.until = now.Add(hold)
 }
 
 // halt leaves the cycle split and any exploration unfinished, to start

@@ -122,6 +122,9 @@ func TestPickerColdAndStale(t *testing.T) {
 	if p.best || p.lock || p.left != 0 || p.measured != [2]float64{} {
 		t.Errorf("after three pauses: exploring %d, chosen %v, rates %v", p.left, p.best, p.measured)
 	}
+	if h := p.until.Sub(now); h != defaultPick.hold {
+		t.Errorf("an exploration of over 3 s of pauses holds %v, want %v: pauses are not slow batches", h, defaultPick.hold)
+	}
 }
 
 // A choice won clearly again and again holds longer each time (up to eight

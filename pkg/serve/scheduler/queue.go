@@ -1,9 +1,7 @@
 package scheduler
 
 import (
-	"os"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -30,7 +28,6 @@ func (s *Scheduler) own() {
 	)
 	fill.on, fill.log = s.cfg.Policy == PolicyContinuous && !s.cfg.NoWait, s.log
 	fill.pick.params = s.cfg.pick
-	fill.stretch, _ = strconv.ParseFloat(os.Getenv("M3ECTL_CONTINUOUS_STRETCH"), 64)
 	timer.Stop()
 	defer timer.Stop()
 	for {
