@@ -22,7 +22,10 @@ const (
 	// whatever is queued at once, never waiting to fill a batch, and what
 	// arrives while every instance is busy forms the next batch, capped by
 	// max_batch_size and the token budget. A lone request runs at once; under
-	// load batches are as full as the arrival rate makes them.
+	// load batches are as full as the arrival rate makes them. One exception
+	// (filler, unless Config.NoWait): where closed-loop clients are measured
+	// to be served more by lock-step, an idle instance waits, at most one
+	// batch's time, for the clients it has just answered.
 	PolicyContinuous
 )
 
