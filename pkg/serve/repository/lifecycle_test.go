@@ -167,7 +167,10 @@ func TestCloseDrains(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	md, _ := m.Model("tiny", "")
+	md, err := m.Model("tiny", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {
 		go func() {
