@@ -84,8 +84,9 @@ func (f *filler) completed(now time.Time, fr freed, pending []row) {
 		f.cost = now.Sub(fr.sent)
 		if f.usual == 0 {
 			f.usual = f.cost
+		} else {
+			f.usual += (f.cost - f.usual) / 8
 		}
-		f.usual += (f.cost - f.usual) / 8
 	}
 	if f.usual > longBatch {
 		f.pick.halt()

@@ -39,7 +39,6 @@ type picker struct {
 	rows   int
 	n      int        // batches in the window
 	tops   [2]float64 // the best window's rows per second per cycle, this exploration
-	count  [2]int
 	// the latest finished exploration's best rows per second, split and
 	// lock-step (0: not measured)
 	measured [2]float64
@@ -103,7 +102,7 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 		if now.Before(p.until) {
 			return false
 		}
-		p.left, p.tops, p.count, p.pauses, p.began = 4, [2]float64{}, [2]int{}, 0, now
+		p.left, p.tops, p.pauses, p.began = 4, [2]float64{}, 0, now
 		p.begin()
 		return false
 	}
@@ -132,7 +131,6 @@ func (p *picker) batch(now time.Time, rows int, cold bool) bool {
 	}
 	i := idx(p.lock)
 	p.tops[i] = max(p.tops[i], float64(p.rows)/d.Seconds())
-	p.count[i]++
 	if p.left--; p.left > 0 {
 		p.begin()
 		return false

@@ -105,8 +105,8 @@ func TestPickerColdAndStale(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		p.batch(now, 32, true)
 	}
-	if p.count != [2]int{} || p.n != 0 {
-		t.Fatalf("cold batches counted: windows %v, batches %d", p.count, p.n)
+	if p.tops != [2]float64{} || p.n != 0 {
+		t.Fatalf("cold batches counted: windows %v, batches %d", p.tops, p.n)
 	}
 	for pause := 1; pause <= 3; pause++ {
 		for range 5 {
@@ -115,8 +115,8 @@ func TestPickerColdAndStale(t *testing.T) {
 		}
 		now = now.Add(time.Second)
 		ended := p.batch(now, 32, false)
-		if ended != (pause == 3) || p.count != [2]int{} {
-			t.Fatalf("pause %d: exploration ended %v, windows %v", pause, ended, p.count)
+		if ended != (pause == 3) || p.tops != [2]float64{} {
+			t.Fatalf("pause %d: exploration ended %v, windows %v", pause, ended, p.tops)
 		}
 	}
 	if p.best || p.lock || p.left != 0 || p.measured != [2]float64{} {

@@ -63,6 +63,17 @@ func closedLoop(t *testing.T, s *Scheduler, eng *fakeEngine, clients int, starte
 	return float64(rows) / float64(len(b)-len(b)/3)
 }
 
+// closeNow closes s, so that its owner goroutine's state (s.fill) may be
+// read.
+func closeNow(t *testing.T, s *Scheduler) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // testPick makes the picker's windows fit a test's second of fake
 // batches of a few milliseconds each.
 var testPick = pickParams{
@@ -101,11 +112,7 @@ func TestContinuousWaitsForReturningClients(t *testing.T) {
 			}}
 			s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, NoWait: c.noWait, pick: testPick}, eng)
 			mean := closedLoop(t, s, eng, 32, started, c.think, 1200*time.Millisecond)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := s.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
+			closeNow(t, s)
 			p := &s.fill.pick
 			t.Logf("rows/s: lock-step %.0f, split %.0f; chosen lock-step %v", p.rate(true), p.rate(false), p.best)
 			if !c.noWait && (p.measured[0] == 0 || p.measured[1] == 0) {
@@ -141,11 +148,7 @@ func TestContinuousLockStepAcrossInstances(t *testing.T) {
 	a, b := &fakeEngine{delay: delay}, &fakeEngine{delay: delay}
 	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, pick: testPick}, a, b)
 	closedLoop(t, s, a, 32, started, time.Millisecond, 1500*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeNow(t, s)
 	p := &s.fill.pick
 	t.Logf("rows/s: lock-step %.0f, split %.0f; chosen lock-step %v", p.rate(true), p.rate(false), p.best)
 	if !p.best || p.rate(true) < 1.2*p.rate(false) {
@@ -171,11 +174,7 @@ func TestFillerStaysSplitForLongBatches(t *testing.T) {
 	}}
 	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous, pick: testPick}, eng)
 	closedLoop(t, s, eng, 8, nil, 0, 400*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeNow(t, s)
 	if s.fill.waits != 0 || s.fill.pick.lock || s.fill.pick.left != 0 || s.fill.usual < longBatch {
 		t.Errorf("%d-ms batches: %d waits, lock-step %v, exploring %d", s.fill.cost.Milliseconds(), s.fill.waits, s.fill.pick.lock, s.fill.pick.left)
 	}
@@ -187,11 +186,7 @@ func TestContinuousLoneClientNeverWaits(t *testing.T) {
 	eng := &fakeEngine{delay: func(int) time.Duration { return 500 * time.Microsecond }}
 	s := start(t, Config{MaxBatchSize: 32, Policy: PolicyContinuous}, eng)
 	closedLoop(t, s, eng, 1, nil, 0, 100*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeNow(t, s)
 	if s.fill.waits != 0 || s.fill.tick < 20 {
 		t.Errorf("%d batches, %d decisions to wait: want many and none", s.fill.tick, s.fill.waits)
 	}
@@ -220,13 +215,9 @@ func TestFillerLeavesColdBatchesOut(t *testing.T) {
 	}}}
 	s := startEngines(t, Config{Name: "tiny", Version: "1", MaxBatchSize: 32, Policy: PolicyContinuous, pick: testPick}, []engine.Engine{eng})
 	closedLoop(t, s, eng.fakeEngine, 8, nil, 0, 100*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s.fill.cost != 0 || s.fill.waits != 0 || s.fill.tick == 0 || s.fill.pick.measured != [2]float64{} || s.fill.pick.count != [2]int{} {
-		t.Errorf("after %d cold batches: cost %v, %d waits, windows %v", s.fill.tick, s.fill.cost, s.fill.waits, s.fill.pick.count)
+	closeNow(t, s)
+	if s.fill.cost != 0 || s.fill.waits != 0 || s.fill.tick == 0 || s.fill.pick.measured != [2]float64{} || s.fill.pick.tops != [2]float64{} {
+		t.Errorf("after %d cold batches: cost %v, %d waits, windows %v", s.fill.tick, s.fill.cost, s.fill.waits, s.fill.pick.tops)
 	}
 }
 
